@@ -1,0 +1,227 @@
+#include "vidkv/gpu_quantizer.hpp"
+
+#include <bit>
+#include <cstring>
+#include <string>
+
+#include "shader_registry.hpp"
+#include "vk.hpp"
+
+namespace vidkv {
+
+namespace {
+
+constexpr uint32_t kWorkgroupSize = 64;
+
+struct PushConstants {
+  uint32_t heads, tokens, dim, head_stride, token_stride, groups_total;
+};
+
+uint32_t mode_of(QuantBits bits) {
+  switch (bits) {
+    case QuantBits::b1: return 0;
+    case QuantBits::b1_58: return 1;
+    case QuantBits::b2: return 2;
+    case QuantBits::b4: return 3;
+    case QuantBits::b8: return 4;
+  }
+  return 2;
+}
+
+const ShaderCode& shader(const char* name) {
+  const ShaderCode* code = shaders::find(name);
+  if (code == nullptr) throw Error(ErrorCode::invalid_argument, std::string("no embedded shader ") + name);
+  return *code;
+}
+
+rt::PipelineDesc grouped_pipeline(const char* name, const QuantSpec& spec, ElementType data_type) {
+  const uint32_t levels = max_code(spec.bits);
+  const float rcp = levels > 0 ? 1.0f / float(levels) : 0.0f;
+  rt::PipelineDesc desc;
+  desc.shader = &shader(name);
+  desc.specialization = {kWorkgroupSize,
+                         mode_of(spec.bits),
+                         spec.axis == QuantAxis::channel ? 0u : 1u,
+                         spec.group_size,
+                         spec.ternary_scale == TernaryScale::lsq ? 1u : 0u,
+                         data_type == ElementType::f32 ? 1u : 0u,
+                         std::bit_cast<uint32_t>(rcp)};
+  desc.buffer_count = 4;
+  desc.push_constant_bytes = sizeof(PushConstants);
+  return desc;
+}
+
+void require_size(const rt::BufferView& view, uint64_t bytes, const char* what) {
+  if (view.buffer == VK_NULL_HANDLE) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " buffer is VK_NULL_HANDLE");
+  }
+  if (view.size < bytes) {
+    throw Error(ErrorCode::buffer_too_small, std::string(what) + " buffer holds " + std::to_string(view.size) +
+                                                 " bytes; " + std::to_string(bytes) + " are needed");
+  }
+}
+
+void require_alignment(const rt::Context& ctx, const rt::BufferView& view, const char* what) {
+  const uint64_t align = ctx.info().min_storage_buffer_offset_alignment;
+  if (align > 1 && view.offset % align != 0) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " buffer offset " + std::to_string(view.offset) +
+                                                 " is not a multiple of minStorageBufferOffsetAlignment " +
+                                                 std::to_string(align));
+  }
+}
+
+// Checks shared by quantize and dequantize; returns the push constants.
+PushConstants check_tensor(const rt::Context& ctx, const QuantSpec& spec, const TensorShape& shape,
+                           const TensorLayout& layout, ElementType type, const rt::BufferView& tensor,
+                           const PackedBuffers& packed, const char* tensor_name) {
+  validate(spec, shape);
+  const uint64_t span = layout.span(shape);
+  if (span > 0xffffffffull || layout.head_stride > 0xffffffffull || layout.token_stride > 0xffffffffull) {
+    throw Error(ErrorCode::invalid_argument, "tensor spans " + std::to_string(span) +
+                                                 " elements; at most 2^32 - 1 are addressed by one call");
+  }
+  const PackedBytes bytes = packed_bytes(spec, shape);
+  // fp16 tensors are read and written as 32-bit words: the buffer covers whole words.
+  require_size(tensor, (span * element_bytes(type) + 3) / 4 * 4, tensor_name);
+  require_size(packed.codes, bytes.codes, "codes");
+  require_size(packed.scales, bytes.scales, "scales");
+  require_size(packed.mins, bytes.mins, "mins");
+  for (const auto* view : {&tensor, &packed.codes, &packed.scales, &packed.mins}) {
+    require_alignment(ctx, *view, view == &tensor ? tensor_name : "packed");
+  }
+  const PackedSizes sizes = packed_sizes(spec, shape);
+  return {shape.heads, shape.tokens, shape.dim, uint32_t(layout.head_stride), uint32_t(layout.token_stride),
+          uint32_t(sizes.scale_count())};
+}
+
+}  // namespace
+
+const char* element_type_name(ElementType type) noexcept { return type == ElementType::f16 ? "f16" : "f32"; }
+
+PackedBytes packed_bytes(const QuantSpec& spec, const TensorShape& shape) {
+  const PackedSizes sizes = packed_sizes(spec, shape);
+  const uint64_t half_words = (sizes.scale_count() + 1) / 2;
+  return {sizes.code_words() * 4, half_words * 4, half_words * 4};
+}
+
+GpuQuantizer::GpuQuantizer(std::shared_ptr<rt::Context> context)
+    : context_(context), pipelines_(context), runner_(context) {}
+
+GpuQuantizer::~GpuQuantizer() = default;
+
+void GpuQuantizer::record_quantize(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
+                                   const TensorLayout& layout, ElementType input_type,
+                                   const rt::BufferView& input, const PackedBuffers& output) {
+  const PushConstants pc = check_tensor(*context_, spec, shape, layout, input_type, input, output, "input");
+  const auto& pipeline = pipelines_.get(grouped_pipeline("quantize_grouped", spec, input_type));
+  const rt::BufferView buffers[] = {input, output.codes, output.scales, output.mins};
+  const uint64_t pairs = (uint64_t(pc.groups_total) + 1) / 2;
+  pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(pairs, kWorkgroupSize));
+}
+
+void GpuQuantizer::record_dequantize(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
+                                     const PackedBuffers& input, const TensorLayout& layout,
+                                     ElementType output_type, const rt::BufferView& output) {
+  const PushConstants pc = check_tensor(*context_, spec, shape, layout, output_type, output, input, "output");
+  if (output_type == ElementType::f16 && (layout.head_stride % 2 != 0 || layout.token_stride % 2 != 0)) {
+    // fp16 outputs are written as whole 32-bit words of two channels.
+    throw Error(ErrorCode::invalid_argument, "fp16 output needs even head and token strides, got " +
+                                                 std::to_string(layout.head_stride) + " and " +
+                                                 std::to_string(layout.token_stride));
+  }
+  const auto& pipeline = pipelines_.get(grouped_pipeline("dequantize_grouped", spec, output_type));
+  const rt::BufferView buffers[] = {input.codes, input.scales, input.mins, output};
+  const uint64_t items = uint64_t(shape.heads) * shape.tokens * (shape.dim / 2);
+  pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(items, kWorkgroupSize));
+}
+
+void GpuQuantizer::quantize(const QuantSpec& spec, const TensorShape& shape, const TensorLayout& layout,
+                            ElementType input_type, const rt::BufferView& input, const PackedBuffers& output) {
+  runner_.run([&](VkCommandBuffer cmd) { record_quantize(cmd, spec, shape, layout, input_type, input, output); });
+}
+
+void GpuQuantizer::dequantize(const QuantSpec& spec, const TensorShape& shape, const PackedBuffers& input,
+                              const TensorLayout& layout, ElementType output_type, const rt::BufferView& output) {
+  runner_.run([&](VkCommandBuffer cmd) {
+    record_dequantize(cmd, spec, shape, input, layout, output_type, output);
+  });
+}
+
+QuantizedTensor GpuQuantizer::quantize_host_bytes(const QuantSpec& spec, const TensorShape& shape,
+                                                  const void* data, uint64_t bytes, ElementType type,
+                                                  const TensorLayout& layout) {
+  validate(spec, shape);
+  if (bytes < layout.span(shape) * element_bytes(type)) {
+    throw Error(ErrorCode::buffer_too_small, "input holds " + std::to_string(bytes) + " bytes; the layout spans " +
+                                                 std::to_string(layout.span(shape) * element_bytes(type)));
+  }
+  const PackedBytes pb = packed_bytes(spec, shape);
+  rt::Buffer input(context_, (bytes + 3) / 4 * 4);
+  rt::Buffer codes(context_, pb.codes), scales(context_, pb.scales), mins(context_, pb.mins);
+  input.upload(data, bytes);
+  quantize(spec, shape, layout, type, input.view(), {codes.view(), scales.view(), mins.view()});
+  const PackedSizes sizes = packed_sizes(spec, shape);
+  QuantizedTensor q;
+  q.spec = spec;
+  q.shape = shape;
+  q.codes.resize(sizes.code_words());
+  std::vector<uint16_t> scale_words(pb.scales / 2), min_words(pb.mins / 2);
+  codes.download(q.codes.data(), pb.codes);
+  scales.download(scale_words.data(), pb.scales);
+  mins.download(min_words.data(), pb.mins);
+  q.scales.assign(scale_words.begin(), scale_words.begin() + sizes.scale_count());
+  q.mins.assign(min_words.begin(), min_words.begin() + sizes.scale_count());
+  return q;
+}
+
+QuantizedTensor GpuQuantizer::quantize_host(const QuantSpec& spec, const TensorShape& shape,
+                                            const std::vector<uint16_t>& input, const TensorLayout& layout) {
+  return quantize_host_bytes(spec, shape, input.data(), input.size() * 2, ElementType::f16, layout);
+}
+
+QuantizedTensor GpuQuantizer::quantize_host(const QuantSpec& spec, const TensorShape& shape,
+                                            const std::vector<float>& input, const TensorLayout& layout) {
+  return quantize_host_bytes(spec, shape, input.data(), input.size() * 4, ElementType::f32, layout);
+}
+
+std::vector<uint8_t> GpuQuantizer::dequantize_host_bytes(const QuantizedTensor& q, const TensorLayout& layout,
+                                                         ElementType type) {
+  validate(q.spec, q.shape);
+  const PackedSizes sizes = packed_sizes(q.spec, q.shape);
+  if (q.codes.size() != sizes.code_words() || q.scales.size() != sizes.scale_count() ||
+      q.mins.size() != sizes.scale_count()) {
+    throw Error(ErrorCode::invalid_argument, "QuantizedTensor arrays do not match its spec and shape");
+  }
+  const PackedBytes pb = packed_bytes(q.spec, q.shape);
+  rt::Buffer codes(context_, pb.codes), scales(context_, pb.scales), mins(context_, pb.mins);
+  std::vector<uint16_t> padded_scales(pb.scales / 2, 0), padded_mins(pb.mins / 2, 0);
+  std::copy(q.scales.begin(), q.scales.end(), padded_scales.begin());
+  std::copy(q.mins.begin(), q.mins.end(), padded_mins.begin());
+  codes.upload(q.codes.data(), pb.codes);
+  scales.upload(padded_scales.data(), pb.scales);
+  mins.upload(padded_mins.data(), pb.mins);
+  const uint64_t out_bytes = ((layout.span(q.shape) * element_bytes(type) + 3) / 4) * 4;
+  rt::Buffer output(context_, out_bytes);
+  output.fill(0);  // positions the layout does not cover read as 0, as in the reference
+  dequantize(q.spec, q.shape, {codes.view(), scales.view(), mins.view()}, layout, type, output.view());
+  std::vector<uint8_t> result(out_bytes);
+  output.download(result.data(), out_bytes);
+  result.resize(layout.span(q.shape) * element_bytes(type));
+  return result;
+}
+
+std::vector<uint16_t> GpuQuantizer::dequantize_host(const QuantizedTensor& q, const TensorLayout& layout) {
+  auto bytes = dequantize_host_bytes(q, layout, ElementType::f16);
+  std::vector<uint16_t> out(bytes.size() / 2);
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+std::vector<float> GpuQuantizer::dequantize_host_f32(const QuantizedTensor& q, const TensorLayout& layout) {
+  auto bytes = dequantize_host_bytes(q, layout, ElementType::f32);
+  std::vector<float> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
+
+}  // namespace vidkv

@@ -1,0 +1,48 @@
+#pragma once
+// Command recording. vidkv either records into its own command buffer and submits and waits
+// (CommandRunner), or records into a caller's command buffer and submits nothing. In the second
+// case the caller must (1) make its writes of vidkv's input buffers visible to compute-shader reads
+// before the recorded work (a barrier from its stage/access to COMPUTE_SHADER/SHADER_READ), and
+// (2) put a barrier from COMPUTE_SHADER/SHADER_WRITE to its own stage/access before it reads
+// vidkv's outputs. Between its own dispatches vidkv records the barriers it needs.
+#include <functional>
+#include <memory>
+
+#include <vulkan/vulkan_core.h>
+
+#include "vidkv/export.hpp"
+#include "vidkv/runtime/buffer.hpp"
+
+namespace vidkv::rt {
+
+class Context;
+
+class VIDKV_API CommandRunner {
+ public:
+  explicit CommandRunner(std::shared_ptr<Context> context);
+  ~CommandRunner();
+  CommandRunner(const CommandRunner&) = delete;
+  CommandRunner& operator=(const CommandRunner&) = delete;
+
+  // Records with `record`, submits on the context's queue and waits for completion. Throws
+  // Error(device_lost) and the like, naming the failing call.
+  void run(const std::function<void(VkCommandBuffer)>& record);
+
+ private:
+  std::shared_ptr<Context> context_;
+  VkCommandPool pool_ = VK_NULL_HANDLE;
+  VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+  VkFence fence_ = VK_NULL_HANDLE;
+};
+
+// Records a buffer-to-buffer copy (the profiling tools measure copy bandwidth with it).
+VIDKV_API void record_copy(VkCommandBuffer cmd, const BufferView& src, const BufferView& dst, VkDeviceSize bytes);
+
+// Makes compute-shader writes visible to later compute-shader reads and writes and transfers.
+VIDKV_API void compute_to_compute_barrier(VkCommandBuffer cmd);
+// Makes transfer writes (copies, fills) visible to compute-shader reads.
+VIDKV_API void transfer_to_compute_barrier(VkCommandBuffer cmd);
+// Makes compute-shader writes visible to transfers (copies back to the host).
+VIDKV_API void compute_to_transfer_barrier(VkCommandBuffer cmd);
+
+}  // namespace vidkv::rt

@@ -1,0 +1,113 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Grouped quantize + pack, per channel or per token, at 1, 1.58, 2, 4 or 8 bits. One invocation
+// quantizes two consecutive groups (flat index 2p and 2p + 1), so the two halves of every scale and
+// min word are written by the same invocation and no two invocations share a word. Arithmetic is
+// the CPU reference's, operation for operation (cache/include/vidkv/reference.hpp).
+#include "fp16.glsl"
+#include "grouped_layout.glsl"
+
+layout(std430, binding = 0) readonly buffer Input { uint data[]; } src;
+layout(std430, binding = 1) writeonly buffer Codes { uint data[]; } codes;
+layout(std430, binding = 2) writeonly buffer Scales { uint data[]; } scales;
+layout(std430, binding = 3) writeonly buffer Mins { uint data[]; } mins;
+
+// The element as a half; fp32 input is rounded to half first.
+uint load_half(uint e) {
+  if (DATA_F32 == 1u) return f32_to_f16(uintBitsToFloat(src.data[e]));
+  return half_in_word(src.data[e >> 1], e & 1u);
+}
+
+// round-to-nearest-even of a non-negative float holding a small integer + fraction
+uint round_even_small(float v) {
+  float fl = floor(v);
+  uint q = uint(fl);
+  float frac = v - fl;
+  if (frac > 0.5 || (frac == 0.5 && (q & 1u) == 1u)) q += 1u;
+  return q;
+}
+
+// Quantizes flat group f; returns its scale (low 16 bits) and min (high 16 bits) as halves.
+uvec2 quantize_group(uint f) {
+  uint gpr = groups_per_row();
+  uint row = f / gpr;
+  uint g = f - row * gpr;
+  uint word0 = row * words_per_row() + g * (GROUP_SIZE / FIELDS_PER_WORD);
+
+  // pass 1: min, max (first occurrence wins on ties, as in the reference) and sum |x|
+  float mn = f16_to_f32(load_half(element_index(row, g, 0u)));
+  float mx = mn;
+  precise float abs_sum = 0.0;
+  for (uint i = 0u; i < GROUP_SIZE; ++i) {
+    float x = f16_to_f32(load_half(element_index(row, g, i)));
+    if (x < mn) mn = x;
+    if (x > mx) mx = x;
+    abs_sum += abs(x);
+  }
+
+  if (MODE == MODE_1BIT || MODE == MODE_TERNARY) {
+    uint mean_h = f16_divide_round(abs_sum, float(GROUP_SIZE));
+    float threshold = f16_to_f32(f32_to_f16(0.5 * f16_to_f32(mean_h)));
+    precise float nz_sum = 0.0;
+    uint nz_count = 0u;
+    for (uint w = 0u; w < GROUP_SIZE / FIELDS_PER_WORD; ++w) {
+      uint word = 0u;
+      for (uint k = 0u; k < FIELDS_PER_WORD; ++k) {
+        uint h = load_half(element_index(row, g, w * FIELDS_PER_WORD + k));
+        uint code;
+        if (MODE == MODE_1BIT) {
+          // x >= 0, with -0 counted as non-negative
+          code = ((h & 0x8000u) == 0u || (h & 0x7fffu) == 0u) ? 1u : 0u;
+        } else {
+          float x = f16_to_f32(h);
+          code = x > threshold ? 2u : (x < -threshold ? 0u : 1u);
+          if (code != 1u) {
+            nz_sum += abs(x);
+            nz_count += 1u;
+          }
+        }
+        word |= code << (k * FIELD_BITS);
+      }
+      codes.data[word0 + w] = word;
+    }
+    uint scale_h = mean_h;
+    if (MODE == MODE_TERNARY && TERNARY_LSQ == 1u && nz_count > 0u) {
+      scale_h = f16_divide_round(nz_sum, float(nz_count));
+    }
+    uint min_h = MODE == MODE_1BIT ? 0u : 0xbc00u;  // 0 and -1, as the original stores them
+    return uvec2(scale_h, min_h);
+  }
+
+  // b-bit asymmetric
+  uint mn_h = f32_to_f16(mn);
+  uint range_h = f32_to_f16(mx - mn);
+  precise float scale_f = f16_to_f32(range_h) * LEVEL_RCP;
+  uint scale_h = f32_to_f16(scale_f);
+  float s = f16_to_f32(scale_h);
+  for (uint w = 0u; w < GROUP_SIZE / FIELDS_PER_WORD; ++w) {
+    uint word = 0u;
+    for (uint k = 0u; k < FIELDS_PER_WORD; ++k) {
+      uint code = 0u;
+      if (s > 0.0) {
+        float x = f16_to_f32(load_half(element_index(row, g, w * FIELDS_PER_WORD + k)));
+        float d = f16_to_f32(f32_to_f16(x - mn));
+        float qh = f16_to_f32(f16_divide_round(d, s));
+        code = round_even_small(clamp(qh, 0.0, float(MAX_CODE)));
+      }
+      word |= code << (k * FIELD_BITS);
+    }
+    codes.data[word0 + w] = word;
+  }
+  return uvec2(scale_h, mn_h);
+}
+
+void main() {
+  uint p = gl_GlobalInvocationID.x;
+  uint f0 = 2u * p;
+  if (f0 >= params.groups_total) return;
+  uvec2 a = quantize_group(f0);
+  uvec2 b = uvec2(0u);
+  if (f0 + 1u < params.groups_total) b = quantize_group(f0 + 1u);
+  scales.data[p] = a.x | (b.x << 16);
+  mins.data[p] = a.y | (b.y << 16);
+}

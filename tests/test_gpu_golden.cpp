@@ -1,0 +1,34 @@
+// The GPU quantizer on the authors' golden vectors: the same checks as the reference's.
+#include <gtest/gtest.h>
+
+#include "common/golden.hpp"
+#include "common/golden_checks.hpp"
+#include "vidkv/gpu_quantizer.hpp"
+#include "vulkan_fixture.hpp"
+
+namespace vidkv::test {
+namespace {
+
+using GpuGolden = VulkanTest;
+
+TEST_F(GpuGolden, EveryPerChannelCasePasses) {
+  GpuQuantizer quantizer(ctx);
+  auto quantize = [&](const QuantSpec& spec, const TensorShape& shape, const std::vector<uint16_t>& input,
+                      const TensorLayout& layout) { return quantizer.quantize_host(spec, shape, input, layout); };
+  auto dequantize = [&](const QuantizedTensor& q, const TensorLayout& layout) {
+    return quantizer.dequantize_host(q, layout);
+  };
+  size_t cases = 0;
+  for (const auto& dir : tools::list_golden_cases(VIDKV_GOLDEN_DIR)) {
+    const auto golden = tools::GoldenCase::load(dir);
+    if (!tools::golden_case_is_per_channel(golden)) continue;
+    ++cases;
+    for (const auto& r : tools::run_per_channel_golden_case(golden, quantize, dequantize, "gpu")) {
+      EXPECT_TRUE(r.passed) << r.name << " " << r.shape << ": " << r.detail;
+    }
+  }
+  EXPECT_GE(cases, 8u) << "per-channel golden cases found under " << VIDKV_GOLDEN_DIR;
+}
+
+}  // namespace
+}  // namespace vidkv::test

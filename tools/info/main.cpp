@@ -1,0 +1,81 @@
+// vidkv-info: every Vulkan device vidkv can see, with what matters for its shaders.
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "common/json.hpp"
+#include "vidkv/error.hpp"
+#include "vidkv/runtime/device_info.hpp"
+#include "vidkv/version.hpp"
+
+using namespace vidkv;
+
+static json::Value to_json(const rt::DeviceInfo& d) {
+  json::Value o = json::Value::object();
+  o.set("index", double(d.index));
+  o.set("name", d.name);
+  o.set("type", std::string(rt::device_type_name(d.type)));
+  o.set("api_version", rt::version_string(d.api_version));
+  o.set("driver_version", double(d.driver_version));
+  o.set("driver", d.driver_name);
+  o.set("driver_info", d.driver_info);
+  o.set("vendor_id", double(d.vendor_id));
+  o.set("subgroup_size", double(d.subgroup_size));
+  o.set("min_subgroup_size", double(d.min_subgroup_size));
+  o.set("max_subgroup_size", double(d.max_subgroup_size));
+  o.set("shader_float16", d.shader_float16);
+  o.set("shader_int8", d.shader_int8);
+  o.set("storage_buffer_16bit", d.storage_buffer_16bit);
+  o.set("storage_buffer_8bit", d.storage_buffer_8bit);
+  o.set("push_descriptor", d.push_descriptor);
+  o.set("max_shared_memory", double(d.max_shared_memory));
+  o.set("max_workgroup_invocations", double(d.max_workgroup_invocations));
+  o.set("timestamp_period_ns", double(d.timestamp_period_ns));
+  o.set("device_local_bytes", double(d.device_local_bytes));
+  return o;
+}
+
+int main(int argc, char** argv) {
+  bool as_json = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--json") == 0) {
+      as_json = true;
+    } else if (std::strcmp(argv[i], "--version") == 0) {
+      std::printf("vidkv-info %s\n", VIDKV_VERSION_STRING);
+      return 0;
+    } else {
+      std::fprintf(stderr, "usage: vidkv-info [--json] [--version]\n");
+      return 2;
+    }
+  }
+  try {
+    const auto devices = rt::enumerate_devices();
+    if (as_json) {
+      json::Value list = json::Value::array();
+      for (const auto& d : devices) list.push_back(to_json(d));
+      std::cout << json::write(list, true) << "\n";
+      return 0;
+    }
+    std::printf("vidkv %s: %zu Vulkan device(s)\n", VIDKV_VERSION_STRING, devices.size());
+    for (const auto& d : devices) {
+      std::printf("[%u] %s (%s)\n", d.index, d.name.c_str(), rt::device_type_name(d.type));
+      std::printf("    Vulkan %s, driver %s %s\n", rt::version_string(d.api_version).c_str(), d.driver_name.c_str(),
+                  d.driver_info.c_str());
+      std::printf("    subgroup %u (range %u..%u%s)\n", d.subgroup_size, d.min_subgroup_size, d.max_subgroup_size,
+                  d.subgroup_size_control ? ", size control" : "");
+      std::printf("    shaderFloat16 %s, shaderInt8 %s, 16-bit storage %s, 8-bit storage %s, push descriptors %s\n",
+                  d.shader_float16 ? "yes" : "no", d.shader_int8 ? "yes" : "no",
+                  d.storage_buffer_16bit ? "yes" : "no", d.storage_buffer_8bit ? "yes" : "no",
+                  d.push_descriptor ? "yes" : "no");
+      std::printf("    shared memory %u B, workgroup %u invocations (%u x %u x %u), timestamp period %.3f ns\n",
+                  d.max_shared_memory, d.max_workgroup_invocations, d.max_workgroup_size[0], d.max_workgroup_size[1],
+                  d.max_workgroup_size[2], d.timestamp_period_ns);
+      std::printf("    device-local memory %.1f GiB\n", double(d.device_local_bytes) / (1ull << 30));
+    }
+  } catch (const Error& e) {
+    std::fprintf(stderr, "vidkv-info: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
