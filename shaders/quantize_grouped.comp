@@ -34,14 +34,24 @@ uvec2 quantize_group(uint f) {
   uint g = f - row * gpr;
   uint word0 = row * words_per_row() + g * (GROUP_SIZE / FIELDS_PER_WORD);
 
-  // pass 1: min, max (first occurrence wins on ties, as in the reference) and sum |x|
-  float mn = f16_to_f32(load_half(element_index(row, g, 0u)));
+  // pass 1: min, max and sum |x|. -0 orders below +0 (as in the reference), so the chosen min and
+  // max do not depend on the order of the tokens.
+  uint mn_bits = load_half(element_index(row, g, 0u));
+  uint mx_bits = mn_bits;
+  float mn = f16_to_f32(mn_bits);
   float mx = mn;
   precise float abs_sum = 0.0;
   for (uint i = 0u; i < GROUP_SIZE; ++i) {
-    float x = f16_to_f32(load_half(element_index(row, g, i)));
-    if (x < mn) mn = x;
-    if (x > mx) mx = x;
+    uint h = load_half(element_index(row, g, i));
+    float x = f16_to_f32(h);
+    if (x < mn || (x == mn && h == 0x8000u)) {
+      mn = x;
+      mn_bits = h;
+    }
+    if (x > mx || (x == mx && h == 0x0000u)) {
+      mx = x;
+      mx_bits = h;
+    }
     abs_sum += abs(x);
   }
 
@@ -79,7 +89,7 @@ uvec2 quantize_group(uint f) {
   }
 
   // b-bit asymmetric
-  uint mn_h = f32_to_f16(mn);
+  uint mn_h = mn_bits;
   uint range_h = f32_to_f16(mx - mn);
   precise float scale_f = f16_to_f32(range_h) * LEVEL_RCP;
   uint scale_h = f32_to_f16(scale_f);

@@ -38,7 +38,7 @@ struct Engine {
   };
   std::deque<OwnBuffer> buffers;  // deque: references stay valid as buffers are added
 
-  Engine() {
+  explicit Engine(bool enable_push_descriptor = true) {
     const char* layer = "VK_LAYER_KHRONOS_validation";
     const char* ext = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
@@ -83,7 +83,7 @@ struct Engine {
     VkDeviceCreateInfo di{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
     di.queueCreateInfoCount = 1;
     di.pQueueCreateInfos = &qi;
-    di.enabledExtensionCount = 1;
+    di.enabledExtensionCount = enable_push_descriptor ? 1 : 0;
     di.ppEnabledExtensionNames = &push;
     EXPECT_EQ(vkCreateDevice(physical, &di, nullptr, &device), VK_SUCCESS);
     vkGetDeviceQueue(device, family, 0, &queue);
@@ -204,6 +204,33 @@ TEST(ExternalDevice, RecordsIntoTheEnginesCommandBufferWithTheEnginesBuffers) {
   }  // vidkv's context goes first; the engine's handles must survive it
   EXPECT_NE(engine.device, VK_NULL_HANDLE);
   for (const auto& m : engine.messages) ADD_FAILURE() << "validation message: " << m;
+}
+
+TEST(ExternalDevice, RejectsADeviceWithoutPushDescriptors) {
+  Engine engine(/*enable_push_descriptor=*/false);
+  rt::ExternalDevice external{vkGetInstanceProcAddr, engine.instance, engine.physical, engine.device,
+                              engine.family, engine.queue};
+  try {
+    rt::Context::wrap(external);
+    ADD_FAILURE() << "device without VK_KHR_push_descriptor accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::missing_feature);
+    EXPECT_NE(std::string(e.what()).find("VK_KHR_push_descriptor"), std::string::npos) << e.what();
+  }
+  for (const auto& m : engine.messages) ADD_FAILURE() << "validation message: " << m;
+}
+
+TEST(ExternalDevice, RejectsAQueueFamilyThatDoesNotExist) {
+  Engine engine;
+  rt::ExternalDevice external{vkGetInstanceProcAddr, engine.instance, engine.physical, engine.device, 99,
+                              engine.queue};
+  try {
+    rt::Context::wrap(external);
+    ADD_FAILURE() << "queue family 99 accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::missing_feature);
+    EXPECT_NE(std::string(e.what()).find("99"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ExternalDevice, RejectsIncompleteHandles) {

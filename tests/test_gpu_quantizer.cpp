@@ -30,6 +30,27 @@ TEST_P(GpuQuantizerMatchesReference, CodesScalesMinsAndDecodingBitExact) {
 INSTANTIATE_TEST_SUITE_P(AllPaths, GpuQuantizerMatchesReference, ::testing::ValuesIn(tools::gpu_check_matrix()),
                          [](const auto& info) { return tools::gpu_case_name(info.param); });
 
+// The same checks through staging copies, as on a discrete GPU whose memory the host cannot map.
+TEST(GpuQuantizerStaging, MatchesReferenceThroughStagingCopies) {
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  options.force_staging = true;
+  auto context = rt::Context::create(options);
+  GpuQuantizer quantizer(context);
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  size_t checked = 0;
+  for (const auto& c : tools::gpu_check_matrix()) {
+    if (c.shape.heads != 3 || c.input != ElementType::f16 || c.head_major) continue;  // one shape per path
+    for (const auto& r : tools::run_gpu_check(quantizer, c, seed)) {
+      EXPECT_TRUE(r.passed) << r.name << ": " << r.detail;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 6u * 6u);
+  expect_no_validation_messages(*context, 0);
+}
+
 // ---- bad input: a clear error and nothing written ----
 
 class GpuQuantizerErrors : public VulkanTest {

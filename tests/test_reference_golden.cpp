@@ -102,7 +102,8 @@ TEST(ReferenceGolden, OtherKindsAreNotPerChannel) {
 // The checks are not vacuous: an implementation with the original's faults, or one wrong code,
 // must fail exactly the checks concerned.
 TEST(ReferenceGolden, ChecksCatchWrongImplementations) {
-  const GoldenCase one_bit = GoldenCase::load(std::string(VIDKV_GOLDEN_DIR) + "/q1bit_values_h2_t64");
+  const GoldenCase one_bit =
+      GoldenCase::load(std::string(VIDKV_GOLDEN_DIR) + "/q1bit_values_h2_t64");
   const auto original_decode = [](const QuantizedTensor& q, const TensorLayout& l) {
     auto y = reference::dequantize(q, l);
     for (uint16_t& v : y) v = (v & 0x8000) ? 0 : v;  // the original's q * s: negatives become 0

@@ -160,3 +160,32 @@ TEST(RuntimeValidation, LayerReportsMisuseToTheContext) {
 
 }  // namespace
 }  // namespace vidkv::test
+
+namespace vidkv::test {
+namespace {
+
+// The discrete-GPU path on any device: nothing mapped, every transfer through a staging copy.
+TEST(RuntimeStaging, StagedBuffersRoundTripAndQuantizeBitExact) {
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  options.force_staging = true;
+  auto context = rt::Context::create(options);
+  EXPECT_FALSE(context->unified_memory());
+  rt::Buffer buffer(context, 1 << 16);
+  EXPECT_FALSE(buffer.host_visible());
+  std::vector<uint32_t> data(1 << 14);
+  std::iota(data.begin(), data.end(), 3u);
+  buffer.upload(data.data(), data.size() * 4);
+  buffer.fill(0x11);
+  uint32_t word = 0;
+  buffer.download(&word, 4, 4096);
+  EXPECT_EQ(word, 0x11111111u);
+  buffer.upload(data.data(), data.size() * 4);
+  std::vector<uint32_t> back(data.size());
+  buffer.download(back.data(), back.size() * 4);
+  EXPECT_EQ(back, data);
+  expect_no_validation_messages(*context, 0);
+}
+
+}  // namespace
+}  // namespace vidkv::test

@@ -75,7 +75,8 @@ Buffer::Buffer(std::shared_ptr<Context> context, VkDeviceSize size, MemoryUse us
     check(vkBindBufferMemory(device, buffer_, memory_, 0), "vkBindBufferMemory");
     VkPhysicalDeviceMemoryProperties props{};
     vkGetPhysicalDeviceMemoryProperties(context_->physical_device(), &props);
-    if (props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
+    const bool host_visible = props.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
+    if (host_visible && (use == MemoryUse::readback || context_->unified_memory())) {
       check(vkMapMemory(device, memory_, 0, VK_WHOLE_SIZE, 0, &mapped_), "vkMapMemory");
     }
   } catch (...) {

@@ -95,6 +95,7 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options) {
   vkGetDeviceQueue(ctx->device_, ctx->queue_family_, 0, &ctx->queue_);
   ctx->timestamp_valid_bits_ = families[ctx->queue_family_].timestampValidBits;
   ctx->finish_setup();
+  if (options.force_staging) ctx->unified_memory_ = false;
   return ctx;
 }
 
@@ -121,6 +122,11 @@ std::shared_ptr<Context> Context::wrap(const ExternalDevice& external) {
       !(families[external.queue_family].queueFlags & VK_QUEUE_COMPUTE_BIT)) {
     throw Error(ErrorCode::missing_feature, "queue family " + std::to_string(external.queue_family) +
                                                 " of the external device has no compute support");
+  }
+  // Device-level commands of extensions that were not enabled are not returned (Vulkan 1.2+).
+  if (vkGetDeviceProcAddr(external.device, "vkCmdPushDescriptorSetKHR") == nullptr) {
+    throw Error(ErrorCode::missing_feature,
+                "the external device was created without VK_KHR_push_descriptor, which vidkv needs");
   }
   ctx->timestamp_valid_bits_ = families[external.queue_family].timestampValidBits;
   ctx->finish_setup();

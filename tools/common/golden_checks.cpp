@@ -134,7 +134,8 @@ bool golden_case_is_per_channel(const GoldenCase& c) {
   return b == 1 || std::fabs(b - 1.58) < 1e-9 || b == 2 || b == 4 || b == 8;
 }
 
-std::vector<CheckResult> run_per_channel_golden_case(const GoldenCase& c, const QuantizeFn& quantize,
+std::vector<CheckResult> run_per_channel_golden_case(const GoldenCase& c,
+                                                     const QuantizeFn& quantize,
                                                      const DequantizeFn& dequantize,
                                                      const std::string& impl_name) {
   const std::string prefix = impl_name + "/" + c.name() + "/";

@@ -35,7 +35,8 @@ bool golden_case_is_per_channel(const GoldenCase& c);
 //   dequant_original_equal     2, 4, 8 bit: the original's decoding equals ours bit for bit.
 // An exception from quantize or dequantize becomes one failed "<impl>/<case>/run" result; errors
 // reading the golden files propagate (Error io_error / corrupt_data).
-std::vector<CheckResult> run_per_channel_golden_case(const GoldenCase& c, const QuantizeFn& quantize,
+std::vector<CheckResult> run_per_channel_golden_case(const GoldenCase& c,
+                                                     const QuantizeFn& quantize,
                                                      const DequantizeFn& dequantize,
                                                      const std::string& impl_name);
 

@@ -37,9 +37,12 @@ inline std::vector<uint16_t> random_halves(const TensorShape& shape, const Tenso
         if (specials) {
           // channels 0..2 of head 0 hold the awkward cases
           if (h == 0 && d == 0) v = 1.5f;                                   // constant along tokens
-          if (h == 0 && d == 1) v = (t % 2) ? 0.0f : -0.0f;                 // signed zeros
+          if (h == 0 && d == 1) v = (t % 2) ? 0.0f : -0.0f;                 // signed zeros, -0 first
+          if (h == 0 && d == 4) v = (t % 2) ? -0.0f : 0.0f;                 // signed zeros, +0 first
+          if (h == 0 && d == 5) v = (t % 3) ? 0.0f : -0.0f;
           if (h == 0 && d == 2) v = float(t % 7) * 5.9604645e-8f;           // half subnormals
           if (h == 1 % shape.heads && d == 3 && t < 32) v = -2.25f;         // one constant group
+          if (t == 1 && h == 0 && d < 32) v = (d % 2) ? -0.0f : 0.0f;         // a token's zero group
         }
         data[h * layout.head_stride + t * layout.token_stride + d] = fp16::from_float(v);
       }

@@ -41,7 +41,7 @@ struct TensorShape {
 };
 
 // Where element (head h, token t, channel d) lives: h * head_stride + t * token_stride + d.
-struct TensorLayout {
+struct VIDKV_API TensorLayout {
   uint64_t head_stride = 0;
   uint64_t token_stride = 0;
   // [tokens][heads][dim], the cache's layout and the one engines hand over.

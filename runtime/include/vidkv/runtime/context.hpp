@@ -16,18 +16,21 @@
 
 namespace vidkv::rt {
 
-struct ContextOptions {
+struct VIDKV_API ContextOptions {
   // VK_LAYER_KHRONOS_validation with a debug messenger. Default: the VIDKV_VALIDATION variable.
   bool validation = false;
   // Index or name substring of the device to use. Default: the VIDKV_DEVICE variable; when empty,
   // the first discrete GPU, else integrated, virtual, then CPU (lavapipe).
   std::string device_selector;
+  // Treat the device as a discrete GPU even when its memory is unified: buffers are not mapped and
+  // every upload and download goes through a staging copy (tests exercise that path on lavapipe).
+  bool force_staging = false;
   // Fills validation and device_selector from the environment.
   static ContextOptions from_environment();
 };
 
 // An engine's own device. The queue family must support compute; the device must have been
-// created with VK_KHR_push_descriptor enabled (vidkv binds buffers with push descriptors so that
+// created with VK_KHR_push_descriptor enabled (wrap checks both) (vidkv binds buffers with push descriptors so that
 // nothing it records outlives the call that recorded it).
 struct ExternalDevice {
   PFN_vkGetInstanceProcAddr get_instance_proc_addr = nullptr;  // the engine's loader entry point

@@ -1,0 +1,16 @@
+# ctest helper: fails when the library defines a global symbol named like a Vulkan entry point or a
+# volk function (they must all carry the vidkv_ prefix, see cmake/VolkRename.cmake).
+execute_process(COMMAND nm -g --defined-only "${LIBRARY}" OUTPUT_VARIABLE symbols RESULT_VARIABLE rc ERROR_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${LIBRARY}")
+endif()
+string(REGEX MATCHALL "[ \t][A-Za-z][ \t](vk|volk)[A-Z][A-Za-z0-9_]*" clashes "${symbols}")
+string(REGEX MATCHALL "vidkv_vk[A-Z]" renamed "${symbols}")
+list(LENGTH renamed renamed_count)
+if(clashes)
+  message(FATAL_ERROR "exported Vulkan-named symbols: ${clashes}")
+endif()
+if(renamed_count LESS 100)
+  message(FATAL_ERROR "expected the renamed volk entry points in ${LIBRARY}, found ${renamed_count}")
+endif()
+message(STATUS "no Vulkan-named symbols; ${renamed_count} renamed entry points")
