@@ -6,6 +6,11 @@
 // reference rounds: b-bit half(half(q * s) + mn); 1-bit +-s; 1.58-bit {-s, 0, +s}.
 #include "fp16.glsl"
 #include "grouped_layout.glsl"
+#include "trits.glsl"
+
+// 1.58-bit codes read from trits packed 5 per byte instead of 2-bit fields (binding 0 then holds
+// the packed bytes; axis channel only).
+layout(constant_id = 7) const uint CODES_BASE3 = 0u;
 
 layout(std430, binding = 0) readonly buffer Codes { uint data[]; } codes;
 layout(std430, binding = 1) readonly buffer Scales { uint data[]; } scales;
@@ -20,9 +25,18 @@ uint half_at(uint index, bool from_mins) {
 uint decode(uint h, uint t, uint c) {
   uint row = AXIS == 0u ? h * params.dim + c : h * params.tokens + t;
   uint pos = AXIS == 0u ? t : c;  // position along the row
-  uint word = codes.data[row * words_per_row() + pos / FIELDS_PER_WORD];
-  uint code = (word >> ((pos % FIELDS_PER_WORD) * FIELD_BITS)) & FIELD_MASK;
   uint group = row * groups_per_row() + pos / GROUP_SIZE;
+  uint code;
+  if (MODE == MODE_TERNARY && CODES_BASE3 == 1u) {
+    uint g = pos / GROUP_SIZE;
+    uint trit = c * GROUP_SIZE + (pos - g * GROUP_SIZE);
+    uint byte_index = (h * groups_per_row() + g) * trit_block_bytes(params.dim, GROUP_SIZE) + div5(trit);
+    uint byte_value = (codes.data[byte_index >> 2] >> ((byte_index & 3u) * 8u)) & 255u;
+    code = trit_digit(byte_value, trit - 5u * div5(trit));
+  } else {
+    uint word = codes.data[row * words_per_row() + pos / FIELDS_PER_WORD];
+    code = (word >> ((pos % FIELDS_PER_WORD) * FIELD_BITS)) & FIELD_MASK;
+  }
   uint s = half_at(group, false);
   if (MODE == MODE_1BIT) return code == 1u ? s : (s ^ 0x8000u);
   if (MODE == MODE_TERNARY) return code == 2u ? s : (code == 0u ? (s ^ 0x8000u) : 0u);
@@ -32,19 +46,20 @@ uint decode(uint h, uint t, uint c) {
 }
 
 void main() {
-  uint pairs_per_token = params.dim / 2u;
+  uint pairs_per_token = (params.dim + 1u) / 2u;  // an odd dim ends with a lone channel (fp32 only)
   uint item = gl_GlobalInvocationID.x;
   if (item >= params.heads * params.tokens * pairs_per_token) return;
   uint c = 2u * (item % pairs_per_token);
   uint ht = item / pairs_per_token;
   uint t = ht % params.tokens;
   uint h = ht / params.tokens;
+  bool has_hi = c + 1u < params.dim;
   uint lo = decode(h, t, c);
-  uint hi = decode(h, t, c + 1u);
+  uint hi = has_hi ? decode(h, t, c + 1u) : 0u;
   uint e = h * params.head_stride + t * params.token_stride + c;
   if (DATA_F32 == 1u) {
     dst.data[e] = floatBitsToUint(f16_to_f32(lo));
-    dst.data[e + 1u] = floatBitsToUint(f16_to_f32(hi));
+    if (has_hi) dst.data[e + 1u] = floatBitsToUint(f16_to_f32(hi));
   } else {
     dst.data[e >> 1] = lo | (hi << 16);
   }

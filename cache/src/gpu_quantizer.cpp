@@ -4,14 +4,15 @@
 #include <cstring>
 #include <string>
 
-#include "shader_registry.hpp"
+#include "gpu_common.hpp"
+#include "vidkv/ternary_pack.hpp"
 #include "vk.hpp"
 
 namespace vidkv {
 
 namespace {
 
-constexpr uint32_t kWorkgroupSize = 64;
+using gpu::kWorkgroupSize;
 
 struct PushConstants {
   uint32_t heads, tokens, dim, head_stride, token_stride, groups_total;
@@ -28,27 +29,15 @@ uint32_t mode_of(QuantBits bits) {
   return 2;
 }
 
-const ShaderCode& shader(const char* name) {
-  const ShaderCode* code = shaders::find(name);
-  if (code == nullptr) throw Error(ErrorCode::invalid_argument, std::string("no embedded shader ") + name);
-  return *code;
-}
-
-rt::PipelineDesc grouped_pipeline(const char* name, const QuantSpec& spec, ElementType data_type) {
+rt::PipelineDesc grouped_pipeline(const char* name, const QuantSpec& spec, ElementType data_type,
+                                  bool trits_base3 = false) {
   const uint32_t levels = max_code(spec.bits);
   const float rcp = levels > 0 ? 1.0f / float(levels) : 0.0f;
-  rt::PipelineDesc desc;
-  desc.shader = &shader(name);
-  desc.specialization = {kWorkgroupSize,
-                         mode_of(spec.bits),
-                         spec.axis == QuantAxis::channel ? 0u : 1u,
-                         spec.group_size,
-                         spec.ternary_scale == TernaryScale::lsq ? 1u : 0u,
-                         data_type == ElementType::f32 ? 1u : 0u,
-                         std::bit_cast<uint32_t>(rcp)};
-  desc.buffer_count = 4;
-  desc.push_constant_bytes = sizeof(PushConstants);
-  return desc;
+  return gpu::pipeline(name,
+                       {mode_of(spec.bits), spec.axis == QuantAxis::channel ? 0u : 1u, spec.group_size,
+                        spec.ternary_scale == TernaryScale::lsq ? 1u : 0u, data_type == ElementType::f32 ? 1u : 0u,
+                        std::bit_cast<uint32_t>(rcp), trits_base3 ? 1u : 0u},
+                       4, sizeof(PushConstants));
 }
 
 void require_size(const rt::BufferView& view, uint64_t bytes, const char* what) {
@@ -123,15 +112,63 @@ void GpuQuantizer::record_dequantize(VkCommandBuffer cmd, const QuantSpec& spec,
                                      const PackedBuffers& input, const TensorLayout& layout,
                                      ElementType output_type, const rt::BufferView& output) {
   const PushConstants pc = check_tensor(*context_, spec, shape, layout, output_type, output, input, "output");
-  if (output_type == ElementType::f16 && (layout.head_stride % 2 != 0 || layout.token_stride % 2 != 0)) {
+  if (output_type == ElementType::f16 &&
+      (shape.dim % 2 != 0 || layout.head_stride % 2 != 0 || layout.token_stride % 2 != 0)) {
     // fp16 outputs are written as whole 32-bit words of two channels.
-    throw Error(ErrorCode::invalid_argument, "fp16 output needs even head and token strides, got " +
+    throw Error(ErrorCode::invalid_argument, "fp16 output needs an even dim and even head and token strides, got dim " +
+                                                 std::to_string(shape.dim) + ", strides " +
                                                  std::to_string(layout.head_stride) + " and " +
                                                  std::to_string(layout.token_stride));
   }
   const auto& pipeline = pipelines_.get(grouped_pipeline("dequantize_grouped", spec, output_type));
   const rt::BufferView buffers[] = {input.codes, input.scales, input.mins, output};
-  const uint64_t items = uint64_t(shape.heads) * shape.tokens * (shape.dim / 2);
+  const uint64_t items = uint64_t(shape.heads) * shape.tokens * ((shape.dim + 1) / 2);
+  pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(items, kWorkgroupSize));
+}
+
+static void require_trits(const QuantSpec& spec) {
+  if (spec.bits != QuantBits::b1_58 || spec.axis != QuantAxis::channel) {
+    throw Error(ErrorCode::unsupported_bits, std::string("trits 5 per byte hold 1.58-bit per-channel codes, not ") +
+                                                 bits_name(spec.bits) + "-bit per " + axis_name(spec.axis));
+  }
+}
+
+static uint64_t trit_buffer_bytes(const QuantSpec& spec, const TensorShape& shape) {
+  return (trit_packed_bytes(shape, spec.group_size) + 3) / 4 * 4;
+}
+
+void GpuQuantizer::record_pack_trits(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
+                                     const rt::BufferView& field_codes, const rt::BufferView& packed) {
+  validate(spec, shape);
+  require_trits(spec);
+  require_size(field_codes, packed_bytes(spec, shape).codes, "codes");
+  require_size(packed, trit_buffer_bytes(spec, shape), "packed trits");
+  require_alignment(*context_, field_codes, "codes");
+  require_alignment(*context_, packed, "packed trits");
+  const uint32_t pc[4] = {shape.heads, shape.tokens, shape.dim, uint32_t(trit_packed_bytes(shape, spec.group_size))};
+  const auto& pipeline = pipelines_.get(gpu::pipeline("trit_pack", {spec.group_size}, 2, sizeof(pc)));
+  const rt::BufferView buffers[] = {field_codes, packed};
+  pipeline.dispatch(cmd, buffers, pc, rt::workgroups_for(trit_buffer_bytes(spec, shape) / 4, kWorkgroupSize));
+}
+
+void GpuQuantizer::record_dequantize_trits(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
+                                           const PackedBuffers& input, const TensorLayout& layout,
+                                           ElementType output_type, const rt::BufferView& output) {
+  validate(spec, shape);
+  require_trits(spec);
+  require_size(input.codes, trit_buffer_bytes(spec, shape), "packed trits");
+  // The fields-sized check in record_dequantize covers scales, mins and output; the trit buffer is
+  // smaller than the fields one, so check the rest with a stand-in of the fields' size.
+  PackedBuffers checked = input;
+  checked.codes.size = std::max<VkDeviceSize>(input.codes.size, packed_bytes(spec, shape).codes);
+  const PushConstants pc = check_tensor(*context_, spec, shape, layout, output_type, output, checked, "output");
+  if (output_type == ElementType::f16 &&
+      (shape.dim % 2 != 0 || layout.head_stride % 2 != 0 || layout.token_stride % 2 != 0)) {
+    throw Error(ErrorCode::invalid_argument, "fp16 output needs an even dim and even strides");
+  }
+  const auto& pipeline = pipelines_.get(grouped_pipeline("dequantize_grouped", spec, output_type, true));
+  const rt::BufferView buffers[] = {input.codes, input.scales, input.mins, output};
+  const uint64_t items = uint64_t(shape.heads) * shape.tokens * ((shape.dim + 1) / 2);
   pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(items, kWorkgroupSize));
 }
 
@@ -185,7 +222,7 @@ QuantizedTensor GpuQuantizer::quantize_host(const QuantSpec& spec, const TensorS
 }
 
 std::vector<uint8_t> GpuQuantizer::dequantize_host_bytes(const QuantizedTensor& q, const TensorLayout& layout,
-                                                         ElementType type) {
+                                                         ElementType type, const std::vector<uint8_t>* trits) {
   validate(q.spec, q.shape);
   const PackedSizes sizes = packed_sizes(q.spec, q.shape);
   if (q.codes.size() != sizes.code_words() || q.scales.size() != sizes.scale_count() ||
@@ -203,11 +240,49 @@ std::vector<uint8_t> GpuQuantizer::dequantize_host_bytes(const QuantizedTensor& 
   const uint64_t out_bytes = ((layout.span(q.shape) * element_bytes(type) + 3) / 4) * 4;
   rt::Buffer output(context_, out_bytes);
   output.fill(0);  // positions the layout does not cover read as 0, as in the reference
-  dequantize(q.spec, q.shape, {codes.view(), scales.view(), mins.view()}, layout, type, output.view());
+  if (trits == nullptr) {
+    dequantize(q.spec, q.shape, {codes.view(), scales.view(), mins.view()}, layout, type, output.view());
+  } else {
+    require_trits(q.spec);
+    if (trits->size() != trit_packed_bytes(q.shape, q.spec.group_size)) {
+      throw Error(ErrorCode::invalid_argument, "packed trits hold " + std::to_string(trits->size()) + " bytes; " +
+                                                   std::to_string(trit_packed_bytes(q.shape, q.spec.group_size)) +
+                                                   " expected");
+    }
+    rt::Buffer packed(context_, trit_buffer_bytes(q.spec, q.shape));
+    std::vector<uint8_t> padded(packed.size(), 0);
+    std::copy(trits->begin(), trits->end(), padded.begin());
+    packed.upload(padded.data(), padded.size());
+    runner_.run([&](VkCommandBuffer cmd) {
+      record_dequantize_trits(cmd, q.spec, q.shape, {packed.view(), scales.view(), mins.view()}, layout, type,
+                              output.view());
+    });
+  }
   std::vector<uint8_t> result(out_bytes);
   output.download(result.data(), out_bytes);
   result.resize(layout.span(q.shape) * element_bytes(type));
   return result;
+}
+
+std::vector<uint8_t> GpuQuantizer::pack_trits_host(const QuantizedTensor& q) {
+  validate(q.spec, q.shape);
+  require_trits(q.spec);
+  const PackedBytes pb = packed_bytes(q.spec, q.shape);
+  if (q.codes.size() * 4 != pb.codes) throw Error(ErrorCode::invalid_argument, "codes do not match the shape");
+  rt::Buffer codes(context_, pb.codes), packed(context_, trit_buffer_bytes(q.spec, q.shape));
+  codes.upload(q.codes.data(), pb.codes);
+  runner_.run([&](VkCommandBuffer cmd) { record_pack_trits(cmd, q.spec, q.shape, codes.view(), packed.view()); });
+  std::vector<uint8_t> out(trit_packed_bytes(q.shape, q.spec.group_size));
+  packed.download(out.data(), out.size());
+  return out;
+}
+
+std::vector<uint16_t> GpuQuantizer::dequantize_trits_host(const QuantizedTensor& q, const std::vector<uint8_t>& packed,
+                                                          const TensorLayout& layout) {
+  auto bytes = dequantize_host_bytes(q, layout, ElementType::f16, &packed);
+  std::vector<uint16_t> out(bytes.size() / 2);
+  std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
 }
 
 std::vector<uint16_t> GpuQuantizer::dequantize_host(const QuantizedTensor& q, const TensorLayout& layout) {

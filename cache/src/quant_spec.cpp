@@ -103,10 +103,6 @@ void validate(const QuantSpec& spec, const TensorShape& shape) {
                 std::string(bits_name(spec.bits)) +
                     "-bit quantization is offered only with axis channel, not token");
   }
-  if (shape.dim % 2 != 0) {
-    throw Error(ErrorCode::invalid_argument,
-                "dim " + std::to_string(shape.dim) + " is odd (fp16 data goes two per word)");
-  }
 }
 
 PackedSizes packed_sizes(const QuantSpec& spec, const TensorShape& shape) {

@@ -58,6 +58,15 @@ class VIDKV_API GpuQuantizer {
   void dequantize(const QuantSpec& spec, const TensorShape& shape, const PackedBuffers& input,
                   const TensorLayout& layout, ElementType output_type, const rt::BufferView& output);
 
+  // 1.58-bit per-channel codes repacked from 2-bit fields to trits 5 per byte (ternary_pack.hpp):
+  // `packed` needs trit_packed_bytes(shape, group_size) rounded up to whole words.
+  void record_pack_trits(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
+                         const rt::BufferView& field_codes, const rt::BufferView& packed);
+  // Decoding straight from trits 5 per byte (input.codes holds the packed bytes).
+  void record_dequantize_trits(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
+                               const PackedBuffers& input, const TensorLayout& layout, ElementType output_type,
+                               const rt::BufferView& output);
+
   // Host round trips through device buffers (tools and tests).
   QuantizedTensor quantize_host(const QuantSpec& spec, const TensorShape& shape,
                                 const std::vector<uint16_t>& input_fp16, const TensorLayout& layout);
@@ -65,6 +74,9 @@ class VIDKV_API GpuQuantizer {
                                 const std::vector<float>& input_fp32, const TensorLayout& layout);
   std::vector<uint16_t> dequantize_host(const QuantizedTensor& q, const TensorLayout& layout);
   std::vector<float> dequantize_host_f32(const QuantizedTensor& q, const TensorLayout& layout);
+  std::vector<uint8_t> pack_trits_host(const QuantizedTensor& q);
+  std::vector<uint16_t> dequantize_trits_host(const QuantizedTensor& q, const std::vector<uint8_t>& packed,
+                                              const TensorLayout& layout);
 
   const std::shared_ptr<rt::Context>& context() const { return context_; }
 
@@ -72,7 +84,7 @@ class VIDKV_API GpuQuantizer {
   QuantizedTensor quantize_host_bytes(const QuantSpec& spec, const TensorShape& shape, const void* data,
                                       uint64_t bytes, ElementType type, const TensorLayout& layout);
   std::vector<uint8_t> dequantize_host_bytes(const QuantizedTensor& q, const TensorLayout& layout,
-                                             ElementType type);
+                                             ElementType type, const std::vector<uint8_t>* trits = nullptr);
 
   std::shared_ptr<rt::Context> context_;
   rt::PipelineSet pipelines_;

@@ -77,8 +77,9 @@ VIDKV_API uint32_t max_code(QuantBits bits) noexcept;
 //    32-bit code words at every bit width;
 //  - the grouped axis (tokens for axis = channel, dim for axis = token) not a multiple of
 //    group_size (bad_group_size: the cache keeps such a tail in fp16 instead);
-//  - 1 or 1.58 bits with axis = token (unsupported_bits: only 2, 4 and 8 are offered per token);
-//  - dim odd (invalid_argument: fp16 data is handled two channels per 32-bit word).
+//  - 1 or 1.58 bits with axis = token (unsupported_bits: only 2, 4 and 8 are offered per token).
+// Any dim is accepted (the FFT key path quantizes odd numbers of coefficient streams); the GPU
+// writes fp16 output two channels per 32-bit word, so it decodes an odd dim only to fp32.
 VIDKV_API void validate(const QuantSpec& spec, const TensorShape& shape);
 VIDKV_API PackedSizes packed_sizes(const QuantSpec& spec, const TensorShape& shape);
 

@@ -1,0 +1,48 @@
+#pragma once
+// VidKV's mixed-precision keys on a Vulkan device (see vidkv_keys.hpp for the exact definitions):
+// channel ranges and the anomalous-channel choice in shaders, the normal channels through a VkFFT
+// real-to-complex transform across channels, both parts quantized with the grouped quantizer; the
+// decode runs the inverse real FFT on the device. Ranges, channel choices, codes, scales and mins
+// equal the reference bit for bit given the same fp16 coefficients; the coefficients themselves
+// (fp32 VkFFT vs the reference's double DFT) and the decoded keys agree within fp16 rounding.
+#include <memory>
+#include <vector>
+
+#include "vidkv/export.hpp"
+#include "vidkv/gpu_quantizer.hpp"
+#include "vidkv/runtime/fft.hpp"
+#include "vidkv/vidkv_keys.hpp"
+
+namespace vidkv {
+
+class VIDKV_API GpuKeyQuantizer {
+ public:
+  explicit GpuKeyQuantizer(std::shared_ptr<rt::Context> context);
+  ~GpuKeyQuantizer();
+
+  // Ranges [units][dim] as halves and the per-head channel split, computed on the device.
+  std::vector<uint16_t> ranges_host(const TensorShape& shape, const std::vector<uint16_t>& input,
+                                    const TensorLayout& layout, ChannelScope scope);
+  // The channel split per head chosen on the device from ranges [units][dim] (halves).
+  std::vector<ChannelSplit> select_host(const std::vector<uint16_t>& ranges, uint32_t dim, uint32_t heads,
+                                        ChannelScope scope, uint32_t k);
+  // Quantizes: selects channels from this input's ranges.
+  QuantizedKeys quantize_host(const KeySpec& spec, const TensorShape& shape, const std::vector<uint16_t>& input,
+                              const TensorLayout& layout);
+  // Quantizes with channels chosen earlier (a sequence keeps its prefill choice for later blocks).
+  QuantizedKeys quantize_host_with(const KeySpec& spec, const TensorShape& shape, const std::vector<uint16_t>& input,
+                                   const TensorLayout& layout, const std::vector<ChannelSplit>& splits);
+  // Decoded keys as halves at layout positions (positions the layout does not cover hold the
+  // poison byte).
+  std::vector<uint16_t> dequantize_host(const QuantizedKeys& q, const TensorLayout& layout);
+
+  // Fills every output and intermediate buffer with this byte before each run (default 0xFF), so a
+  // shader that leaves an element unwritten produces a visible mismatch; tests run with two values.
+  void set_poison(uint8_t byte_value);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vidkv

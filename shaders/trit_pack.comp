@@ -1,0 +1,51 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Repacks the 2-bit-field codes of a 1.58-bit per-channel tensor (codes[h][c][tokens / 16], field =
+// code + 1) into trits 5 per byte, in blocks of one (head, group): trit index c * group + t within
+// the block. One invocation per output word (4 bytes), so no two invocations share a word.
+#include "trits.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint GROUP_SIZE = 32u;
+
+layout(std430, binding = 0) readonly buffer Codes { uint data[]; } codes;
+layout(std430, binding = 1) writeonly buffer Packed { uint data[]; } packed;
+
+layout(push_constant) uniform Params {
+  uint heads, tokens, dim, total_bytes;
+} params;
+
+uint field(uint h, uint c, uint t) {
+  uint words_per_row = params.tokens / 16u;
+  uint word = codes.data[(h * params.dim + c) * words_per_row + t / 16u];
+  return (word >> ((t % 16u) * 2u)) & 3u;
+}
+
+void main() {
+  uint w = gl_GlobalInvocationID.x;
+  if (4u * w >= params.total_bytes) return;
+  uint block_bytes = trit_block_bytes(params.dim, GROUP_SIZE);
+  uint groups = params.tokens / GROUP_SIZE;
+  uint trits_per_block = params.dim * GROUP_SIZE;
+  uint word = 0u;
+  for (uint k = 0u; k < 4u; ++k) {
+    uint b = 4u * w + k;
+    if (b >= params.total_bytes) break;
+    uint block = b / block_bytes;
+    uint h = block / groups;
+    uint g = block - h * groups;
+    uint first = 5u * (b - block * block_bytes);
+    uint v = 0u;
+    for (uint i = 0u; i < 5u; ++i) {
+      uint trit = first + i;
+      uint d = 0u;
+      if (trit < trits_per_block) {
+        uint c = trit / GROUP_SIZE;
+        d = field(h, c, g * GROUP_SIZE + (trit - c * GROUP_SIZE));
+      }
+      v = v * 3u + d;
+    }
+    word |= ((v * 256u + 242u) / 243u) << (8u * k);
+  }
+  packed.data[w] = word;
+}
