@@ -197,14 +197,9 @@ void validate(const KeySpec& spec, const TensorShape& shape) {
   if (spec.fft != FftLayout::half && spec.fft != FftLayout::full) {
     throw Error(ErrorCode::invalid_argument, "fft layout enum value " + std::to_string(int(spec.fft)) + " is not known");
   }
-  // Group size, tokens a multiple of it, zero sizes, odd dim.
+  // Group size, tokens a multiple of it, zero sizes. Any k is accepted: odd parts are quantized
+  // like any other (the GPU decodes keys to fp16 only for an even dim, which it checks itself).
   validate(QuantSpec{QuantBits::b2, QuantAxis::channel, spec.group_size, TernaryScale::mean_abs}, shape);
-  const uint32_t k = anomalous_channel_count(spec, shape.dim);
-  if (k % 2 != 0) {
-    throw Error(ErrorCode::invalid_argument,
-                "nbits_key " + std::to_string(spec.nbits) + " gives k = " + std::to_string(k) + " anomalous channels of dim " +
-                    std::to_string(shape.dim) + "; k must be even (fp16 data goes two per word)");
-  }
 }
 
 namespace reference {

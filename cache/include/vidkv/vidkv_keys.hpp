@@ -17,8 +17,7 @@
 //    1 bit per stream (groups of group_size tokens), as vidkv::reference does for 1-bit.
 //  - decode: x_n = Re((1/N) sum_f X'_f exp(+2 pi i f n / N)) over the full spectrum, where the half
 //    layout stands for its conjugate-symmetric extension; rounded to fp16.
-//  - k must be even (so both parts keep an even dim, like every fp16 tensor here); validate throws
-//    otherwise, naming nbits and k.
+//  - any k is accepted, odd ones included (e.g. D = 64, nbits 1.3: k = 19, N = 45).
 //  - an empty part (k = 0 at nbits 1.0: no anomalous channels; k = D at nbits 2.0: no streams) is a
 //    QuantizedTensor with its spec filled in, shape {heads, tokens, 0} and no codes, scales or mins.
 // The reference computes DFTs in double; the GPU uses VkFFT in fp32, so coefficients agree within

@@ -12,9 +12,9 @@
 
 #include "vidkv/fp16.hpp"
 
-namespace vidkv::test {
+namespace vidkv::tools {
 
-inline double half_ulp(double magnitude) {
+inline double half_ulp_of(double magnitude) {
   if (magnitude < 6.103515625e-05) return 5.960464477539063e-08;  // subnormal spacing 2^-24
   return std::ldexp(1.0, int(std::floor(std::log2(magnitude))) - 10);
 }
@@ -43,7 +43,7 @@ inline ToleranceReport compare_within_fp16_rounding(const std::vector<uint16_t>&
       const double x = fp16::to_float(a[i]), y = fp16::to_float(b[i]);
       const double diff = std::fabs(x - y);
       r.max_difference = std::max(r.max_difference, std::isnan(diff) ? INFINITY : diff);
-      const double allowed = std::max(half_ulp(std::max(std::fabs(x), std::fabs(y))), 1e-5 * row_max);
+      const double allowed = std::max(half_ulp_of(std::max(std::fabs(x), std::fabs(y))), 1e-5 * row_max);
       if (!(diff <= allowed)) {
         if (r.mismatches++ == 0) {
           r.first = "element " + std::to_string(i) + ": " + std::to_string(x) + " vs " + std::to_string(y);
@@ -54,4 +54,4 @@ inline ToleranceReport compare_within_fp16_rounding(const std::vector<uint16_t>&
   return r;
 }
 
-}  // namespace vidkv::test
+}  // namespace vidkv::tools
