@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gpu_common.hpp"
+#include "gpu_packed_io.hpp"
 #include "vidkv/fp16.hpp"
 #include "vidkv/runtime/commands.hpp"
 
@@ -172,19 +173,6 @@ std::vector<uint32_t> roles_from_splits(const std::vector<ChannelSplit>& splits,
   return roles;
 }
 
-QuantizedTensor download_packed(const QuantSpec& spec, const TensorShape& shape, const rt::Buffer& codes,
-                                const rt::Buffer& scales, const rt::Buffer& mins) {
-  QuantizedTensor q;
-  q.spec = spec;
-  q.shape = shape;
-  if (shape.dim == 0) return q;
-  const PackedSizes sizes = packed_sizes(spec, shape);
-  q.codes = download<uint32_t>(codes, sizes.code_words());
-  q.scales = download<uint16_t>(scales, sizes.scale_count());
-  q.mins = download<uint16_t>(mins, sizes.scale_count());
-  return q;
-}
-
 QuantSpec anomalous_spec(const KeySpec& s) { return {QuantBits::b2, QuantAxis::channel, s.group_size}; }
 QuantSpec stream_spec(const KeySpec& s) { return {QuantBits::b1, QuantAxis::channel, s.group_size}; }
 
@@ -213,14 +201,11 @@ QuantizedKeys GpuKeyQuantizer::quantize_host_with(const KeySpec& spec, const Ten
   const rt::FftPlan* forward = N > 0 ? &m.ffts.get(N, H * T, false) : nullptr;
   rt::Buffer rows(ctx, forward ? forward->real_bytes() : 16), spectrum(ctx, forward ? forward->complex_bytes() : 16);
   const TensorShape a_shape{H, T, k}, s_shape{H, T, S};
-  const PackedBytes a_bytes = k ? packed_bytes(anomalous_spec(spec), a_shape) : PackedBytes{};
-  const PackedBytes s_bytes = S ? packed_bytes(stream_spec(spec), s_shape) : PackedBytes{};
-  rt::Buffer a_codes(ctx, at_least(a_bytes.codes)), a_scales(ctx, at_least(a_bytes.scales)),
-      a_mins(ctx, at_least(a_bytes.mins));
-  rt::Buffer s_codes(ctx, at_least(s_bytes.codes)), s_scales(ctx, at_least(s_bytes.scales)),
-      s_mins(ctx, at_least(s_bytes.mins));
-  m.poison_all({&ranges, &roles, &alist, &nlist, &anomalous, &streams, &rows, &spectrum, &a_codes, &a_scales,
-                &a_mins, &s_codes, &s_scales, &s_mins});
+  const gpu::DevicePacked a_packed = gpu::allocate_packed(ctx, anomalous_spec(spec), a_shape);
+  const gpu::DevicePacked s_packed = gpu::allocate_packed(ctx, stream_spec(spec), s_shape);
+  m.poison_all({&ranges, &roles, &alist, &nlist, &anomalous, &streams, &rows, &spectrum});
+  a_packed.fill(m.poison);
+  s_packed.fill(m.poison);
   if (!given_roles.empty()) roles.upload(given_roles.data(), given_roles.size() * 4);
 
   const uint32_t scope_layer = spec.scope == ChannelScope::layer ? 1u : 0u;
@@ -249,11 +234,11 @@ QuantizedKeys GpuKeyQuantizer::quantize_host_with(const KeySpec& spec, const Ten
           .dispatch(cmd, sviews, &sp, rt::workgroups_for(uint64_t(H) * T * S, gpu::kWorkgroupSize));
       rt::compute_to_compute_barrier(cmd);
       m.grouped.record_quantize(cmd, stream_spec(spec), s_shape, TensorLayout::thd(s_shape), ElementType::f32,
-                                streams.view(), {s_codes.view(), s_scales.view(), s_mins.view()});
+                                streams.view(), s_packed.views());
     }
     if (k > 0) {
       m.grouped.record_quantize(cmd, anomalous_spec(spec), a_shape, TensorLayout::thd(a_shape), ElementType::f32,
-                                anomalous.view(), {a_codes.view(), a_scales.view(), a_mins.view()});
+                                anomalous.view(), a_packed.views());
     }
   });
 
@@ -273,8 +258,8 @@ QuantizedKeys GpuKeyQuantizer::quantize_host_with(const KeySpec& spec, const Ten
                           std::vector<uint32_t>(n.begin() + size_t(u) * N, n.begin() + size_t(u + 1) * N)});
     }
   }
-  q.anomalous = download_packed(anomalous_spec(spec), a_shape, a_codes, a_scales, a_mins);
-  q.normal = download_packed(stream_spec(spec), s_shape, s_codes, s_scales, s_mins);
+  q.anomalous = gpu::download_packed(anomalous_spec(spec), a_shape, a_packed);
+  q.normal = gpu::download_packed(stream_spec(spec), s_shape, s_packed);
   // The quantizer's input: each fp32 coefficient rounded to half, reordered to [heads][tokens][streams].
   const auto coeffs = download<float>(streams, size_t(T) * H * S);
   q.coefficients.resize(coeffs.size());
@@ -298,28 +283,11 @@ std::vector<uint16_t> GpuKeyQuantizer::dequantize_host(const QuantizedKeys& q, c
   const auto roles_host = roles_from_splits(q.splits, spec.scope, H, D, k);
   const TensorShape a_shape{H, T, k}, s_shape{H, T, S};
   auto ctx = m.ctx;
-  auto upload_packed = [&](const QuantizedTensor& part, const QuantSpec& part_spec, const TensorShape& part_shape,
-                           std::unique_ptr<rt::Buffer> out[3]) {
-    const PackedBytes bytes = part_shape.dim ? packed_bytes(part_spec, part_shape) : PackedBytes{};
-    const PackedSizes sizes = part_shape.dim ? packed_sizes(part_spec, part_shape) : PackedSizes{};
-    if (part_shape.dim && (part.codes.size() != sizes.code_words() || part.scales.size() != sizes.scale_count() ||
-                           part.mins.size() != sizes.scale_count())) {
-      throw Error(ErrorCode::invalid_argument, "QuantizedKeys parts do not match their spec and shape");
-    }
-    out[0] = std::make_unique<rt::Buffer>(ctx, at_least(bytes.codes));
-    out[1] = std::make_unique<rt::Buffer>(ctx, at_least(bytes.scales));
-    out[2] = std::make_unique<rt::Buffer>(ctx, at_least(bytes.mins));
-    if (!part_shape.dim) return;
-    std::vector<uint16_t> scales(bytes.scales / 2, 0), mins(bytes.mins / 2, 0);
-    std::copy(part.scales.begin(), part.scales.end(), scales.begin());
-    std::copy(part.mins.begin(), part.mins.end(), mins.begin());
-    out[0]->upload(part.codes.data(), bytes.codes);
-    out[1]->upload(scales.data(), bytes.scales);
-    out[2]->upload(mins.data(), bytes.mins);
-  };
-  std::unique_ptr<rt::Buffer> a[3], s[3];
-  upload_packed(q.anomalous, anomalous_spec(spec), a_shape, a);
-  upload_packed(q.normal, stream_spec(spec), s_shape, s);
+  if (q.anomalous.shape.dim != k || q.normal.shape.dim != S) {
+    throw Error(ErrorCode::invalid_argument, "QuantizedKeys parts do not match nbits_key " + std::to_string(spec.nbits));
+  }
+  const gpu::DevicePacked a = gpu::upload_packed(ctx, q.anomalous);
+  const gpu::DevicePacked s = gpu::upload_packed(ctx, q.normal);
   rt::Buffer roles(ctx, at_least(roles_host.size() * 4));
   roles.upload(roles_host.data(), roles_host.size() * 4);
   rt::Buffer anomalous(ctx, at_least(uint64_t(T) * H * k * 4)), streams(ctx, at_least(uint64_t(T) * H * S * 4));
@@ -331,12 +299,12 @@ std::vector<uint16_t> GpuKeyQuantizer::dequantize_host(const QuantizedKeys& q, c
 
   m.runner.run([&](VkCommandBuffer cmd) {
     if (k > 0) {
-      m.grouped.record_dequantize(cmd, anomalous_spec(spec), a_shape, {a[0]->view(), a[1]->view(), a[2]->view()},
-                                  TensorLayout::thd(a_shape), ElementType::f32, anomalous.view());
+      m.grouped.record_dequantize(cmd, anomalous_spec(spec), a_shape, a.views(), TensorLayout::thd(a_shape),
+                                  ElementType::f32, anomalous.view());
     }
     if (inverse) {
-      m.grouped.record_dequantize(cmd, stream_spec(spec), s_shape, {s[0]->view(), s[1]->view(), s[2]->view()},
-                                  TensorLayout::thd(s_shape), ElementType::f32, streams.view());
+      m.grouped.record_dequantize(cmd, stream_spec(spec), s_shape, s.views(), TensorLayout::thd(s_shape),
+                                  ElementType::f32, streams.view());
       rt::compute_to_compute_barrier(cmd);
       const StreamPush sp{H, T, N, S, N / 2 + 1};
       const rt::BufferView sviews[] = {streams.view(), spectrum.view()};

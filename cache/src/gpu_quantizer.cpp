@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gpu_common.hpp"
+#include "gpu_packed_io.hpp"
 #include "vidkv/ternary_pack.hpp"
 #include "vk.hpp"
 
@@ -192,23 +193,11 @@ QuantizedTensor GpuQuantizer::quantize_host_bytes(const QuantSpec& spec, const T
     throw Error(ErrorCode::buffer_too_small, "input holds " + std::to_string(bytes) + " bytes; the layout spans " +
                                                  std::to_string(layout.span(shape) * element_bytes(type)));
   }
-  const PackedBytes pb = packed_bytes(spec, shape);
   rt::Buffer input(context_, (bytes + 3) / 4 * 4);
-  rt::Buffer codes(context_, pb.codes), scales(context_, pb.scales), mins(context_, pb.mins);
+  const gpu::DevicePacked out = gpu::allocate_packed(context_, spec, shape);
   input.upload(data, bytes);
-  quantize(spec, shape, layout, type, input.view(), {codes.view(), scales.view(), mins.view()});
-  const PackedSizes sizes = packed_sizes(spec, shape);
-  QuantizedTensor q;
-  q.spec = spec;
-  q.shape = shape;
-  q.codes.resize(sizes.code_words());
-  std::vector<uint16_t> scale_words(pb.scales / 2), min_words(pb.mins / 2);
-  codes.download(q.codes.data(), pb.codes);
-  scales.download(scale_words.data(), pb.scales);
-  mins.download(min_words.data(), pb.mins);
-  q.scales.assign(scale_words.begin(), scale_words.begin() + sizes.scale_count());
-  q.mins.assign(min_words.begin(), min_words.begin() + sizes.scale_count());
-  return q;
+  quantize(spec, shape, layout, type, input.view(), out.views());
+  return gpu::download_packed(spec, shape, out);
 }
 
 QuantizedTensor GpuQuantizer::quantize_host(const QuantSpec& spec, const TensorShape& shape,
@@ -224,24 +213,12 @@ QuantizedTensor GpuQuantizer::quantize_host(const QuantSpec& spec, const TensorS
 std::vector<uint8_t> GpuQuantizer::dequantize_host_bytes(const QuantizedTensor& q, const TensorLayout& layout,
                                                          ElementType type, const std::vector<uint8_t>* trits) {
   validate(q.spec, q.shape);
-  const PackedSizes sizes = packed_sizes(q.spec, q.shape);
-  if (q.codes.size() != sizes.code_words() || q.scales.size() != sizes.scale_count() ||
-      q.mins.size() != sizes.scale_count()) {
-    throw Error(ErrorCode::invalid_argument, "QuantizedTensor arrays do not match its spec and shape");
-  }
-  const PackedBytes pb = packed_bytes(q.spec, q.shape);
-  rt::Buffer codes(context_, pb.codes), scales(context_, pb.scales), mins(context_, pb.mins);
-  std::vector<uint16_t> padded_scales(pb.scales / 2, 0), padded_mins(pb.mins / 2, 0);
-  std::copy(q.scales.begin(), q.scales.end(), padded_scales.begin());
-  std::copy(q.mins.begin(), q.mins.end(), padded_mins.begin());
-  codes.upload(q.codes.data(), pb.codes);
-  scales.upload(padded_scales.data(), pb.scales);
-  mins.upload(padded_mins.data(), pb.mins);
+  const gpu::DevicePacked device = gpu::upload_packed(context_, q);
   const uint64_t out_bytes = ((layout.span(q.shape) * element_bytes(type) + 3) / 4) * 4;
   rt::Buffer output(context_, out_bytes);
   output.fill(0);  // positions the layout does not cover read as 0, as in the reference
   if (trits == nullptr) {
-    dequantize(q.spec, q.shape, {codes.view(), scales.view(), mins.view()}, layout, type, output.view());
+    dequantize(q.spec, q.shape, device.views(), layout, type, output.view());
   } else {
     require_trits(q.spec);
     if (trits->size() != trit_packed_bytes(q.shape, q.spec.group_size)) {
@@ -254,8 +231,8 @@ std::vector<uint8_t> GpuQuantizer::dequantize_host_bytes(const QuantizedTensor& 
     std::copy(trits->begin(), trits->end(), padded.begin());
     packed.upload(padded.data(), padded.size());
     runner_.run([&](VkCommandBuffer cmd) {
-      record_dequantize_trits(cmd, q.spec, q.shape, {packed.view(), scales.view(), mins.view()}, layout, type,
-                              output.view());
+      record_dequantize_trits(cmd, q.spec, q.shape, {packed.view(), device.scales->view(), device.mins->view()},
+                              layout, type, output.view());
     });
   }
   std::vector<uint8_t> result(out_bytes);

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "gpu_packed_io.hpp"
 #include "gpu_stp_internal.hpp"
 #include "shader_registry.hpp"
 #include "vidkv/gpu_stp.hpp"
@@ -190,28 +191,11 @@ StpQuantizedValues GpuStp::quantize_values_host(const TokenSplit& split, uint32_
   q.low.shape = part_shape(shape, split.other_tokens);
   rt::Buffer input_buffer(context_, word_bytes(span, 2));
   input_buffer.upload(input.data(), span * 2);
-  // Empty parts get 4-byte placeholders (a Vulkan buffer cannot be empty); nothing touches them.
-  auto make = [&](const QuantizedTensor& part) {
-    const PackedBytes b = part.shape.tokens > 0 ? packed_bytes(part.spec, part.shape) : PackedBytes{4, 4, 4};
-    return std::array<std::unique_ptr<rt::Buffer>, 3>{std::make_unique<rt::Buffer>(context_, b.codes),
-                                                      std::make_unique<rt::Buffer>(context_, b.scales),
-                                                      std::make_unique<rt::Buffer>(context_, b.mins)};
-  };
-  auto hb = make(q.high), lb = make(q.low);
-  quantize_values(split, group_size, ternary, shape, layout, input_buffer.view(),
-                  {hb[0]->view(), hb[1]->view(), hb[2]->view()}, {lb[0]->view(), lb[1]->view(), lb[2]->view()});
-  for (auto [part, bufs] : {std::pair{&q.high, &hb}, std::pair{&q.low, &lb}}) {
-    if (part->shape.tokens == 0) continue;  // an empty part: no codes, scales or mins, as in the reference
-    const PackedSizes sizes = packed_sizes(part->spec, part->shape);
-    const PackedBytes bytes = packed_bytes(part->spec, part->shape);
-    part->codes.resize(sizes.code_words());
-    (*bufs)[0]->download(part->codes.data(), bytes.codes);
-    std::vector<uint16_t> scales(bytes.scales / 2), mins(bytes.mins / 2);
-    (*bufs)[1]->download(scales.data(), bytes.scales);
-    (*bufs)[2]->download(mins.data(), bytes.mins);
-    part->scales.assign(scales.begin(), scales.begin() + sizes.scale_count());
-    part->mins.assign(mins.begin(), mins.begin() + sizes.scale_count());
-  }
+  const gpu::DevicePacked hb = gpu::allocate_packed(context_, q.high.spec, q.high.shape);
+  const gpu::DevicePacked lb = gpu::allocate_packed(context_, q.low.spec, q.low.shape);
+  quantize_values(split, group_size, ternary, shape, layout, input_buffer.view(), hb.views(), lb.views());
+  q.high = gpu::download_packed(q.high.spec, q.high.shape, hb);
+  q.low = gpu::download_packed(q.low.spec, q.low.shape, lb);
   return q;
 }
 
@@ -237,26 +221,12 @@ std::vector<uint16_t> GpuStp::dequantize_values_host(const StpQuantizedValues& q
   }
   const uint64_t span = layout.span(q.shape);
   require_addressable(span, "output");
-  auto upload = [&](const QuantizedTensor& part) {
-    const PackedBytes b = part.shape.tokens > 0 ? packed_bytes(part.spec, part.shape) : PackedBytes{4, 4, 4};
-    std::array<std::unique_ptr<rt::Buffer>, 3> bufs{std::make_unique<rt::Buffer>(context_, b.codes),
-                                                    std::make_unique<rt::Buffer>(context_, b.scales),
-                                                    std::make_unique<rt::Buffer>(context_, b.mins)};
-    if (part.shape.tokens == 0) return bufs;
-    std::vector<uint16_t> scales(b.scales / 2, 0), mins(b.mins / 2, 0);
-    std::copy(part.scales.begin(), part.scales.end(), scales.begin());
-    std::copy(part.mins.begin(), part.mins.end(), mins.begin());
-    bufs[0]->upload(part.codes.data(), b.codes);
-    bufs[1]->upload(scales.data(), b.scales);
-    bufs[2]->upload(mins.data(), b.mins);
-    return bufs;
-  };
-  auto hb = upload(q.high), lb = upload(q.low);
+  const gpu::DevicePacked hb = gpu::upload_packed(context_, q.high);
+  const gpu::DevicePacked lb = gpu::upload_packed(context_, q.low);
   rt::Buffer output(context_, word_bytes(span, 2));
   output.fill(0);  // positions the layout does not cover read as 0, as in the reference
-  dequantize_values(q.split, group_size, q.low.spec.ternary_scale, q.shape,
-                    {hb[0]->view(), hb[1]->view(), hb[2]->view()}, {lb[0]->view(), lb[1]->view(), lb[2]->view()},
-                    layout, output.view());
+  dequantize_values(q.split, group_size, q.low.spec.ternary_scale, q.shape, hb.views(), lb.views(), layout,
+                    output.view());
   std::vector<uint16_t> result(word_bytes(span, 2) / 2);
   output.download(result.data(), word_bytes(span, 2));
   result.resize(span);
