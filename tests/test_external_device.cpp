@@ -43,7 +43,13 @@ struct Engine {
     const char* ext = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.apiVersion = VK_API_VERSION_1_2;
+    // The engine checks its barriers around vidkv's work with synchronization validation too.
+    const VkValidationFeatureEnableEXT sync = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT features{VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT};
+    features.enabledValidationFeatureCount = 1;
+    features.pEnabledValidationFeatures = &sync;
     VkInstanceCreateInfo ii{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
+    ii.pNext = &features;
     ii.pApplicationInfo = &app;
     ii.enabledLayerCount = 1;
     ii.ppEnabledLayerNames = &layer;

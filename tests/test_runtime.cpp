@@ -189,3 +189,27 @@ TEST(RuntimeStaging, StagedBuffersRoundTripAndQuantizeBitExact) {
 
 }  // namespace
 }  // namespace vidkv::test
+
+namespace vidkv::test {
+namespace {
+
+// Synchronization validation is on in every test context: two writes of one buffer without a
+// barrier between them must be reported, so a silent run means no hazard.
+TEST(RuntimeValidation, SynchronizationValidationReportsAHazard) {
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  options.synchronization_validation = true;
+  auto context = rt::Context::create(options);
+  rt::Buffer buffer(context, 4096);
+  rt::CommandRunner runner(context);
+  runner.run([&](VkCommandBuffer cmd) {
+    vkCmdFillBuffer(cmd, buffer.handle(), 0, VK_WHOLE_SIZE, 1u);
+    vkCmdFillBuffer(cmd, buffer.handle(), 0, VK_WHOLE_SIZE, 2u);  // WRITE_AFTER_WRITE: no barrier
+  });
+  bool hazard = false;
+  for (const auto& m : context->validation_messages()) hazard = hazard || m.text.find("SYNC-HAZARD") != std::string::npos;
+  EXPECT_TRUE(hazard) << "synchronization validation did not report the missing barrier";
+}
+
+}  // namespace
+}  // namespace vidkv::test

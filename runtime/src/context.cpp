@@ -26,6 +26,7 @@ ContextOptions ContextOptions::from_environment() {
   ContextOptions options;
   const std::string validation = env("VIDKV_VALIDATION");
   options.validation = !validation.empty() && validation != "0";
+  options.synchronization_validation = env("VIDKV_SYNC_VALIDATION") != "0";
   options.device_selector = env("VIDKV_DEVICE");
   return options;
 }
@@ -34,7 +35,7 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options) {
   load_loader();
   std::shared_ptr<Context> ctx(new Context());
   ctx->owns_device_ = true;
-  ctx->instance_ = create_instance(options.validation);
+  ctx->instance_ = create_instance(options.validation, options.validation && options.synchronization_validation);
   if (options.validation) {
     DebugMessenger m = create_messenger(ctx->instance_, ctx.get());
     ctx->messenger_ = m.messenger;

@@ -23,7 +23,7 @@ static bool has_layer(const char* name) {
   return false;
 }
 
-VkInstance create_instance(bool validation) {
+VkInstance create_instance(bool validation, bool synchronization_validation) {
   if (volkGetInstanceVersion() < VK_API_VERSION_1_2) {
     throw Error(ErrorCode::missing_feature, "the Vulkan loader supports only API " +
                                                 version_string(volkGetInstanceVersion()) +
@@ -44,8 +44,13 @@ VkInstance create_instance(bool validation) {
   app.pApplicationName = "vidkv";
   app.pEngineName = "vidkv";
   app.apiVersion = VK_API_VERSION_1_2;
+  const VkValidationFeatureEnableEXT sync = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+  VkValidationFeaturesEXT features{VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT};
+  features.enabledValidationFeatureCount = 1;
+  features.pEnabledValidationFeatures = &sync;
   VkInstanceCreateInfo info{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
   info.pApplicationInfo = &app;
+  if (validation && synchronization_validation) info.pNext = &features;
   info.enabledLayerCount = static_cast<uint32_t>(layers.size());
   info.ppEnabledLayerNames = layers.data();
   info.enabledExtensionCount = static_cast<uint32_t>(extensions.size());

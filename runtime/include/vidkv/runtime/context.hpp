@@ -19,6 +19,9 @@ namespace vidkv::rt {
 struct VIDKV_API ContextOptions {
   // VK_LAYER_KHRONOS_validation with a debug messenger. Default: the VIDKV_VALIDATION variable.
   bool validation = false;
+  // With validation: also the layer's synchronization validation (missing barriers, hazards between
+  // dispatches and copies). Default: on whenever validation is on, unless VIDKV_SYNC_VALIDATION=0.
+  bool synchronization_validation = true;
   // Index or name substring of the device to use. Default: the VIDKV_DEVICE variable; when empty,
   // the first discrete GPU, else integrated, virtual, then CPU (lavapipe).
   std::string device_selector;

@@ -1,0 +1,127 @@
+#pragma once
+// Decode attention for one new token over one layer's KV cache (DESIGN section 5), on a Vulkan
+// device, reading the packed VidKV cache directly (never decoding it to fp16 in memory).
+//
+// A layer is any number of quantized segments (the prefill, then blocks appended later, each with
+// its own token count and the same channel lists) followed by the fp16 residual (the newest
+// tokens). Every segment and the residual are cut into splits of split_tokens() tokens; each split
+// is one workgroup per KV head that serves all q_heads / kv_heads query heads of that KV head
+// (GQA: query head i reads KV head i / ratio), and writes an unnormalised partial softmax into its
+// own slot of the `partials` scratch buffer; one reduction then combines all slots, so the whole
+// layer is one softmax. The fp16 baseline is the same with no segments.
+//
+// Recording (record_*) checks every argument first and throws vidkv::Error naming the bad value
+// without recording anything; it records its own barriers between its dispatches, and the caller
+// owes the barriers of vidkv/runtime/commands.hpp around it. run_* submit and wait.
+#include <memory>
+#include <vector>
+
+#include "vidkv/attention_reference.hpp"
+#include "vidkv/export.hpp"
+#include "vidkv/gpu_quantizer.hpp"
+#include "vidkv/vidkv_keys.hpp"
+
+namespace vidkv {
+
+struct AttentionGeometry {
+  uint32_t kv_heads = 0;
+  uint32_t q_heads = 0;  // a multiple of kv_heads, at most 8 query heads per KV head
+  uint32_t dim = 0;      // 64, 128 or 256
+  float scale = 0.0f;    // softmax scale; 0 means 1 / sqrt(dim)
+};
+
+// fp16 K and V, both [tokens][kv_heads][dim] (TensorLayout::thd), halves.
+struct Fp16KvBuffers {
+  uint32_t tokens = 0;
+  rt::BufferView keys;
+  rt::BufferView values;
+};
+
+// How a segment's values are stored (all with group size 32).
+enum class ValueFormat {
+  ternary_trits,  // 1.58-bit per channel, trits 5 per byte (ternary_pack.hpp); scales only
+  b2_channel,     // 2-bit per channel: codes [h][c][T/16], scales and mins [h][c][T/32]
+  b2_token,       // 2-bit per token (KIVI): codes [h][t][D/16], scales and mins [h][t][D/32]
+};
+VIDKV_API const char* value_format_name(ValueFormat format) noexcept;
+
+// One quantized segment on the device, in the layouts QuantizedKeys / QuantizedTensor use.
+struct QuantizedSegmentBuffers {
+  uint32_t tokens = 0;           // a multiple of 32
+  PackedBuffers key_anomalous;   // 2-bit part, shape {kv_heads, tokens, k}; ignored when k = 0
+  PackedBuffers key_normal;      // 1-bit streams {kv_heads, tokens, streams}; mins ignored; ignored when k = dim
+  PackedBuffers values;          // codes hold the trit bytes for ternary_trits; mins ignored then
+};
+
+struct QuantizedLayerBuffers {
+  KeySpec keys;                  // group_size 32
+  ValueFormat values = ValueFormat::ternary_trits;
+  // uint32 [units][dim]: per unit the k anomalous channels, then the dim - k normal channels, each
+  // list increasing; units = kv_heads (ChannelScope::head) or 1 (ChannelScope::layer).
+  rt::BufferView channels;
+  std::vector<QuantizedSegmentBuffers> segments;
+  Fp16KvBuffers residual;        // tokens may be 0
+};
+
+// Host-side segment for the convenience functions (attention_reference.hpp); trits are packed
+// from the values when not given.
+using HostSegment = AttentionSegment;
+
+// The channel table of QuantizedLayerBuffers::channels for these keys' channel splits.
+VIDKV_API std::vector<uint32_t> attention_channel_table(const QuantizedKeys& keys);
+
+class VIDKV_API GpuAttention {
+ public:
+  explicit GpuAttention(std::shared_ptr<rt::Context> context);
+  ~GpuAttention();
+
+  // Tokens per split (a multiple of 64, 64..1024; default 256).
+  void set_split_tokens(uint32_t tokens);
+  uint32_t split_tokens() const { return split_; }
+
+  // Bytes the `partials` scratch buffer needs.
+  uint64_t partial_bytes_fp16(const AttentionGeometry& geometry, uint32_t tokens) const;
+  uint64_t partial_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
+
+  // q: fp32 [q_heads][dim]; out: fp32 [q_heads][dim].
+  void record_fp16(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
+                   const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out);
+  void record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                    const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out);
+  void run_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const rt::BufferView& q,
+                const rt::BufferView& partials, const rt::BufferView& out);
+  void run_vidkv(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
+                 const rt::BufferView& partials, const rt::BufferView& out);
+
+  // Host round trips (tests, tools). K/V halves [tokens][kv_heads][dim]; q [q_heads][dim].
+  std::vector<float> fp16_host(const AttentionGeometry& geometry, const std::vector<float>& q,
+                               const std::vector<uint16_t>& keys, const std::vector<uint16_t>& values,
+                               uint32_t tokens);
+  // Segments in order, then the residual (residual_tokens may be 0).
+  std::vector<float> vidkv_host(const AttentionGeometry& geometry, const std::vector<float>& q,
+                                const std::vector<HostSegment>& segments, const std::vector<uint16_t>& residual_keys,
+                                const std::vector<uint16_t>& residual_values, uint32_t residual_tokens);
+
+  // Byte every output and scratch buffer of the host functions is filled with first (tests).
+  void set_poison(uint8_t byte_value) { poison_ = byte_value; }
+
+  const std::shared_ptr<rt::Context>& context() const { return context_; }
+
+ private:
+  void check_common(const AttentionGeometry& geometry, const rt::BufferView& q, const rt::BufferView& out) const;
+  void check_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const char* what) const;
+  void check_shared_memory(uint64_t bytes, const char* what) const;
+  void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
+                          const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);
+  void record_reduce(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t slots,
+                     const rt::BufferView& partials, const rt::BufferView& out);
+  uint32_t splits_of(uint32_t tokens) const { return (tokens + split_ - 1) / split_; }
+
+  std::shared_ptr<rt::Context> context_;
+  rt::PipelineSet pipelines_;
+  rt::CommandRunner runner_;
+  uint32_t split_ = 256;
+  uint8_t poison_ = 0xff;
+};
+
+}  // namespace vidkv

@@ -1,0 +1,264 @@
+// Decode attention: argument checks and recording (gpu_attention.hpp). Host round trips are in
+// gpu_attention_host.cpp.
+#include "vidkv/gpu_attention.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "gpu_common.hpp"
+#include "vidkv/ternary_pack.hpp"
+
+namespace vidkv {
+
+namespace {
+
+constexpr uint32_t kGroup = 32;     // key and value group size the shaders are written for
+constexpr uint32_t kMaxRatio = 8;   // query heads per KV head (accumulators live in registers)
+
+struct Fp16Push {
+  uint32_t kv_heads, tokens, head_stride, token_stride, slot_base;
+  float scale;
+};
+struct VidkvPush {
+  uint32_t kv_heads, tokens, slot_base;
+  float scale;
+};
+struct ReducePush {
+  uint32_t q_heads, slots;
+};
+
+std::string str(uint64_t v) { return std::to_string(v); }
+
+void check_view(const rt::BufferView& view, uint64_t bytes, const std::string& name) {
+  if (view.buffer == VK_NULL_HANDLE) throw Error(ErrorCode::invalid_argument, name + " has no buffer");
+  if (view.size < bytes) {
+    throw Error(ErrorCode::buffer_too_small, name + " holds " + str(view.size) + " bytes; " + str(bytes) + " needed");
+  }
+}
+
+uint64_t words(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
+
+float scale_of(const AttentionGeometry& g) { return g.scale != 0.0f ? g.scale : 1.0f / std::sqrt(float(g.dim)); }
+uint32_t ratio_of(const AttentionGeometry& g) { return g.q_heads / g.kv_heads; }
+
+uint32_t value_mode(ValueFormat f) {
+  switch (f) {
+    case ValueFormat::ternary_trits: return 0;
+    case ValueFormat::b2_channel: return 1;
+    case ValueFormat::b2_token: return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+const char* value_format_name(ValueFormat format) noexcept {
+  switch (format) {
+    case ValueFormat::ternary_trits: return "ternary_trits";
+    case ValueFormat::b2_channel: return "b2_channel";
+    case ValueFormat::b2_token: return "b2_token";
+  }
+  return "?";
+}
+
+std::vector<uint32_t> attention_channel_table(const QuantizedKeys& keys) {
+  const uint32_t units = keys.spec.scope == ChannelScope::layer ? 1 : keys.shape.heads;
+  if (keys.splits.size() < units) throw Error(ErrorCode::invalid_argument, "keys have no channel split per head");
+  std::vector<uint32_t> table;
+  for (uint32_t u = 0; u < units; ++u) {
+    const ChannelSplit& s = keys.splits[u];
+    if (s.anomalous.size() + s.normal.size() != keys.shape.dim) {
+      throw Error(ErrorCode::invalid_argument, "channel split of head " + str(u) + " does not cover dim " +
+                                                   str(keys.shape.dim));
+    }
+    table.insert(table.end(), s.anomalous.begin(), s.anomalous.end());
+    table.insert(table.end(), s.normal.begin(), s.normal.end());
+  }
+  return table;
+}
+
+GpuAttention::GpuAttention(std::shared_ptr<rt::Context> context)
+    : context_(context), pipelines_(context), runner_(context) {}
+GpuAttention::~GpuAttention() = default;
+
+void GpuAttention::set_split_tokens(uint32_t tokens) {
+  if (tokens < 64 || tokens > 1024 || tokens % 64 != 0) {
+    throw Error(ErrorCode::invalid_argument, "split tokens " + str(tokens) + " is not a multiple of 64 in 64..1024");
+  }
+  split_ = tokens;
+}
+
+void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView& q,
+                                const rt::BufferView& out) const {
+  if (g.dim != 64 && g.dim != 128 && g.dim != 256) {
+    throw Error(ErrorCode::invalid_argument, "head dim " + str(g.dim) + " is not 64, 128 or 256");
+  }
+  if (g.kv_heads == 0 || g.q_heads == 0 || g.q_heads % g.kv_heads != 0) {
+    throw Error(ErrorCode::invalid_argument, "q_heads " + str(g.q_heads) + " is not a positive multiple of kv_heads " +
+                                                 str(g.kv_heads));
+  }
+  if (ratio_of(g) > kMaxRatio) {
+    throw Error(ErrorCode::invalid_argument, "q_heads / kv_heads = " + str(ratio_of(g)) + " exceeds " + str(kMaxRatio));
+  }
+  if (!std::isfinite(g.scale) || g.scale < 0.0f) {
+    throw Error(ErrorCode::invalid_argument, "scale " + std::to_string(g.scale) + " is not finite and >= 0");
+  }
+  const uint64_t bytes = uint64_t(g.q_heads) * g.dim * 4;
+  check_view(q, bytes, "q");
+  check_view(out, bytes, "out");
+}
+
+void GpuAttention::check_fp16(const AttentionGeometry& g, const Fp16KvBuffers& kv, const char* what) const {
+  const uint64_t bytes = uint64_t(kv.tokens) * g.kv_heads * g.dim * 2;
+  if (kv.tokens == 0) return;
+  check_view(kv.keys, bytes, std::string(what) + " keys");
+  check_view(kv.values, bytes, std::string(what) + " values");
+}
+
+void GpuAttention::check_shared_memory(uint64_t bytes, const char* what) const {
+  if (bytes > context_->info().max_shared_memory) {
+    throw Error(ErrorCode::invalid_argument, std::string(what) + " needs " + str(bytes) +
+                                                 " bytes of shared memory; the device has " +
+                                                 str(context_->info().max_shared_memory) +
+                                                 " (use fewer split tokens or query heads per KV head)");
+  }
+}
+
+uint64_t GpuAttention::partial_bytes_fp16(const AttentionGeometry& g, uint32_t tokens) const {
+  return uint64_t(splits_of(tokens)) * g.q_heads * (g.dim + 2) * 4;
+}
+
+uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+  uint64_t slots = splits_of(layer.residual.tokens);
+  for (const auto& s : layer.segments) slots += splits_of(s.tokens);
+  return slots * g.q_heads * (g.dim + 2) * 4;
+}
+
+void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
+                                      const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base) {
+  const uint32_t ratio = ratio_of(g);
+  const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g)};
+  const auto& p = pipelines_.get(gpu::pipeline("attention_fp16", {g.dim, ratio, split_}, 4, sizeof(pc)));
+  const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
+  p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads);
+}
+
+void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g, uint32_t slots,
+                                 const rt::BufferView& partials, const rt::BufferView& out) {
+  rt::compute_to_compute_barrier(cmd);
+  const ReducePush pc{g.q_heads, slots};
+  const auto& p = pipelines_.get(gpu::pipeline("attention_reduce", {g.dim}, 2, sizeof(pc)));
+  const rt::BufferView views[] = {partials, out};
+  p.dispatch(cmd, views, &pc, g.q_heads);
+}
+
+void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
+                               const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out) {
+  check_common(g, q, out);
+  if (kv.tokens == 0) throw Error(ErrorCode::invalid_argument, "the KV cache is empty (tokens 0)");
+  check_fp16(g, kv, "fp16");
+  check_view(partials, partial_bytes_fp16(g, kv.tokens), "partials");
+  const uint64_t ratio = ratio_of(g);
+  check_shared_memory(4 * ratio * (split_ + gpu::kWorkgroupSize + 2 + g.dim), "attention_fp16");
+  record_fp16_splits(cmd, g, kv, q, partials, 0);
+  record_reduce(cmd, g, splits_of(kv.tokens), partials, out);
+}
+
+void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out) {
+  check_common(g, q, out);
+  const KeySpec& ks = layer.keys;
+  validate(ks, {g.kv_heads, kGroup, g.dim});  // nbits and group size
+  if (ks.group_size != kGroup) {
+    throw Error(ErrorCode::bad_group_size, "key group size " + str(ks.group_size) + " is not 32");
+  }
+  const uint32_t H = g.kv_heads, D = g.dim, ratio = ratio_of(g);
+  const uint32_t k = anomalous_channel_count(ks, D), N = D - k, S = coefficient_streams(ks.fft, N);
+  const uint32_t units = ks.scope == ChannelScope::layer ? 1 : H;
+  uint64_t total = layer.residual.tokens;
+  for (size_t i = 0; i < layer.segments.size(); ++i) {
+    const QuantizedSegmentBuffers& seg = layer.segments[i];
+    const std::string name = "segment " + str(i);
+    total += seg.tokens;
+    if (seg.tokens == 0 || seg.tokens % kGroup != 0) {
+      throw Error(ErrorCode::bad_group_size, name + " tokens " + str(seg.tokens) + " is not a positive multiple of 32");
+    }
+    const TensorShape vshape{H, seg.tokens, D};
+    if (k > 0) {
+      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, seg.tokens, k});
+      check_view(seg.key_anomalous.codes, b.codes, name + " anomalous key codes");
+      check_view(seg.key_anomalous.scales, b.scales, name + " anomalous key scales");
+      check_view(seg.key_anomalous.mins, b.mins, name + " anomalous key mins");
+    }
+    if (S > 0) {
+      const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, kGroup}, {H, seg.tokens, S});
+      check_view(seg.key_normal.codes, b.codes, name + " key stream codes");
+      check_view(seg.key_normal.scales, b.scales, name + " key stream scales");
+    }
+    if (layer.values == ValueFormat::ternary_trits) {
+      check_view(seg.values.codes, words(trit_packed_bytes(vshape, kGroup)), name + " value trits");
+      check_view(seg.values.scales, packed_bytes({QuantBits::b1_58, QuantAxis::channel, kGroup}, vshape).scales,
+                 name + " value scales");
+    } else {
+      const QuantAxis axis = layer.values == ValueFormat::b2_token ? QuantAxis::token : QuantAxis::channel;
+      const PackedBytes b = packed_bytes({QuantBits::b2, axis, kGroup}, vshape);
+      check_view(seg.values.codes, b.codes, name + " value codes");
+      check_view(seg.values.scales, b.scales, name + " value scales");
+      check_view(seg.values.mins, b.mins, name + " value mins");
+    }
+  }
+  if (total == 0) throw Error(ErrorCode::invalid_argument, "the KV cache is empty (no segment and no residual tokens)");
+  check_fp16(g, layer.residual, "residual");
+  if (!layer.segments.empty()) check_view(layer.channels, uint64_t(units) * D * 4, "channels");
+  check_view(partials, partial_bytes(g, layer), "partials");
+  const uint64_t common = 4ull * ratio * (split_ + gpu::kWorkgroupSize + 2);
+  const uint64_t gpt = gpu::kWorkgroupSize / kGroup;
+  const uint64_t fused = common + 4ull * ratio * (std::max(k, 1u) + std::max(N, 1u) + std::max(S, 1u)) +
+                         4ull * gpt * ratio * (std::max(k + S, 1u) + 1) + 4ull * ratio * (split_ / kGroup);
+  check_shared_memory(fused, "attention_vidkv");
+  if (layer.residual.tokens > 0) check_shared_memory(common + 4ull * ratio * D, "attention_fp16");
+
+  // Parts a configuration does not have (no anomalous channels at nbits 1, no streams at 2) still
+  // need a valid binding: q stands in, never read.
+  auto or_q = [&](const rt::BufferView& v, bool used) { return used ? v : q; };
+  const VkBool32 full = ks.fft == FftLayout::full;
+  const auto& fused_pipeline = pipelines_.get(gpu::pipeline(
+      "attention_vidkv",
+      {D, ratio, split_, k, S, N, uint32_t(full), value_mode(layer.values), ks.scope == ChannelScope::layer ? 1u : 0u},
+      11, sizeof(VidkvPush)));
+  uint32_t slot = 0;
+  for (const QuantizedSegmentBuffers& seg : layer.segments) {
+    const VidkvPush pc{H, seg.tokens, slot, scale_of(g)};
+    const bool mins = layer.values != ValueFormat::ternary_trits;
+    const rt::BufferView views[] = {q,
+                                    layer.channels,
+                                    or_q(seg.key_anomalous.codes, k > 0),
+                                    or_q(seg.key_anomalous.scales, k > 0),
+                                    or_q(seg.key_anomalous.mins, k > 0),
+                                    or_q(seg.key_normal.codes, S > 0),
+                                    or_q(seg.key_normal.scales, S > 0),
+                                    seg.values.codes,
+                                    seg.values.scales,
+                                    or_q(seg.values.mins, mins),
+                                    partials};
+    fused_pipeline.dispatch(cmd, views, &pc, splits_of(seg.tokens), H);
+    slot += splits_of(seg.tokens);
+  }
+  if (layer.residual.tokens > 0) {
+    record_fp16_splits(cmd, g, layer.residual, q, partials, slot);
+    slot += splits_of(layer.residual.tokens);
+  }
+  record_reduce(cmd, g, slot, partials, out);
+}
+
+void GpuAttention::run_fp16(const AttentionGeometry& g, const Fp16KvBuffers& kv, const rt::BufferView& q,
+                            const rt::BufferView& partials, const rt::BufferView& out) {
+  runner_.run([&](VkCommandBuffer cmd) { record_fp16(cmd, g, kv, q, partials, out); });
+}
+
+void GpuAttention::run_vidkv(const AttentionGeometry& g, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
+                             const rt::BufferView& partials, const rt::BufferView& out) {
+  runner_.run([&](VkCommandBuffer cmd) { record_vidkv(cmd, g, layer, q, partials, out); });
+}
+
+}  // namespace vidkv
