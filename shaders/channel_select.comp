@@ -3,15 +3,15 @@
 // Chooses the k anomalous channels of each unit (head, or the whole layer): the k largest ranges,
 // ties to the lower channel index. One workgroup per unit, one invocation per channel (dim <= 256).
 // Writes role[unit][c] = (anomalous ? 0x80000000 : 0) | position in its increasing list, and the
-// two lists themselves.
+// channel table [unit][dim] that attention reads: the k anomalous channels, then the normal ones,
+// each list increasing.
 #include "fp16.glsl"
 
 layout(local_size_x = 256) in;
 
 layout(std430, binding = 0) readonly buffer Ranges { uint data[]; } ranges;
 layout(std430, binding = 1) writeonly buffer Roles { uint data[]; } roles;
-layout(std430, binding = 2) writeonly buffer Anomalous { uint data[]; } anomalous;  // [unit][k]
-layout(std430, binding = 3) writeonly buffer Normal { uint data[]; } normal;        // [unit][dim - k]
+layout(std430, binding = 2) writeonly buffer Table { uint data[]; } table;  // [unit][dim]
 
 layout(push_constant) uniform Params {
   uint dim, k;
@@ -38,14 +38,13 @@ void main() {
   if (c < params.dim) {
     uint before = 0u;  // anomalous channels below c
     for (uint o = 0u; o < c; ++o) before += is_anomalous[o];
-    uint n = params.dim - params.k;
     if (is_anomalous[c] == 1u) {
       roles.data[unit * params.dim + c] = 0x80000000u | before;
-      anomalous.data[unit * params.k + before] = c;
+      table.data[unit * params.dim + before] = c;
     } else {
       uint position = c - before;
       roles.data[unit * params.dim + c] = position;
-      normal.data[unit * n + position] = c;
+      table.data[unit * params.dim + params.k + position] = c;
     }
   }
 }

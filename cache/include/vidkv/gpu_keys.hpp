@@ -15,6 +15,30 @@
 
 namespace vidkv {
 
+// Device buffers a key quantization writes: the 2-bit part and the 1-bit streams, in the layouts
+// of QuantizedKeys (shape {heads, tokens, k} and {heads, tokens, streams}); a part that is empty
+// (k = 0 or k = dim) is not touched.
+struct KeyPackedBuffers {
+  PackedBuffers anomalous;
+  PackedBuffers normal;
+};
+
+// Scratch of one recorded key quantization, sized for up to max_tokens tokens of one layer. It must
+// outlive the command buffer it was recorded into, and not be shared by two recordings in flight.
+class VIDKV_API KeyWorkspace {
+ public:
+  KeyWorkspace(std::shared_ptr<rt::Context> context, const KeySpec& spec, uint32_t heads, uint32_t dim,
+               uint32_t max_tokens);
+  ~KeyWorkspace();
+  uint32_t max_tokens() const { return max_tokens_; }
+
+ private:
+  friend class GpuKeyQuantizer;
+  struct Buffers;
+  std::unique_ptr<Buffers> buffers_;
+  uint32_t max_tokens_ = 0;
+};
+
 class VIDKV_API GpuKeyQuantizer {
  public:
   explicit GpuKeyQuantizer(std::shared_ptr<rt::Context> context);
@@ -35,6 +59,17 @@ class VIDKV_API GpuKeyQuantizer {
   // Decoded keys as halves at layout positions (positions the layout does not cover hold the
   // poison byte).
   std::vector<uint16_t> dequantize_host(const QuantizedKeys& q, const TensorLayout& layout);
+
+  // Records the quantization of `shape.tokens` tokens of `input` (fp16, `layout`) into `output`.
+  // `channels` is the uint32 table [units][dim] of attention_channel_table() (per unit the k
+  // anomalous channels, then the dim - k normal ones, each increasing): with select = true it is
+  // written from this input's ranges (the prefill), otherwise read (blocks appended later keep the
+  // prefill's choice). Everything is checked before anything is recorded.
+  void record_quantize(VkCommandBuffer cmd, const KeySpec& spec, const TensorShape& shape, const TensorLayout& layout,
+                       const rt::BufferView& input, bool select, const rt::BufferView& channels,
+                       KeyWorkspace& workspace, const KeyPackedBuffers& output);
+  // Bytes of the channel table: units * dim * 4.
+  static uint64_t channel_table_bytes(const KeySpec& spec, uint32_t heads, uint32_t dim);
 
   // Fills every output and intermediate buffer with this byte before each run (default 0xFF), so a
   // shader that leaves an element unwritten produces a visible mismatch; tests run with two values.
