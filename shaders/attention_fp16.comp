@@ -1,11 +1,18 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_ballot : require
 // Decode attention over fp16 K and V (the baseline, and the fp16 residual of a VidKV layer):
 // K, V halves at h * head_stride + t * token_stride + c; q fp32 [q_heads][DIM]. Writes the
 // partial (m, l, out) of split gl_WorkGroupID.x of KV head gl_WorkGroupID.y (see attention.glsl).
-// Scores: one invocation per token, reading its key row 8 halves at a time against the query in
-// shared memory. Values: one invocation per channel pair, so one 32-bit load serves two channels.
+// Scores: 8 invocations per 32 tokens, each reading its tokens' key rows 8 halves at a time.
+// Values: one invocation per channel pair, so one 32-bit load serves two channels. With BCAST8
+// (subgroups of exactly 8, lavapipe) the query values and probabilities that every invocation
+// needs are loaded 8 at a time, one per lane, and handed out with subgroupBroadcast, as in
+// attention_vidkv.comp, so the baseline gets the same treatment as the fused shader.
 #include "attention.glsl"
+
+layout(constant_id = 4) const uint BCAST8 = 0u;
 
 layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
 layout(std430, binding = 1) readonly buffer Keys { uvec4 data[]; } keys;
@@ -24,7 +31,9 @@ layout(push_constant) uniform Params {
 shared float qs[RATIO * DIM];
 
 const uint PAIRS = DIM / 2u;
-const uint PPL = (PAIRS + WG - 1u) / WG;  // channel pairs per invocation
+// Channel pairs per invocation in the value phase: each token's probabilities, fetched once per
+// invocation, serve 8 channels; sets of 8 invocations beyond PAIRS / PPL skip the work.
+const uint PPL = 4u;
 
 void main() {
   uint lid = gl_LocalInvocationID.x;
@@ -37,48 +46,85 @@ void main() {
   for (uint i = lid; i < RATIO * DIM; i += WG) qs[i] = query.data[h * RATIO * DIM + i] * params.scale;
   barrier();
 
-  for (uint t = lid; t < n; t += WG) {
-    uint base = (h * params.head_stride + (start + t) * params.token_stride) / 8u;
-    float acc[RATIO];
-    for (uint r = 0u; r < RATIO; ++r) acc[r] = 0.0;
+  uint sg = BCAST8 == 1u ? gl_SubgroupID : lid / 8u;
+  uint sl = BCAST8 == 1u ? gl_SubgroupInvocationID : lid % 8u;
+  for (uint t0 = sg * 32u; t0 < n; t0 += WG * 4u) {
+    float acc[4u * RATIO];
+    [[unroll]] for (uint i = 0u; i < 4u * RATIO; ++i) acc[i] = 0.0;
+    uint base[4];
+    [[unroll]] for (uint m = 0u; m < 4u; ++m) {
+      uint t = min(t0 + sl + 8u * m, n - 1u);  // past the end: a copy of the last token, not stored
+      base[m] = (h * params.head_stride + (start + t) * params.token_stride) / 8u;
+    }
     for (uint w = 0u; w < DIM / 8u; ++w) {
-      uvec4 k = keys.data[base + w];
-      vec2 k0 = unpackHalf2x16(k.x), k1 = unpackHalf2x16(k.y);
-      vec2 k2 = unpackHalf2x16(k.z), k3 = unpackHalf2x16(k.w);
-      for (uint r = 0u; r < RATIO; ++r) {
-        uint q0 = r * DIM + w * 8u;
-        acc[r] += qs[q0] * k0.x + qs[q0 + 1u] * k0.y + qs[q0 + 2u] * k1.x + qs[q0 + 3u] * k1.y +
-                  qs[q0 + 4u] * k2.x + qs[q0 + 5u] * k2.y + qs[q0 + 6u] * k3.x + qs[q0 + 7u] * k3.y;
+      float q_v[RATIO];
+      if (BCAST8 == 1u) {
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) q_v[r] = qs[r * DIM + w * 8u + sl];
+      }
+      vec2 k[4][4];
+      [[unroll]] for (uint m = 0u; m < 4u; ++m) {
+        uvec4 kw = keys.data[base[m] + w];
+        k[m][0] = unpackHalf2x16(kw.x);
+        k[m][1] = unpackHalf2x16(kw.y);
+        k[m][2] = unpackHalf2x16(kw.z);
+        k[m][3] = unpackHalf2x16(kw.w);
+      }
+      [[unroll]] for (uint c = 0u; c < 8u; ++c) {
+        float qr[RATIO];
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+          qr[r] = BCAST8 == 1u ? subgroupBroadcast(q_v[r], c) : qs[r * DIM + w * 8u + c];
+        }
+        [[unroll]] for (uint m = 0u; m < 4u; ++m) {
+          float kv = (c & 1u) == 0u ? k[m][c / 2u].x : k[m][c / 2u].y;
+          [[unroll]] for (uint r = 0u; r < RATIO; ++r) acc[m * RATIO + r] += qr[r] * kv;
+        }
       }
     }
-    for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + t] = acc[r];
+    [[unroll]] for (uint m = 0u; m < 4u; ++m) {
+      uint t = t0 + sl + 8u * m;
+      if (t < n) {
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + t] = acc[m * RATIO + r];
+      }
+    }
   }
   barrier();
   split_softmax(n);
 
   vec2 out_acc[RATIO * PPL];
-  for (uint i = 0u; i < RATIO * PPL; ++i) out_acc[i] = vec2(0.0);
-  for (uint t = 0u; t < n; ++t) {
-    uint base = (h * params.head_stride + (start + t) * params.token_stride) / 2u;
-    for (uint i = 0u; i < PPL; ++i) {
-      uint pair = lid + i * WG;
-      if (pair < PAIRS) {
-        vec2 v = unpackHalf2x16(vals.data[base + pair]);
-        for (uint r = 0u; r < RATIO; ++r) out_acc[r * PPL + i] += scores[r * SPLIT + t] * v;
+  [[unroll]] for (uint i = 0u; i < RATIO * PPL; ++i) out_acc[i] = vec2(0.0);
+  uint busy = lid < PAIRS / PPL ? n : 0u;
+  for (uint t0 = 0u; t0 < busy; t0 += 8u) {
+    float p_v[RATIO];
+    if (BCAST8 == 1u) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) p_v[r] = scores[r * SPLIT + min(t0 + sl, n - 1u)];
+    }
+    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+      uint t = t0 + k;
+      if (t < n) {
+        float p[RATIO];
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+          p[r] = BCAST8 == 1u ? subgroupBroadcast(p_v[r], k) : scores[r * SPLIT + t];
+        }
+        uint base = (h * params.head_stride + (start + t) * params.token_stride) / 2u;
+        [[unroll]] for (uint i = 0u; i < PPL; ++i) {
+          uint pair = lid * PPL + i;
+          vec2 v = unpackHalf2x16(vals.data[base + pair]);
+          [[unroll]] for (uint r = 0u; r < RATIO; ++r) out_acc[r * PPL + i] += p[r] * v;
+        }
       }
     }
   }
 
   uint slot = params.slot_base + split;
-  for (uint r = 0u; r < RATIO; ++r) {
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
     if (lid == 0u) {
       partials.data[o] = stat_m[r];
       partials.data[o + 1u] = stat_l[r];
     }
-    for (uint i = 0u; i < PPL; ++i) {
-      uint pair = lid + i * WG;
-      if (pair < PAIRS) {
+    [[unroll]] for (uint i = 0u; i < PPL; ++i) {
+      uint pair = lid * PPL + i;
+      if (lid < PAIRS / PPL) {
         partials.data[o + 2u + 2u * pair] = out_acc[r * PPL + i].x;
         partials.data[o + 3u + 2u * pair] = out_acc[r * PPL + i].y;
       }

@@ -27,45 +27,119 @@ std::vector<double> attention(const std::vector<float>& q, uint32_t q_heads, con
     double m = -INFINITY;
     for (uint32_t t = 0; t < tokens; ++t) {
       double dot = 0.0;
-      for (uint32_t c = 0; c < dim; ++c) dot += double(q[size_t(i) * dim + c]) * keys[(size_t(t) * kv_heads + h) * dim + c];
+      const double* k = &keys[(size_t(t) * kv_heads + h) * dim];
+      for (uint32_t c = 0; c < dim; ++c) dot += double(q[size_t(i) * dim + c]) * k[c];
       s[t] = dot * scale;
       m = std::max(m, s[t]);
     }
     double l = 0.0;
     for (uint32_t t = 0; t < tokens; ++t) l += (s[t] = std::exp(s[t] - m));
-    for (uint32_t t = 0; t < tokens; ++t)
-      for (uint32_t c = 0; c < dim; ++c) out[size_t(i) * dim + c] += s[t] / l * values[(size_t(t) * kv_heads + h) * dim + c];
+    for (uint32_t t = 0; t < tokens; ++t) {
+      const double* v = &values[(size_t(t) * kv_heads + h) * dim];
+      for (uint32_t c = 0; c < dim; ++c) out[size_t(i) * dim + c] += s[t] / l * v[c];
+    }
   }
   return out;
+}
+
+namespace {
+
+double half(uint16_t h) { return fp16::to_float(h); }
+
+// Scale/min index of element (h, t, c) of a grouped tensor.
+size_t group_index(const QuantizedTensor& q, uint32_t h, uint32_t t, uint32_t c) {
+  const uint32_t G = q.spec.group_size;
+  if (q.spec.axis == QuantAxis::channel) return (size_t(h) * q.shape.dim + c) * (q.shape.tokens / G) + t / G;
+  return (size_t(h) * q.shape.tokens + t) * (q.shape.dim / G) + c / G;
+}
+
+// The value the codes stand for, unrounded.
+double decode_exact(const QuantizedTensor& q, uint32_t h, uint32_t t, uint32_t c) {
+  const int32_t code = code_at(q, h, t, c);
+  const size_t g = group_index(q, h, t, c);
+  switch (q.spec.bits) {
+    case QuantBits::b1: return (2.0 * code - 1.0) * half(q.scales[g]);
+    case QuantBits::b1_58: return code * half(q.scales[g]);
+    default: return code * half(q.scales[g]) + half(q.mins[g]);
+  }
+}
+
+// Keys in float64: anomalous channels code * s + mn; normal channels the real part of the float64
+// inverse DFT of the decoded streams (half layout: conjugate-symmetric extension).
+void exact_keys(const QuantizedKeys& k, std::vector<double>& out) {
+  const uint32_t H = k.shape.heads, T = k.shape.tokens, D = k.shape.dim;
+  const uint32_t K = uint32_t(k.splits[0].anomalous.size()), N = D - K;
+  const bool full = k.spec.fft == FftLayout::full;
+  const size_t base = out.size();
+  out.resize(base + size_t(T) * H * D);
+  std::vector<double> re(N), im(N);
+  for (uint32_t t = 0; t < T; ++t)
+    for (uint32_t h = 0; h < H; ++h) {
+      double* row = &out[base + (size_t(t) * H + h) * D];
+      const ChannelSplit& split = k.splits[h];
+      for (uint32_t j = 0; j < K; ++j) row[split.anomalous[j]] = decode_exact(k.anomalous, h, t, j);
+      if (N == 0) continue;
+      std::fill(re.begin(), re.end(), 0.0);
+      std::fill(im.begin(), im.end(), 0.0);
+      for (uint32_t s = 0; s < k.normal.shape.dim; ++s) {
+        const double x = decode_exact(k.normal, h, t, s);
+        const uint32_t f = full ? s / 2 : (s + 1) / 2;
+        const bool imag = full ? (s % 2 == 1) : (s > 0 && s % 2 == 0);
+        (imag ? im : re)[f] = x;
+        if (!full && f > 0 && 2 * f != N) (imag ? im : re)[N - f] = imag ? -x : x;  // X_{N-f} = conj(X_f)
+      }
+      for (uint32_t n = 0; n < N; ++n) {
+        double x = 0.0;
+        for (uint32_t f = 0; f < N; ++f) {
+          const double a = 2.0 * M_PI * double((uint64_t(f) * n) % N) / N;
+          x += re[f] * std::cos(a) - im[f] * std::sin(a);
+        }
+        row[split.normal[n]] = x / N;
+      }
+    }
+}
+
+}  // namespace
+
+void decode_segment(const AttentionSegment& seg, DecodeRounding rounding, std::vector<double>& keys,
+                    std::vector<double>& values) {
+  QuantizedTensor v = *seg.values;
+  if (seg.trits != nullptr) v.codes = unpack_trits(*seg.trits, v.spec, v.shape);
+  const QuantizedKeys& k = *seg.keys;
+  if (v.shape.tokens != k.shape.tokens || v.shape.heads != k.shape.heads || v.shape.dim != k.shape.dim ||
+      k.splits.size() != k.shape.heads) {
+    throw Error(ErrorCode::invalid_argument, "reference attention: segment keys and values do not match");
+  }
+  const TensorLayout thd = TensorLayout::thd(k.shape);
+  if (rounding == DecodeRounding::fp16) {
+    for (uint16_t h : dequantize_keys(k, thd)) keys.push_back(half(h));
+    for (uint16_t h : dequantize(v, thd)) values.push_back(half(h));
+    return;
+  }
+  exact_keys(k, keys);
+  for (uint32_t t = 0; t < v.shape.tokens; ++t)
+    for (uint32_t h = 0; h < v.shape.heads; ++h)
+      for (uint32_t c = 0; c < v.shape.dim; ++c) values.push_back(decode_exact(v, h, t, c));
 }
 
 std::vector<double> attention_layer(const std::vector<float>& q, uint32_t q_heads,
                                     const std::vector<AttentionSegment>& segments,
                                     const std::vector<uint16_t>& residual_keys,
                                     const std::vector<uint16_t>& residual_values, uint32_t residual_tokens,
-                                    uint32_t kv_heads, uint32_t dim, double scale) {
+                                    uint32_t kv_heads, uint32_t dim, double scale, DecodeRounding rounding) {
   std::vector<double> keys, values;
-  auto append = [&](std::vector<double>& dst, const std::vector<uint16_t>& halves) {
-    for (uint16_t h : halves) dst.push_back(fp16::to_float(h));
-  };
   for (const AttentionSegment& seg : segments) {
     if (seg.keys == nullptr || seg.values == nullptr) {
       throw Error(ErrorCode::invalid_argument, "reference attention: a segment lacks keys or values");
     }
-    const TensorShape& shape = seg.keys->shape;
-    if (shape.heads != kv_heads || shape.dim != dim || seg.values->shape.tokens != shape.tokens) {
+    if (seg.keys->shape.heads != kv_heads || seg.keys->shape.dim != dim) {
       throw Error(ErrorCode::invalid_argument, "reference attention: segment shape does not match the layer");
     }
-    const TensorLayout thd = TensorLayout::thd(shape);
-    append(keys, dequantize_keys(*seg.keys, thd));
-    if (seg.trits != nullptr) {
-      QuantizedTensor unpacked = *seg.values;
-      unpacked.codes = unpack_trits(*seg.trits, unpacked.spec, unpacked.shape);
-      append(values, dequantize(unpacked, thd));
-    } else {
-      append(values, dequantize(*seg.values, thd));
-    }
+    decode_segment(seg, rounding, keys, values);
   }
+  auto append = [&](std::vector<double>& dst, const std::vector<uint16_t>& halves) {
+    for (uint16_t h : halves) dst.push_back(fp16::to_float(h));
+  };
   const size_t n = size_t(residual_tokens) * kv_heads * dim;
   if (residual_keys.size() < n || residual_values.size() < n) {
     throw Error(ErrorCode::buffer_too_small, "reference attention: residual holds fewer than " + std::to_string(n) +

@@ -7,6 +7,7 @@
 
 #include "gpu_common.hpp"
 #include "vidkv/ternary_pack.hpp"
+#include "vk.hpp"
 
 namespace vidkv {
 
@@ -21,7 +22,6 @@ struct Fp16Push {
 };
 struct VidkvPush {
   uint32_t kv_heads, tokens, slot_base;
-  float scale;
 };
 struct ReducePush {
   uint32_t q_heads, slots;
@@ -77,8 +77,23 @@ std::vector<uint32_t> attention_channel_table(const QuantizedKeys& keys) {
   return table;
 }
 
+// The subgroup-of-8 broadcast path of attention_vidkv.comp needs every compute subgroup to be
+// exactly 8 invocations (no size control can change it) and subgroupBroadcast (ballot).
+namespace {
+bool subgroups_of_eight(const rt::Context& ctx) {
+  const rt::DeviceInfo& info = ctx.info();
+  if (info.subgroup_size != 8 || info.min_subgroup_size != 8 || info.max_subgroup_size != 8) return false;
+  VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props.pNext = &subgroup;
+  vkGetPhysicalDeviceProperties2(ctx.physical_device(), &props);
+  return (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+}
+}  // namespace
+
 GpuAttention::GpuAttention(std::shared_ptr<rt::Context> context)
-    : context_(context), pipelines_(context), runner_(context) {}
+    : context_(context), pipelines_(context), runner_(context), broadcast8_(subgroups_of_eight(*context)) {}
 GpuAttention::~GpuAttention() = default;
 
 void GpuAttention::set_split_tokens(uint32_t tokens) {
@@ -88,8 +103,7 @@ void GpuAttention::set_split_tokens(uint32_t tokens) {
   split_ = tokens;
 }
 
-void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView& q,
-                                const rt::BufferView& out) const {
+void GpuAttention::check_geometry(const AttentionGeometry& g) const {
   if (g.dim != 64 && g.dim != 128 && g.dim != 256) {
     throw Error(ErrorCode::invalid_argument, "head dim " + str(g.dim) + " is not 64, 128 or 256");
   }
@@ -103,6 +117,11 @@ void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView
   if (!std::isfinite(g.scale) || g.scale < 0.0f) {
     throw Error(ErrorCode::invalid_argument, "scale " + std::to_string(g.scale) + " is not finite and >= 0");
   }
+}
+
+void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView& q,
+                                const rt::BufferView& out) const {
+  check_geometry(g);
   const uint64_t bytes = uint64_t(g.q_heads) * g.dim * 4;
   check_view(q, bytes, "q");
   check_view(out, bytes, "out");
@@ -113,6 +132,11 @@ void GpuAttention::check_fp16(const AttentionGeometry& g, const Fp16KvBuffers& k
   if (kv.tokens == 0) return;
   check_view(kv.keys, bytes, std::string(what) + " keys");
   check_view(kv.values, bytes, std::string(what) + " values");
+}
+
+// Shared memory of attention.glsl: scores, reductions, statistics.
+uint64_t GpuAttention::shared_common(uint32_t ratio) const {
+  return 4ull * ratio * (split_ + gpu::kWorkgroupSize + 2);
 }
 
 void GpuAttention::check_shared_memory(uint64_t bytes, const char* what) const {
@@ -128,17 +152,37 @@ uint64_t GpuAttention::partial_bytes_fp16(const AttentionGeometry& g, uint32_t t
   return uint64_t(splits_of(tokens)) * g.q_heads * (g.dim + 2) * 4;
 }
 
-uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+uint64_t GpuAttention::slot_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
   uint64_t slots = splits_of(layer.residual.tokens);
   for (const auto& s : layer.segments) slots += splits_of(s.tokens);
   return slots * g.q_heads * (g.dim + 2) * 4;
+}
+
+uint64_t GpuAttention::prepared_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+  if (layer.segments.empty() || g.dim == 0) return 0;
+  const uint32_t k = anomalous_channel_count(layer.keys, g.dim);
+  return uint64_t(g.q_heads) * (k + coefficient_streams(layer.keys.fft, g.dim - k)) * 4;
+}
+
+// The transformed query lives behind the partial slots, at an offset the device accepts.
+uint64_t GpuAttention::prepared_offset(const rt::BufferView& partials, uint64_t slots) const {
+  const uint64_t align = std::max<uint64_t>(context_->info().min_storage_buffer_offset_alignment, 16);
+  return (partials.offset + slots + align - 1) / align * align;
+}
+
+uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+  const uint64_t prepared = prepared_bytes(g, layer);
+  if (prepared == 0) return slot_bytes(g, layer);
+  const uint64_t align = std::max<uint64_t>(context_->info().min_storage_buffer_offset_alignment, 16);
+  return slot_bytes(g, layer) + align + prepared;
 }
 
 void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
                                       const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base) {
   const uint32_t ratio = ratio_of(g);
   const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g)};
-  const auto& p = pipelines_.get(gpu::pipeline("attention_fp16", {g.dim, ratio, split_}, 4, sizeof(pc)));
+  const uint32_t broadcast8 = broadcast8_ && !portable_;
+  const auto& p = pipelines_.get(gpu::pipeline("attention_fp16", {g.dim, ratio, split_, broadcast8}, 4, sizeof(pc)));
   const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
   p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads);
 }
@@ -159,7 +203,7 @@ void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, 
   check_fp16(g, kv, "fp16");
   check_view(partials, partial_bytes_fp16(g, kv.tokens), "partials");
   const uint64_t ratio = ratio_of(g);
-  check_shared_memory(4 * ratio * (split_ + gpu::kWorkgroupSize + 2 + g.dim), "attention_fp16");
+  check_shared_memory(shared_common(ratio) + 4ull * ratio * g.dim, "attention_fp16");
   record_fp16_splits(cmd, g, kv, q, partials, 0);
   record_reduce(cmd, g, splits_of(kv.tokens), partials, out);
 }
@@ -211,27 +255,33 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   check_fp16(g, layer.residual, "residual");
   if (!layer.segments.empty()) check_view(layer.channels, uint64_t(units) * D * 4, "channels");
   check_view(partials, partial_bytes(g, layer), "partials");
-  const uint64_t common = 4ull * ratio * (split_ + gpu::kWorkgroupSize + 2);
-  const uint64_t gpt = gpu::kWorkgroupSize / kGroup;
-  const uint64_t fused = common + 4ull * ratio * (std::max(k, 1u) + std::max(N, 1u) + std::max(S, 1u)) +
-                         4ull * gpt * ratio * (std::max(k + S, 1u) + 1) + 4ull * ratio * (split_ / kGroup);
-  check_shared_memory(fused, "attention_vidkv");
+  const uint64_t common = shared_common(ratio);
+  check_shared_memory(common + 4ull * ratio * std::max(k + S, 1u), "attention_vidkv");
   if (layer.residual.tokens > 0) check_shared_memory(common + 4ull * ratio * D, "attention_fp16");
 
   // Parts a configuration does not have (no anomalous channels at nbits 1, no streams at 2) still
   // need a valid binding: q stands in, never read.
   auto or_q = [&](const rt::BufferView& v, bool used) { return used ? v : q; };
-  const VkBool32 full = ks.fft == FftLayout::full;
-  const auto& fused_pipeline = pipelines_.get(gpu::pipeline(
-      "attention_vidkv",
-      {D, ratio, split_, k, S, N, uint32_t(full), value_mode(layer.values), ks.scope == ChannelScope::layer ? 1u : 0u},
-      11, sizeof(VidkvPush)));
+  const rt::BufferView slots{partials.buffer, partials.offset, slot_bytes(g, layer)};
+  const uint64_t prepared_at = prepared_offset(partials, slots.size);
+  const rt::BufferView prepared{partials.buffer, prepared_at, std::max<uint64_t>(prepared_bytes(g, layer), 4)};
   uint32_t slot = 0;
+  if (!layer.segments.empty()) {
+    const float scale = scale_of(g);
+    const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
+    const rt::BufferView qviews[] = {q, layer.channels, prepared};
+    pipelines_.get(gpu::pipeline("attention_query", {D, ratio, k, S, uint32_t(ks.fft == FftLayout::full), scope_layer},
+                                 3, sizeof(scale)))
+        .dispatch(cmd, qviews, &scale, g.q_heads);
+    rt::compute_to_compute_barrier(cmd);
+  }
+  const auto& fused_pipeline = pipelines_.get(gpu::pipeline(
+      "attention_vidkv", {D, ratio, split_, k, S, value_mode(layer.values), uint32_t(broadcast8_ && !portable_)}, 10,
+      sizeof(VidkvPush)));
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
-    const VidkvPush pc{H, seg.tokens, slot, scale_of(g)};
+    const VidkvPush pc{H, seg.tokens, slot};
     const bool mins = layer.values != ValueFormat::ternary_trits;
-    const rt::BufferView views[] = {q,
-                                    layer.channels,
+    const rt::BufferView views[] = {prepared,
                                     or_q(seg.key_anomalous.codes, k > 0),
                                     or_q(seg.key_anomalous.scales, k > 0),
                                     or_q(seg.key_anomalous.mins, k > 0),
@@ -240,15 +290,15 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
                                     seg.values.codes,
                                     seg.values.scales,
                                     or_q(seg.values.mins, mins),
-                                    partials};
+                                    slots};
     fused_pipeline.dispatch(cmd, views, &pc, splits_of(seg.tokens), H);
     slot += splits_of(seg.tokens);
   }
   if (layer.residual.tokens > 0) {
-    record_fp16_splits(cmd, g, layer.residual, q, partials, slot);
+    record_fp16_splits(cmd, g, layer.residual, q, slots, slot);
     slot += splits_of(layer.residual.tokens);
   }
-  record_reduce(cmd, g, slot, partials, out);
+  record_reduce(cmd, g, slot, slots, out);
 }
 
 void GpuAttention::run_fp16(const AttentionGeometry& g, const Fp16KvBuffers& kv, const rt::BufferView& q,

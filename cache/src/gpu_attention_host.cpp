@@ -73,6 +73,7 @@ ValueFormat format_of(const QuantizedTensor& v) {
 std::vector<float> GpuAttention::fp16_host(const AttentionGeometry& g, const std::vector<float>& q,
                                            const std::vector<uint16_t>& keys, const std::vector<uint16_t>& values,
                                            uint32_t tokens) {
+  check_geometry(g);
   check_q(g, q);
   check_kv(g, keys, values, tokens, "fp16");
   Uploads up(context_);
@@ -90,6 +91,7 @@ std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const st
                                             const std::vector<HostSegment>& segments,
                                             const std::vector<uint16_t>& residual_keys,
                                             const std::vector<uint16_t>& residual_values, uint32_t residual_tokens) {
+  check_geometry(g);
   check_q(g, q);
   check_kv(g, residual_keys, residual_values, residual_tokens, "residual");
   Uploads up(context_);

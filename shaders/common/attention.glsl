@@ -25,7 +25,7 @@ shared float stat_l[RATIO];
 // so it runs the same everywhere.
 void split_softmax(uint n) {
   uint lid = gl_LocalInvocationID.x;
-  for (uint r = 0u; r < RATIO; ++r) {
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     float m = -3.0e38;
     for (uint t = lid; t < n; t += WG) m = max(m, scores[r * SPLIT + t]);
     reduce_buf[r * WG + lid] = m;
@@ -37,7 +37,7 @@ void split_softmax(uint n) {
     stat_m[lid] = m;
   }
   barrier();
-  for (uint r = 0u; r < RATIO; ++r) {
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     float m = stat_m[r];
     float l = 0.0;
     for (uint t = lid; t < n; t += WG) {

@@ -26,15 +26,26 @@ VIDKV_API std::vector<double> attention(const std::vector<float>& q, uint32_t q_
                                         const std::vector<double>& keys, const std::vector<double>& values,
                                         uint32_t tokens, uint32_t kv_heads, uint32_t dim, double scale = 0.0);
 
-// Attention over [segment_1 .. segment_n, fp16 residual] as one softmax. Segments are decoded with
-// dequantize_keys / dequantize (trits unpacked first when given); residual K/V are halves
+// How segments are decoded for the reference:
+//  exact: in float64 straight from codes and scales (code * s + mn, +-s, code * s; the key streams
+//    through a float64 inverse DFT), i.e. the values the packed cache stands for; what fused
+//    attention computes, up to fp32 arithmetic.
+//  fp16: with dequantize_keys / dequantize, which round every decoded value to fp16 (what an
+//    implementation that decodes the cache to fp16 first would attend over).
+enum class DecodeRounding { exact, fp16 };
+
+// Decoded K and V of one segment, [tokens][kv_heads][dim], trits unpacked first when given.
+VIDKV_API void decode_segment(const AttentionSegment& segment, DecodeRounding rounding, std::vector<double>& keys,
+                              std::vector<double>& values);
+
+// Attention over [segment_1 .. segment_n, fp16 residual] as one softmax; residual K/V are halves
 // [residual_tokens][kv_heads][dim].
 VIDKV_API std::vector<double> attention_layer(const std::vector<float>& q, uint32_t q_heads,
                                               const std::vector<AttentionSegment>& segments,
                                               const std::vector<uint16_t>& residual_keys,
                                               const std::vector<uint16_t>& residual_values,
                                               uint32_t residual_tokens, uint32_t kv_heads, uint32_t dim,
-                                              double scale = 0.0);
+                                              double scale = 0.0, DecodeRounding rounding = DecodeRounding::exact);
 
 }  // namespace reference
 }  // namespace vidkv

@@ -79,7 +79,7 @@ class VIDKV_API GpuAttention {
   void set_split_tokens(uint32_t tokens);
   uint32_t split_tokens() const { return split_; }
 
-  // Bytes the `partials` scratch buffer needs.
+  // Bytes the `partials` scratch buffer needs (the VidKV one also holds the transformed query).
   uint64_t partial_bytes_fp16(const AttentionGeometry& geometry, uint32_t tokens) const;
   uint64_t partial_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
 
@@ -102,19 +102,27 @@ class VIDKV_API GpuAttention {
                                 const std::vector<HostSegment>& segments, const std::vector<uint16_t>& residual_keys,
                                 const std::vector<uint16_t>& residual_values, uint32_t residual_tokens);
 
+  // Use the portable shader path even where the subgroup-of-8 path applies (tests cover both).
+  void set_portable(bool portable) { portable_ = portable; }
+
   // Byte every output and scratch buffer of the host functions is filled with first (tests).
   void set_poison(uint8_t byte_value) { poison_ = byte_value; }
 
   const std::shared_ptr<rt::Context>& context() const { return context_; }
 
  private:
+  void check_geometry(const AttentionGeometry& geometry) const;
   void check_common(const AttentionGeometry& geometry, const rt::BufferView& q, const rt::BufferView& out) const;
   void check_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const char* what) const;
   void check_shared_memory(uint64_t bytes, const char* what) const;
+  uint64_t shared_common(uint32_t ratio) const;
   void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
                           const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);
   void record_reduce(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t slots,
                      const rt::BufferView& partials, const rt::BufferView& out);
+  uint64_t slot_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
+  uint64_t prepared_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
+  uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
   uint32_t splits_of(uint32_t tokens) const { return (tokens + split_ - 1) / split_; }
 
   std::shared_ptr<rt::Context> context_;
@@ -122,6 +130,8 @@ class VIDKV_API GpuAttention {
   rt::CommandRunner runner_;
   uint32_t split_ = 256;
   uint8_t poison_ = 0xff;
+  bool broadcast8_ = false;
+  bool portable_ = false;
 };
 
 }  // namespace vidkv

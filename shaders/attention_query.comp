@@ -1,0 +1,52 @@
+#version 450
+// The query of one decode step, transformed once for the fused VidKV shader (DESIGN section 5):
+// per query head, [scale * q_c for the K_ANOM anomalous channels, then one weight per coefficient
+// stream of the normal channels]. With Q = DFT(scale * q_normal) (direct DFT, N <= 256):
+//   half spectrum: w(Re X_f) = c_f Re(Q_f) / N, w(Im X_f) = c_f Im(Q_f) / N, c_f = 1 for DC and
+//     Nyquist, 2 otherwise (X_{N-f} = conj(X_f) contributes the same again);
+//   full spectrum: w(Re X_f) = Re(Q_f) / N, w(Im X_f) = Im(Q_f) / N for all N bins (right for any
+//     stored spectrum, symmetric or not),
+// because q . Re(IDFT(X)) = (1/N) sum_f Re(X_f conj(Q_f)). One workgroup per query head.
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint DIM = 128u;
+layout(constant_id = 2) const uint RATIO = 1u;
+layout(constant_id = 3) const uint K_ANOM = 64u;
+layout(constant_id = 4) const uint STREAMS = 64u;
+layout(constant_id = 5) const uint FFT_FULL = 0u;
+layout(constant_id = 6) const uint SCOPE_LAYER = 0u;  // one channel list for all heads
+
+const uint NORMAL = DIM - K_ANOM;
+
+layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
+layout(std430, binding = 1) readonly buffer Channels { uint data[]; } channels;  // [units][DIM]
+layout(std430, binding = 2) writeonly buffer Prepared { float data[]; } prepared;
+
+layout(push_constant) uniform Params {
+  float scale;
+} params;
+
+shared float qn[NORMAL > 0u ? NORMAL : 1u];
+
+void main() {
+  uint qh = gl_WorkGroupID.x;
+  uint unit = SCOPE_LAYER == 1u ? 0u : qh / RATIO;
+  uint lid = gl_LocalInvocationID.x;
+  uint ks = K_ANOM + STREAMS;
+  for (uint j = lid; j < DIM; j += gl_WorkGroupSize.x) {
+    float q = query.data[qh * DIM + channels.data[unit * DIM + j]] * params.scale;
+    if (j < K_ANOM) prepared.data[qh * ks + j] = q; else qn[j - K_ANOM] = q;
+  }
+  barrier();
+  for (uint s = lid; s < STREAMS; s += gl_WorkGroupSize.x) {
+    uint f = FFT_FULL == 1u ? s / 2u : (s + 1u) / 2u;
+    bool imag = FFT_FULL == 1u ? (s & 1u) == 1u : (s > 0u && (s & 1u) == 0u);
+    float c = (FFT_FULL == 1u || f == 0u || 2u * f == NORMAL) ? 1.0 : 2.0;
+    float sum = 0.0;
+    for (uint n = 0u; n < NORMAL; ++n) {
+      // f * n reduced mod N first keeps the angle in [0, 2 pi), where sin and cos are accurate
+      float angle = 6.283185307179586 * float((f * n) % NORMAL) / float(NORMAL);
+      sum += qn[n] * (imag ? -sin(angle) : cos(angle));
+    }
+    prepared.data[qh * ks + K_ANOM + s] = c * sum / float(NORMAL);
+  }
+}

@@ -1,0 +1,77 @@
+/* The C API used from C: compiled as C (not C++) into the test binary; test_c_api.cpp calls
+ * vidkv_test_c_api_round_trip from a gtest. Returns 0 on success, else the failing line, with a
+ * message in `message`. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vidkv/vidkv.h"
+
+#define CHECK(cond)                                                                                 \
+  do {                                                                                              \
+    if (!(cond)) {                                                                                  \
+      snprintf(message, size, "%s (last error: %s)", #cond, vidkv_last_error_message());            \
+      result = __LINE__;                                                                            \
+      goto done;                                                                                    \
+    }                                                                                               \
+  } while (0)
+
+enum { LAYERS = 2, KV = 2, QH = 8, DIM = 64, TOKENS = 40 };
+
+/* Deterministic finite halves: small integers / 8 as fp16 bit patterns (exact). */
+static uint16_t half_of_small(int i) {
+  /* fp16 of (i % 9 - 4) / 8: sign, exponent and mantissa built by hand. */
+  int v = i % 9 - 4;
+  uint16_t sign = v < 0 ? 0x8000 : 0;
+  int a = v < 0 ? -v : v;
+  if (a == 0) return sign;
+  /* a/8 for a in 1..4: 0.125, 0.25, 0.375, 0.5 */
+  static const uint16_t mag[5] = {0, 0x3000, 0x3400, 0x3600, 0x3800};
+  return (uint16_t)(sign | mag[a]);
+}
+
+int vidkv_test_c_api_round_trip(char* message, size_t size) {
+  static uint16_t k[TOKENS * KV * DIM], v[TOKENS * KV * DIM], dk[TOKENS * KV * DIM], dv[TOKENS * KV * DIM];
+  float q[QH * DIM], out[QH * DIM];
+  vidkv_context* ctx = NULL;
+  vidkv_cache* cache = NULL;
+  vidkv_stats stats;
+  uint32_t seq = 0, tokens = 0;
+  int result = 0, i;
+  message[0] = 0;
+  for (i = 0; i < TOKENS * KV * DIM; ++i) {
+    k[i] = half_of_small(i * 7 + 3);
+    v[i] = half_of_small(i * 5 + 1);
+  }
+  for (i = 0; i < QH * DIM; ++i) q[i] = (float)((i % 11) - 5) * 0.1f;
+
+  CHECK(vidkv_context_create(NULL, &ctx) == VIDKV_OK);
+  CHECK(vidkv_cache_create(ctx, LAYERS, KV, QH, DIM, "nonsense", 256, &cache) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "nonsense") != NULL);
+  CHECK(vidkv_cache_create(ctx, LAYERS, KV, QH, DIM, "k1.5-v1.58", 256, &cache) == VIDKV_OK);
+  CHECK(vidkv_sequence_create(cache, &seq) == VIDKV_OK);
+  CHECK(vidkv_prefill(cache, seq, 1, k, v, TOKENS - 1) == VIDKV_OK);
+  CHECK(vidkv_append(cache, seq, 1, k + (TOKENS - 1) * KV * DIM, v + (TOKENS - 1) * KV * DIM) == VIDKV_OK);
+  CHECK(vidkv_attention(cache, seq, 1, q, 0.0f, out) == VIDKV_OK);
+  for (i = 0; i < QH * DIM; ++i) CHECK(isfinite(out[i]));
+  /* Errors: status, message naming the value, nothing changed. */
+  CHECK(vidkv_prefill(cache, 999, 0, k, v, TOKENS) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "999") != NULL);
+  CHECK(vidkv_attention(cache, seq, 0, q, 0.0f, out) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(vidkv_attention(cache, seq, 1, NULL, 0.0f, out) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(vidkv_tokens(cache, seq, 1, &tokens) == VIDKV_OK && tokens == TOKENS);
+  CHECK(vidkv_dequantize(cache, seq, 1, dk, dv, TOKENS - 1, &tokens) == VIDKV_ERROR_BUFFER_TOO_SMALL);
+  CHECK(vidkv_dequantize(cache, seq, 1, dk, dv, TOKENS, &tokens) == VIDKV_OK && tokens == TOKENS);
+  /* 32 tokens quantized, the last 8 are the fp16 residual, returned as given. */
+  CHECK(memcmp(dk + 32 * KV * DIM, k + 32 * KV * DIM, 8 * KV * DIM * 2) == 0);
+  CHECK(memcmp(dv + 32 * KV * DIM, v + 32 * KV * DIM, 8 * KV * DIM * 2) == 0);
+  CHECK(vidkv_stats_get(cache, &stats) == VIDKV_OK);
+  CHECK(stats.sequences == 1 && stats.tokens == TOKENS && stats.quantized_tokens == 32 && stats.residual_tokens == 8);
+  CHECK(stats.key_bits > 1.0 && stats.key_bits < 4.0 && stats.value_bits > 1.0 && stats.value_bits < 4.0);
+  CHECK(vidkv_sequence_free(cache, seq) == VIDKV_OK);
+  CHECK(vidkv_sequence_free(cache, seq) == VIDKV_ERROR_INVALID_ARGUMENT);
+done:
+  vidkv_cache_destroy(cache);
+  vidkv_context_destroy(ctx);
+  return result;
+}
