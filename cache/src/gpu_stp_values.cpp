@@ -120,16 +120,27 @@ void dispatch_move(VkCommandBuffer cmd, const rt::ComputePipeline& pipeline, con
   pipeline.dispatch(cmd, buffers, &push, groups);
 }
 
+// The shapes of both parts, after every check quantize_values and dequantize_values share: the
+// split, the unpacked tensor's buffer, and both parts' packed buffers.
+std::pair<TensorShape, TensorShape> checked_parts(const rt::Context& ctx, const TokenSplit& split,
+                                                  uint32_t group_size, TernaryScale ternary, const TensorShape& shape,
+                                                  const TensorLayout& layout, const rt::BufferView& tensor,
+                                                  const char* tensor_name, const PackedBuffers& high,
+                                                  const PackedBuffers& low) {
+  check_split(split, shape, group_size);
+  check_tensor(ctx, shape, layout, tensor, tensor_name);
+  const TensorShape hs = part_shape(shape, split.protected_tokens), ls = part_shape(shape, split.other_tokens);
+  check_packed(ctx, high_spec(group_size), hs, high);
+  check_packed(ctx, low_spec(group_size, ternary), ls, low);
+  return {hs, ls};
+}
+
 }  // namespace
 
 void GpuStp::quantize_values(const TokenSplit& split, uint32_t group_size, TernaryScale ternary,
                              const TensorShape& shape, const TensorLayout& layout, const rt::BufferView& input,
                              const PackedBuffers& high, const PackedBuffers& low) {
-  check_split(split, shape, group_size);
-  check_tensor(*context_, shape, layout, input, "input");
-  const TensorShape hs = part_shape(shape, split.protected_tokens), ls = part_shape(shape, split.other_tokens);
-  check_packed(*context_, high_spec(group_size), hs, high);
-  check_packed(*context_, low_spec(group_size, ternary), ls, low);
+  const auto [hs, ls] = checked_parts(*context_, split, group_size, ternary, shape, layout, input, "input", high, low);
   const auto& gather = move_pipeline(pipelines_, "token_gather");
   PartScratch hi(context_, split.protected_tokens, hs), lo(context_, split.other_tokens, ls);
   runner_.run([&](VkCommandBuffer cmd) {
@@ -150,11 +161,7 @@ void GpuStp::quantize_values(const TokenSplit& split, uint32_t group_size, Terna
 void GpuStp::dequantize_values(const TokenSplit& split, uint32_t group_size, TernaryScale ternary,
                                const TensorShape& shape, const PackedBuffers& high, const PackedBuffers& low,
                                const TensorLayout& layout, const rt::BufferView& output) {
-  check_split(split, shape, group_size);
-  check_tensor(*context_, shape, layout, output, "output");
-  const TensorShape hs = part_shape(shape, split.protected_tokens), ls = part_shape(shape, split.other_tokens);
-  check_packed(*context_, high_spec(group_size), hs, high);
-  check_packed(*context_, low_spec(group_size, ternary), ls, low);
+  const auto [hs, ls] = checked_parts(*context_, split, group_size, ternary, shape, layout, output, "output", high, low);
   const auto& scatter = move_pipeline(pipelines_, "token_scatter");
   PartScratch hi(context_, split.protected_tokens, hs), lo(context_, split.other_tokens, ls);
   runner_.run([&](VkCommandBuffer cmd) {
