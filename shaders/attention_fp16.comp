@@ -1,18 +1,14 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
-#extension GL_KHR_shader_subgroup_ballot : require
-// Decode attention over fp16 K and V (the baseline, and the fp16 residual of a VidKV layer):
+// Decode attention over fp16 K and V (the baseline, and the fp16 residual of a VidKV layer); the
+// portable path (any subgroup size: GPUs), with the structure of attention_vidkv.comp.
+// attention_fp16_sg8.comp computes the same for subgroups of exactly 8 (CPU drivers).
 // K, V halves at h * head_stride + t * token_stride + c; q fp32 [q_heads][DIM]. Writes the
 // partial (m, l, out) of split gl_WorkGroupID.x of KV head gl_WorkGroupID.y (see attention.glsl).
 // Scores: 8 invocations per 32 tokens, each reading its tokens' key rows 8 halves at a time.
-// Values: one invocation per channel pair, so one 32-bit load serves two channels. With BCAST8
-// (subgroups of exactly 8, lavapipe) the query values and probabilities that every invocation
-// needs are loaded 8 at a time, one per lane, and handed out with subgroupBroadcast, as in
-// attention_vidkv.comp, so the baseline gets the same treatment as the fused shader.
+// Values: one invocation per channel pair, so one 32-bit load serves two channels.
 #include "attention.glsl"
-
-layout(constant_id = 4) const uint BCAST8 = 0u;
 
 layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
 layout(std430, binding = 1) readonly buffer Keys { uvec4 data[]; } keys;
@@ -46,8 +42,8 @@ void main() {
   for (uint i = lid; i < RATIO * DIM; i += WG) qs[i] = query.data[h * RATIO * DIM + i] * params.scale;
   barrier();
 
-  uint sg = BCAST8 == 1u ? gl_SubgroupID : lid / 8u;
-  uint sl = BCAST8 == 1u ? gl_SubgroupInvocationID : lid % 8u;
+  uint sg = lid / 8u;
+  uint sl = lid % 8u;
   for (uint t0 = sg * 32u; t0 < n; t0 += WG * 4u) {
     float acc[4u * RATIO];
     [[unroll]] for (uint i = 0u; i < 4u * RATIO; ++i) acc[i] = 0.0;
@@ -57,10 +53,6 @@ void main() {
       base[m] = (h * params.head_stride + (start + t) * params.token_stride) / 8u;
     }
     for (uint w = 0u; w < DIM / 8u; ++w) {
-      float q_v[RATIO];
-      if (BCAST8 == 1u) {
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) q_v[r] = qs[r * DIM + w * 8u + sl];
-      }
       vec2 k[4][4];
       [[unroll]] for (uint m = 0u; m < 4u; ++m) {
         uvec4 kw = keys.data[base[m] + w];
@@ -72,7 +64,7 @@ void main() {
       [[unroll]] for (uint c = 0u; c < 8u; ++c) {
         float qr[RATIO];
         [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-          qr[r] = BCAST8 == 1u ? subgroupBroadcast(q_v[r], c) : qs[r * DIM + w * 8u + c];
+          qr[r] = qs[r * DIM + w * 8u + c];
         }
         [[unroll]] for (uint m = 0u; m < 4u; ++m) {
           float kv = (c & 1u) == 0u ? k[m][c / 2u].x : k[m][c / 2u].y;
@@ -94,16 +86,12 @@ void main() {
   [[unroll]] for (uint i = 0u; i < RATIO * PPL; ++i) out_acc[i] = vec2(0.0);
   uint busy = lid < PAIRS / PPL ? n : 0u;
   for (uint t0 = 0u; t0 < busy; t0 += 8u) {
-    float p_v[RATIO];
-    if (BCAST8 == 1u) {
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) p_v[r] = scores[r * SPLIT + min(t0 + sl, n - 1u)];
-    }
     [[unroll]] for (uint k = 0u; k < 8u; ++k) {
       uint t = t0 + k;
       if (t < n) {
         float p[RATIO];
         [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-          p[r] = BCAST8 == 1u ? subgroupBroadcast(p_v[r], k) : scores[r * SPLIT + t];
+          p[r] = scores[r * SPLIT + t];
         }
         uint base = (h * params.head_stride + (start + t) * params.token_stride) / 2u;
         [[unroll]] for (uint i = 0u; i < PPL; ++i) {

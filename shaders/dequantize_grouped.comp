@@ -45,9 +45,9 @@ uint decode(uint h, uint t, uint c) {
   return f32_to_f16(v);
 }
 
-void main() {
+void process(uint invocation) {
   uint pairs_per_token = (params.dim + 1u) / 2u;  // an odd dim ends with a lone channel (fp32 only)
-  uint item = gl_GlobalInvocationID.x;
+  uint item = invocation;
   if (item >= params.heads * params.tokens * pairs_per_token) return;
   uint c = 2u * (item % pairs_per_token);
   uint ht = item / pairs_per_token;
@@ -63,4 +63,11 @@ void main() {
   } else {
     dst.data[e >> 1] = lo | (hi << 16);
   }
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = params.heads * params.tokens * ((params.dim + 1u) / 2u);
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

@@ -20,8 +20,8 @@ layout(push_constant) uniform Params {
 
 #include "tensor_io.glsl"
 
-void main() {
-  uint id = gl_GlobalInvocationID.x;
+void process(uint invocation) {
+  uint id = invocation;
   if (id >= params.heads * params.tokens * params.dim) return;
   uint c = id % params.dim;
   uint ht = id / params.dim;
@@ -35,4 +35,11 @@ void main() {
   } else {
     normal_out.data[(h * params.tokens + t) * params.normal_row_stride + position] = x;
   }
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = params.heads * params.tokens * params.dim;
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

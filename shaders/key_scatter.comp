@@ -31,9 +31,9 @@ uint decoded(uint h, uint t, uint c) {
   return f32_to_f16(x);
 }
 
-void main() {
+void process(uint invocation) {
   uint pairs = params.dim / 2u;
-  uint id = gl_GlobalInvocationID.x;
+  uint id = invocation;
   if (id >= params.heads * params.tokens * pairs) return;
   uint c = 2u * (id % pairs);
   uint ht = id / pairs;
@@ -48,4 +48,11 @@ void main() {
   } else {
     dst.data[e >> 1] = lo | (hi << 16);
   }
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = params.heads * params.tokens * (params.dim / 2u);
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

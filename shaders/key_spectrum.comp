@@ -16,9 +16,9 @@ layout(push_constant) uniform Params {
   uint heads, tokens, n, streams, spectrum_row_stride;
 } params;
 
-void main() {
+void process(uint invocation) {
   uint bins = params.n / 2u + 1u;
-  uint id = gl_GlobalInvocationID.x;
+  uint id = invocation;
   if (id >= params.heads * params.tokens * bins) return;
   uint f = id % bins;
   uint ht = id / bins;
@@ -37,4 +37,11 @@ void main() {
     x = vec2(streams.data[base + uint(re)], im < 0 ? 0.0 : streams.data[base + uint(im)]);
   }
   spectrum.data[(h * params.tokens + t) * params.spectrum_row_stride + f] = x;
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = params.heads * params.tokens * (params.n / 2u + 1u);
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

@@ -16,8 +16,8 @@ layout(push_constant) uniform Params {
   uint heads, tokens, n, streams, spectrum_row_stride;
 } params;
 
-void main() {
-  uint id = gl_GlobalInvocationID.x;
+void process(uint invocation) {
+  uint id = invocation;
   if (id >= params.heads * params.tokens * params.streams) return;
   uint s = id % params.streams;
   uint ht = id / params.streams;
@@ -37,4 +37,11 @@ void main() {
     value = (s == 0u || (s & 1u) == 1u || ((params.n & 1u) == 0u && s == params.n - 1u)) ? x.x : x.y;
   }
   streams.data[(t * params.heads + h) * params.streams + s] = value;
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = params.heads * params.tokens * params.streams;
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

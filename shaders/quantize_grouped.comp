@@ -111,8 +111,8 @@ uvec2 quantize_group(uint f) {
   return uvec2(scale_h, mn_h);
 }
 
-void main() {
-  uint p = gl_GlobalInvocationID.x;
+void process(uint invocation) {
+  uint p = invocation;
   uint f0 = 2u * p;
   if (f0 >= params.groups_total) return;
   uvec2 a = quantize_group(f0);
@@ -120,4 +120,11 @@ void main() {
   if (f0 + 1u < params.groups_total) b = quantize_group(f0 + 1u);
   scales.data[p] = a.x | (b.x << 16);
   mins.data[p] = a.y | (b.y << 16);
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = (params.groups_total + 1u) / 2u;
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

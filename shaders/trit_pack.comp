@@ -21,8 +21,8 @@ uint field(uint h, uint c, uint t) {
   return (word >> ((t % 16u) * 2u)) & 3u;
 }
 
-void main() {
-  uint w = gl_GlobalInvocationID.x;
+void process(uint invocation) {
+  uint w = invocation;
   if (4u * w >= params.total_bytes) return;
   uint block_bytes = trit_block_bytes(params.dim, GROUP_SIZE);
   uint groups = params.tokens / GROUP_SIZE;
@@ -48,4 +48,11 @@ void main() {
     word |= ((v * 256u + 242u) / 243u) << (8u * k);
   }
   packed.data[w] = word;
+}
+
+// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
+// allows, and long contexts have more items than that many workgroups cover.
+void main() {
+  uint total = (params.total_bytes + 3u) / 4u;
+  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
 }

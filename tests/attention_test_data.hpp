@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "common/random_data.hpp"
+#include "vidkv/attention_reference.hpp"
 #include "vidkv/fp16.hpp"
+#include "vidkv/ternary_pack.hpp"
 
 namespace vidkv::test {
 
@@ -65,6 +67,18 @@ inline std::vector<uint16_t> token_slice(const std::vector<uint16_t>& v, uint32_
                                          uint32_t kv_heads, uint32_t dim) {
   const size_t row = size_t(kv_heads) * dim;
   return std::vector<uint16_t>(v.begin() + from * row, v.begin() + (from + count) * row);
+}
+
+// Keys of tokens [from, from + count) quantized with the given channel split (empty: chosen from
+// these tokens, as a prefill does; later blocks reuse the prefill's).
+inline QuantizedKeys quantize_key_slice(const KvData& kv, uint32_t from, uint32_t count, uint32_t heads, uint32_t dim,
+                                        const KeySpec& spec, const std::vector<ChannelSplit>& splits) {
+  const TensorShape shape{heads, count, dim};
+  const TensorLayout thd = TensorLayout::thd(shape);
+  const auto k = token_slice(kv.keys, from, count, heads, dim);
+  if (splits.empty()) return reference::quantize_keys(spec, shape, k.data(), thd);
+  const auto coefficients = reference::key_coefficients(spec, shape, k.data(), thd, splits);
+  return reference::quantize_keys_with(spec, shape, k.data(), thd, splits, coefficients);
 }
 
 }  // namespace vidkv::test

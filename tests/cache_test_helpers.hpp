@@ -38,6 +38,51 @@ inline bool same_stats(const CacheStats& a, const CacheStats& b) {
          a.value_bits == b.value_bits && a.fp16_equivalent_bytes == b.fp16_equivalent_bytes;
 }
 
+// Every byte the cache holds for these sequences, in a fixed order: per layer the token counts,
+// each segment's arrays (codes, scales, mins, channel splits, trits) and the fp16 residual. Two
+// equal snapshots mean the cache's contents are identical.
+inline std::vector<uint8_t> snapshot(const Cache& cache, std::initializer_list<uint32_t> sequences) {
+  std::vector<uint8_t> out;
+  auto put = [&](const void* data, size_t bytes) {
+    const auto* b = static_cast<const uint8_t*>(data);
+    out.insert(out.end(), b, b + bytes);
+  };
+  auto put_vec = [&](const auto& v) {
+    const uint64_t n = v.size();
+    put(&n, sizeof(n));
+    if (n) put(v.data(), n * sizeof(v[0]));
+  };
+  auto put_tensor = [&](const QuantizedTensor& t) {
+    put_vec(t.codes);
+    put_vec(t.scales);
+    put_vec(t.mins);
+  };
+  for (uint32_t seq : sequences) {
+    put(&seq, sizeof(seq));
+    for (uint32_t l = 0; l < cache.geometry().layers; ++l) {
+      const uint32_t tokens = cache.tokens(seq, l), segments = cache.segment_count(seq, l);
+      put(&tokens, sizeof(tokens));
+      put(&segments, sizeof(segments));
+      for (uint32_t i = 0; i < segments; ++i) {
+        const CacheSegmentHost s = cache.segment_host(seq, l, i);
+        put_tensor(s.keys.anomalous);
+        put_tensor(s.keys.normal);
+        for (const auto& split : s.keys.splits) {
+          put_vec(split.anomalous);
+          put_vec(split.normal);
+        }
+        put_tensor(s.values);
+        put_vec(s.trits);
+      }
+      std::vector<uint16_t> rk, rv;
+      cache.residual_host(seq, l, rk, rv);
+      put_vec(rk);
+      put_vec(rv);
+    }
+  }
+  return out;
+}
+
 // Expects `f` to throw vidkv::Error whose message contains `mentions`.
 template <typename F>
 void expect_error(F&& f, const std::string& mentions) {

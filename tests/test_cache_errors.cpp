@@ -68,10 +68,12 @@ TEST_F(CacheBookkeeping, ErrorsLeaveTheCacheUnchanged) {
   const auto out = cache.attention(s, 0, q);
   const auto out_full = cache.attention(full, 1, q);
   const auto one_k = token_slice(kv.keys, 71, 1, H, D), one_v = token_slice(kv.values, 71, 1, H, D);
+  const std::vector<uint8_t> bytes = snapshot(cache, {s, full});
   auto check = [&](const std::function<void()>& f, const std::string& mentions) {
     SCOPED_TRACE(mentions);
     expect_error(f, mentions);
     EXPECT_TRUE(same_stats(cache.stats(), stats));
+    EXPECT_TRUE(snapshot(cache, {s, full}) == bytes) << "the cache's bytes changed";
     EXPECT_EQ(cache.attention(s, 0, q), out);
     EXPECT_EQ(cache.attention(full, 1, q), out_full);
   };
@@ -91,9 +93,25 @@ TEST_F(CacheBookkeeping, ErrorsLeaveTheCacheUnchanged) {
   check([&] { cache.free_sequence(12345); }, "12345");
   check([&] { cache.segment_host(s, 0, 5); }, "segment 5");
   {
-    rt::Buffer kb(ctx, 70 * H * D * 4), vb(ctx, 70 * H * D * 4);
-    check([&] { cache.prefill(s, 1, kb.view(), vb.view(), ElementType::f32, 70); }, "f32");
+    rt::Buffer kb(ctx, 70 * H * D * 4 + 256), vb(ctx, 70 * H * D * 4 + 256);
+    check([&] { cache.prefill(s, 1, kb.view(), vb.view(), static_cast<ElementType>(9), 70); }, "f16 or f32 accepted");
     check([&] { cache.prefill(s, 1, kb.view(0, 64), vb.view(), ElementType::f16, 70); }, "64 bytes");
+    check([&] { cache.prefill(s, 1, kb.view(2, 70 * H * D * 2), vb.view(), ElementType::f16, 70); }, "offset 2");
+    check([&] { cache.append(s, 0, kb.view(), vb.view(0, 8)); }, "8 bytes");
+    check([&] { cache.attention(s, 0, kb.view(), vb.view(0, 4)); }, "4 bytes");
+    check([&] { cache.dequantize(s, 0, kb.view(0, 100), vb.view()); }, "100 bytes");
+    // Non-finite input: rejected with its position, nothing stored.
+    auto keys = token_slice(kv.keys, 0, 70, H, D);
+    keys[(size_t(5) * H + 1) * D + 7] = 0x7c00;  // +Inf at token 5, head 1, channel 7
+    check([&] { cache.prefill(s, 1, keys, token_slice(kv.values, 0, 70, H, D), 70); }, "token 5, head 1, channel 7");
+    auto values = token_slice(kv.values, 71, 1, H, D);
+    values[D + 3] = 0x7e00;  // NaN, head 1, channel 3 of the appended token (position 71)
+    check([&] { cache.append(s, 0, one_k, values); }, "values at token 71, head 1, channel 3");
+    std::vector<float> big(size_t(70) * H * D, 1.0f);
+    big[size_t(69) * H * D] = 1e6f;  // finite in fp32, Inf in fp16
+    kb.upload(big.data(), big.size() * 4);
+    vb.upload(big.data(), big.size() * 4);
+    check([&] { cache.prefill(s, 1, kb.view(), vb.view(), ElementType::f32, 70); }, "token 69, head 0, channel 0");
   }
   // A sequence that was appended to cannot be prefilled (layer 0 of `s` has appends).
   const uint32_t t = cache.create_sequence();
@@ -110,7 +128,7 @@ TEST_F(CacheBookkeeping, ConstructionChecks) {
   expect_error([&] { Cache(ctx, {1, 2, 4, 96}, s, 64); }, "head_dim 96");
   expect_error([&] { Cache(ctx, {0, 2, 4, 64}, s, 64); }, "layers 0");
   expect_error([&] { Cache(ctx, {1, 2, 4, 64}, s, 0); }, "max_tokens 0");
-  expect_error([&] { Cache(ctx, {1, 2, 4, 64}, preset("k1.5-v1.58-stp"), 64); }, "not yet supported");
+  expect_error([&] { Cache(ctx, {1, 8, 8, 256}, s, 1u << 20); }, "2^31");
   CacheSettings g64 = preset("2bit");
   g64.group_size = 64;
   g64.keys.group_size = 64;

@@ -46,17 +46,10 @@ struct Segment {
 Segment quantize_segment(const KvData& kv, uint32_t from, uint32_t count, uint32_t heads, uint32_t dim,
                          const KeySpec& ks, const QuantSpec& vs, const std::vector<ChannelSplit>& splits) {
   const TensorShape shape{heads, count, dim};
-  const TensorLayout thd = TensorLayout::thd(shape);
-  const auto k = token_slice(kv.keys, from, count, heads, dim);
   const auto v = token_slice(kv.values, from, count, heads, dim);
   Segment s;
-  if (splits.empty()) {
-    s.keys = reference::quantize_keys(ks, shape, k.data(), thd);
-  } else {
-    const auto coefficients = reference::key_coefficients(ks, shape, k.data(), thd, splits);
-    s.keys = reference::quantize_keys_with(ks, shape, k.data(), thd, splits, coefficients);
-  }
-  s.values = reference::quantize(vs, shape, v.data(), thd);
+  s.keys = quantize_key_slice(kv, from, count, heads, dim, ks, splits);
+  s.values = reference::quantize(vs, shape, v.data(), TensorLayout::thd(shape));
   if (vs.bits == QuantBits::b1_58) s.trits = reference::pack_trits(s.values);
   return s;
 }
@@ -163,32 +156,67 @@ TEST_F(GpuAttentionLayer, SegmentsAndResidualAreOneSoftmax) {
   }
 }
 
-// The portable shader path (plain loads; what GPUs with subgroups other than 8 run) gives the same
-// answers as the subgroup-of-8 path lavapipe takes by default.
+// The portable shaders (attention_fp16.comp, attention_vidkv.comp: what GPUs run) give the same
+// answers as the subgroup-of-8 ones lavapipe takes by default, for every value format.
 TEST_F(GpuAttentionLayer, PortablePathMatchesReference) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
-  for (const VidkvCase& c : {VidkvCase{"k1.5", "v1.58", 2, 7, 128, 300}, VidkvCase{"k1.5full", "v2", 2, 4, 64, 129},
-                             VidkvCase{"k2", "kivi", 1, 3, 128, 100}}) {
+  const VidkvCase cases[] = {{"k1.5", "v1.58", 2, 7, 128, 300}, {"k1.5full", "v2", 2, 4, 64, 129},
+                             {"k2", "kivi", 1, 3, 128, 100},    {"k1", "v1.58", 2, 1, 64, 600},
+                             {"k2", "v2", 1, 7, 128, 1000},     {"k1.5layer", "v2", 2, 4, 128, 33},
+                             {"k1.5", "v1.58", 1, 2, 256, 600}, {"k1.5", "kivi", 2, 7, 64, 31}};
+  for (const VidkvCase& c : cases) {
     SCOPED_TRACE(case_name(c));
     const AttentionGeometry g{c.kv_heads, c.kv_heads * c.ratio, c.dim};
     const KvData kv = random_kv(c.kv_heads, c.tokens, c.dim, seed);
     const auto q = realistic_query(kv.keys, c.tokens, c.kv_heads, g.q_heads, c.dim, seed + 5);
     const uint32_t quantized = c.tokens / 32 * 32, residual = c.tokens - quantized;
-    const Segment seg =
-        quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys), value_spec(c.values), {});
-    const std::vector<AttentionSegment> host{host_segment(seg)};
+    std::vector<Segment> segs;
+    if (quantized > 0) {
+      segs.push_back(
+          quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys), value_spec(c.values), {}));
+    }
+    std::vector<AttentionSegment> host;
+    for (const auto& s : segs) host.push_back(host_segment(s));
     const auto rk = token_slice(kv.keys, quantized, residual, c.kv_heads, c.dim);
     const auto rv = token_slice(kv.values, quantized, residual, c.kv_heads, c.dim);
     const auto ref = reference::attention_layer(q, g.q_heads, host, rk, rv, residual, c.kv_heads, c.dim);
     GpuAttention gpu(ctx);
     gpu.set_portable(true);
+    EXPECT_FALSE(gpu.subgroup8_path());
     EXPECT_LT(attention_error(gpu.vidkv_host(g, q, host, rk, rv, residual), ref, c.dim), 1e-3);
     EXPECT_LT(attention_error(gpu.fp16_host(g, q, kv.keys, kv.values, c.tokens),
                               reference::attention_layer(q, g.q_heads, {}, kv.keys, kv.values, c.tokens, c.kv_heads,
                                                          c.dim),
                               c.dim),
               1e-3);
+  }
+}
+
+// Every split length gives the same answer on both paths (splits end inside the segment, at its
+// end, or past it; the residual gets its own), and the default split follows the path.
+TEST_F(GpuAttentionLayer, SplitSizesAgree) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  const uint32_t H = 2, D = 128, ratio = 4, T = 2000, quantized = T / 32 * 32;
+  const AttentionGeometry g{H, H * ratio, D};
+  const KvData kv = random_kv(H, T, D, seed);
+  const auto q = realistic_query(kv.keys, T, H, g.q_heads, D, seed + 9);
+  const Segment seg = quantize_segment(kv, 0, quantized, H, D, key_spec("k1.5"), value_spec("v1.58"), {});
+  const std::vector<AttentionSegment> host{host_segment(seg)};
+  const auto rk = token_slice(kv.keys, quantized, T - quantized, H, D);
+  const auto rv = token_slice(kv.values, quantized, T - quantized, H, D);
+  const auto ref = reference::attention_layer(q, g.q_heads, host, rk, rv, T - quantized, H, D);
+  for (bool portable : {false, true}) {
+    GpuAttention gpu(ctx);
+    gpu.set_portable(portable);
+    EXPECT_EQ(gpu.split_tokens(), gpu.subgroup8_path() ? 1024u : 256u);
+    if (ctx->effective_subgroup_size() != 8) EXPECT_FALSE(gpu.subgroup8_path());
+    for (uint32_t split : {64u, 448u, 1024u}) {
+      gpu.set_split_tokens(split);
+      EXPECT_LT(attention_error(gpu.vidkv_host(g, q, host, rk, rv, T - quantized), ref, D), 1e-3)
+          << (portable ? "portable" : "default") << " path, split " << split;
+    }
   }
 }
 
@@ -208,7 +236,7 @@ TEST_F(GpuAttentionLayer, BadSegmentsAreClearErrors) {
   };
   expect_error({H, 4, 128}, host, "dim 128");
   expect_error({H, 4, D}, {}, "empty");
-  expect_error({H, 4, D}, {AttentionSegment{&s.keys, nullptr, nullptr}}, "segment 0");
+  expect_error({H, 4, D}, {AttentionSegment{&s.keys, nullptr, nullptr, nullptr}}, "segment 0");
   // Device-buffer API: a value-trit buffer that is too small is named.
   QuantizedLayerBuffers layer;
   rt::Buffer small(ctx, 16), qb(ctx, 4 * D * 4), out(ctx, 4 * D * 4), partials(ctx, 1 << 16);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "vidkv/fp16.hpp"
+#include "vidkv/stp.hpp"
 #include "vidkv/ternary_pack.hpp"
 
 namespace vidkv::reference {
@@ -101,22 +102,82 @@ void exact_keys(const QuantizedKeys& k, std::vector<double>& out) {
 
 }  // namespace
 
-void decode_segment(const AttentionSegment& seg, DecodeRounding rounding, std::vector<double>& keys,
-                    std::vector<double>& values) {
-  QuantizedTensor v = *seg.values;
-  if (seg.trits != nullptr) v.codes = unpack_trits(*seg.trits, v.spec, v.shape);
-  const QuantizedKeys& k = *seg.keys;
-  if (v.shape.tokens != k.shape.tokens || v.shape.heads != k.shape.heads || v.shape.dim != k.shape.dim ||
-      k.splits.size() != k.shape.heads) {
-    throw Error(ErrorCode::invalid_argument, "reference attention: segment keys and values do not match");
-  }
-  const TensorLayout thd = TensorLayout::thd(k.shape);
+namespace {
+
+// Keys of a segment, exact or rounded to fp16 like dequantize_keys.
+void decode_keys(const QuantizedKeys& k, DecodeRounding rounding, std::vector<double>& keys) {
   if (rounding == DecodeRounding::fp16) {
-    for (uint16_t h : dequantize_keys(k, thd)) keys.push_back(half(h));
-    for (uint16_t h : dequantize(v, thd)) values.push_back(half(h));
+    for (uint16_t h : dequantize_keys(k, TensorLayout::thd(k.shape))) keys.push_back(half(h));
+  } else {
+    exact_keys(k, keys);
+  }
+}
+
+// Values split by semantic token protection: token t of the segment reads its part at its index.
+void decode_stp_values(const AttentionSegment& seg, DecodeRounding rounding, std::vector<double>& values) {
+  const StpQuantizedValues& stp = *seg.stp;
+  const TensorShape shape = seg.keys->shape;
+  const TokenSplit& split = stp.split;
+  if (stp.shape.heads != shape.heads || stp.shape.tokens != shape.tokens || stp.shape.dim != shape.dim ||
+      stp.high.shape.tokens != split.protected_tokens.size() || stp.low.shape.tokens != split.other_tokens.size() ||
+      split.protected_tokens.size() + split.other_tokens.size() != shape.tokens) {
+    throw Error(ErrorCode::invalid_argument, "reference attention: the STP split (" +
+                                                 std::to_string(split.protected_tokens.size()) + " protected, " +
+                                                 std::to_string(split.other_tokens.size()) +
+                                                 " other tokens) does not match the segment's " +
+                                                 std::to_string(shape.tokens) + " tokens");
+  }
+  // positions in range, increasing, disjoint, whole groups: the split the lists stand for
+  const uint32_t group = std::max<uint32_t>(stp.low.spec.group_size, 1);
+  if (split_from_list(split.protected_tokens, shape.tokens, group).other_tokens != split.other_tokens) {
+    throw Error(ErrorCode::invalid_argument, "reference attention: the STP split's other tokens are not the "
+                                             "complement of its protected tokens");
+  }
+  StpQuantizedValues parts = stp;
+  if (seg.trits != nullptr && parts.low.shape.tokens > 0) {
+    parts.low.codes = unpack_trits(*seg.trits, parts.low.spec, parts.low.shape);
+  }
+  if (rounding == DecodeRounding::fp16) {
+    for (uint16_t h : dequantize_values_stp(parts, TensorLayout::thd(shape))) values.push_back(half(h));
     return;
   }
-  exact_keys(k, keys);
+  // part (0 other, 1 protected) and index of every token
+  std::vector<std::pair<int, uint32_t>> where(shape.tokens);
+  for (uint32_t i = 0; i < split.other_tokens.size(); ++i) where[split.other_tokens[i]] = {0, i};
+  for (uint32_t j = 0; j < split.protected_tokens.size(); ++j) where[split.protected_tokens[j]] = {1, j};
+  for (uint32_t t = 0; t < shape.tokens; ++t) {
+    const QuantizedTensor& part = where[t].first == 1 ? parts.high : parts.low;
+    for (uint32_t h = 0; h < shape.heads; ++h)
+      for (uint32_t c = 0; c < shape.dim; ++c) values.push_back(decode_exact(part, h, where[t].second, c));
+  }
+}
+
+}  // namespace
+
+void decode_segment(const AttentionSegment& seg, DecodeRounding rounding, std::vector<double>& keys,
+                    std::vector<double>& values) {
+  if (seg.keys == nullptr || (seg.values == nullptr) == (seg.stp == nullptr)) {
+    throw Error(ErrorCode::invalid_argument, "reference attention: a segment needs keys and either values or an STP split");
+  }
+  const QuantizedKeys& k = *seg.keys;
+  if (k.splits.size() != k.shape.heads) {
+    throw Error(ErrorCode::invalid_argument, "reference attention: segment keys have no channel split per head");
+  }
+  if (seg.stp != nullptr) {
+    decode_stp_values(seg, rounding, values);
+    decode_keys(k, rounding, keys);
+    return;
+  }
+  QuantizedTensor v = *seg.values;
+  if (seg.trits != nullptr) v.codes = unpack_trits(*seg.trits, v.spec, v.shape);
+  if (v.shape.tokens != k.shape.tokens || v.shape.heads != k.shape.heads || v.shape.dim != k.shape.dim) {
+    throw Error(ErrorCode::invalid_argument, "reference attention: segment keys and values do not match");
+  }
+  decode_keys(k, rounding, keys);
+  if (rounding == DecodeRounding::fp16) {
+    for (uint16_t h : dequantize(v, TensorLayout::thd(k.shape))) values.push_back(half(h));
+    return;
+  }
   for (uint32_t t = 0; t < v.shape.tokens; ++t)
     for (uint32_t h = 0; h < v.shape.heads; ++h)
       for (uint32_t c = 0; c < v.shape.dim; ++c) values.push_back(decode_exact(v, h, t, c));
@@ -129,9 +190,7 @@ std::vector<double> attention_layer(const std::vector<float>& q, uint32_t q_head
                                     uint32_t kv_heads, uint32_t dim, double scale, DecodeRounding rounding) {
   std::vector<double> keys, values;
   for (const AttentionSegment& seg : segments) {
-    if (seg.keys == nullptr || seg.values == nullptr) {
-      throw Error(ErrorCode::invalid_argument, "reference attention: a segment lacks keys or values");
-    }
+    if (seg.keys == nullptr) throw Error(ErrorCode::invalid_argument, "reference attention: a segment lacks keys");
     if (seg.keys->shape.heads != kv_heads || seg.keys->shape.dim != dim) {
       throw Error(ErrorCode::invalid_argument, "reference attention: segment shape does not match the layer");
     }

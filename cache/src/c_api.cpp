@@ -2,11 +2,13 @@
 // thread-local message, so that nothing C++ crosses the boundary.
 #include "vidkv/vidkv.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <string>
 
 #include "vidkv/cache.hpp"
+#include "vidkv/cache_file.hpp"
 
 struct vidkv_context {
   std::shared_ptr<vidkv::rt::Context> ctx;
@@ -31,6 +33,8 @@ vidkv_status status_of(vidkv::ErrorCode code) {
     case ErrorCode::missing_feature:
     case ErrorCode::vulkan_error:
     case ErrorCode::device_lost: return VIDKV_ERROR_DEVICE;
+    case ErrorCode::io_error: return VIDKV_ERROR_IO;
+    case ErrorCode::corrupt_data: return VIDKV_ERROR_CORRUPT_FILE;
     default: return VIDKV_ERROR_INTERNAL;
   }
 }
@@ -62,6 +66,19 @@ vidkv_status guarded(F&& f) {
   do {                                                                                             \
     if ((ptr) == nullptr) return fail(VIDKV_ERROR_INVALID_ARGUMENT, std::string(__func__) + ": " #ptr " is NULL"); \
   } while (0)
+
+vidkv::rt::BufferView view_of(const vidkv_device_buffer& b) {
+  return {reinterpret_cast<VkBuffer>(static_cast<uintptr_t>(b.buffer)), b.offset, b.size};
+}
+
+vidkv::CacheStpInput stp_input(const vidkv_stp_input& in) {
+  vidkv::CacheStpInput out;
+  out.first_visual = in.first_visual;
+  out.visual_tokens = in.visual_tokens;
+  if (in.scores) out.scores.assign(in.scores, in.scores + in.visual_tokens);
+  if (in.protected_tokens) out.protected_tokens.assign(in.protected_tokens, in.protected_tokens + in.protected_count);
+  return out;
+}
 
 size_t token_halves(const vidkv_cache* c) {
   const auto& g = c->cache->geometry();
@@ -200,8 +217,159 @@ vidkv_status vidkv_stats_get(vidkv_cache* cache, vidkv_stats* stats) {
     o.fp16_equivalent_bytes = s.fp16_equivalent_bytes;
     o.key_bits = s.key_bits;
     o.value_bits = s.value_bits;
+    o.nonfinite_inputs = s.nonfinite_inputs;
     *stats = o;
   });
+}
+
+vidkv_status vidkv_cache_save(vidkv_cache* cache, const char* path) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(path);
+  return guarded([&] { cache->cache->save(path); });
+}
+
+vidkv_status vidkv_cache_save_sequence(vidkv_cache* cache, const char* path, uint32_t sequence) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(path);
+  return guarded([&] { cache->cache->save(path, sequence); });
+}
+
+vidkv_status vidkv_cache_load(vidkv_context* ctx, const char* path, vidkv_cache** out) {
+  VIDKV_REQUIRE(ctx);
+  VIDKV_REQUIRE(path);
+  VIDKV_REQUIRE(out);
+  return guarded([&] {
+    auto handle = std::make_unique<vidkv_cache>();
+    handle->cache = vidkv::Cache::load(path, ctx->ctx);
+    *out = handle.release();
+  });
+}
+
+vidkv_status vidkv_cache_load_sequences(vidkv_cache* cache, const char* path, uint32_t* ids, uint32_t capacity,
+                                        uint32_t* count) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(path);
+  VIDKV_REQUIRE(count);
+  if (capacity > 0) VIDKV_REQUIRE(ids);
+  return guarded([&] {
+    // The count is checked on the host before anything is uploaded.
+    const size_t held = vidkv::read_cache_file(path).sequences.size();
+    if (held > capacity) {
+      throw vidkv::Error(vidkv::ErrorCode::buffer_too_small, "vidkv_cache_load_sequences: room for " +
+                                                                 std::to_string(capacity) + " ids; '" + path +
+                                                                 "' holds " + std::to_string(held) + " sequences");
+    }
+    std::vector<uint32_t> loaded = cache->cache->load_sequences(path);
+    if (loaded.size() > capacity) {  // the file changed in between: undo
+      for (uint32_t id : loaded) cache->cache->free_sequence(id);
+      throw vidkv::Error(vidkv::ErrorCode::buffer_too_small,
+                         "vidkv_cache_load_sequences: '" + std::string(path) + "' changed while it was loaded");
+    }
+    std::copy(loaded.begin(), loaded.end(), ids);
+    *count = uint32_t(loaded.size());
+  });
+}
+
+vidkv_status vidkv_sequence_ids(vidkv_cache* cache, uint32_t* ids, uint32_t capacity, uint32_t* count) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(count);
+  if (capacity > 0) VIDKV_REQUIRE(ids);
+  return guarded([&] {
+    const std::vector<uint32_t> held = cache->cache->sequence_ids();
+    if (held.size() > capacity) {
+      throw vidkv::Error(vidkv::ErrorCode::buffer_too_small, "vidkv_sequence_ids: room for " +
+                                                                 std::to_string(capacity) + " ids; the cache holds " +
+                                                                 std::to_string(held.size()) + " sequences");
+    }
+    std::copy(held.begin(), held.end(), ids);
+    *count = uint32_t(held.size());
+  });
+}
+
+// --- engine devices, device buffers, recording, STP ---
+
+vidkv_status vidkv_context_wrap(const vidkv_external_device* device, vidkv_context** out) {
+  VIDKV_REQUIRE(device);
+  VIDKV_REQUIRE(out);
+  return guarded([&] {
+    vidkv::rt::ExternalDevice e;
+    e.get_instance_proc_addr = reinterpret_cast<PFN_vkGetInstanceProcAddr>(device->get_instance_proc_addr);
+    e.instance = static_cast<VkInstance>(device->instance);
+    e.physical_device = static_cast<VkPhysicalDevice>(device->physical_device);
+    e.device = static_cast<VkDevice>(device->device);
+    e.queue_family = device->queue_family;
+    e.queue = static_cast<VkQueue>(device->queue);
+    auto handle = std::make_unique<vidkv_context>();
+    handle->ctx = vidkv::rt::Context::wrap(e);
+    *out = handle.release();
+  });
+}
+
+vidkv_status vidkv_prefill_stp(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const uint16_t* k,
+                               const uint16_t* v, uint32_t tokens, const vidkv_stp_input* stp) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(k);
+  VIDKV_REQUIRE(v);
+  VIDKV_REQUIRE(stp);
+  if (stp->scores == nullptr && stp->protected_tokens == nullptr) {
+    return fail(VIDKV_ERROR_INVALID_ARGUMENT, "vidkv_prefill_stp: neither scores nor protected_tokens given");
+  }
+  return guarded([&] {
+    vidkv::CacheStpInput in = stp_input(*stp);
+    const size_t n = size_t(tokens) * token_halves(cache);
+    cache->cache->prefill(sequence, layer, std::vector<uint16_t>(k, k + n), std::vector<uint16_t>(v, v + n), tokens,
+                          in);
+  });
+}
+
+vidkv_status vidkv_record_prefill(vidkv_cache* cache, void* command_buffer, uint32_t sequence, uint32_t layer,
+                                  vidkv_device_buffer k, vidkv_device_buffer v, int fp32, uint32_t tokens,
+                                  const vidkv_stp_input* stp) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  return guarded([&] {
+    const auto type = fp32 ? vidkv::ElementType::f32 : vidkv::ElementType::f16;
+    const auto cmd = static_cast<VkCommandBuffer>(command_buffer);
+    if (stp) {
+      cache->cache->record_prefill(cmd, sequence, layer, view_of(k), view_of(v), type, tokens, stp_input(*stp));
+    } else {
+      cache->cache->record_prefill(cmd, sequence, layer, view_of(k), view_of(v), type, tokens);
+    }
+  });
+}
+
+vidkv_status vidkv_record_append(vidkv_cache* cache, void* command_buffer, uint32_t sequence, uint32_t layer,
+                                 vidkv_device_buffer k, vidkv_device_buffer v) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  return guarded([&] {
+    cache->cache->record_append(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(k), view_of(v));
+  });
+}
+
+vidkv_status vidkv_record_attention(vidkv_cache* cache, void* command_buffer, uint32_t sequence, uint32_t layer,
+                                    vidkv_device_buffer q, float scale, vidkv_device_buffer out) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  return guarded([&] {
+    cache->cache->record_attention(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(q),
+                                   view_of(out), scale);
+  });
+}
+
+vidkv_status vidkv_record_dequantize(vidkv_cache* cache, void* command_buffer, uint32_t sequence, uint32_t layer,
+                                     vidkv_device_buffer k, vidkv_device_buffer v) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  return guarded([&] {
+    cache->cache->record_dequantize(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(k),
+                                    view_of(v));
+  });
+}
+
+vidkv_status vidkv_release_retired(vidkv_cache* cache) {
+  VIDKV_REQUIRE(cache);
+  return guarded([&] { cache->cache->release_retired(); });
 }
 
 }  // extern "C"

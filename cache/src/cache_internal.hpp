@@ -1,6 +1,14 @@
 #pragma once
 // Internal state of vidkv::Cache, shared by cache.cpp (public API and argument checks),
-// cache_layer.cpp (quantizing segments, residual, attention) and cache_stats.cpp (stats, reads).
+// cache_record.cpp (the device-buffer and recording entry points), cache_layer.cpp (quantizing
+// segments, residual, attention, decode), cache_input.cpp (fp32 conversion, NaN/Inf scan) and
+// cache_stats.cpp (stats, reads).
+//
+// Every operation that changes a layer runs in three steps: prepare (checks are done; allocate
+// what the layer will own, so an allocation failure changes nothing), record (into vidkv's own
+// command buffer, submitted and waited for, or into the caller's), commit (move the new buffers
+// and counts into the layer). A synchronous operation commits only after its submission has
+// completed and its input passed the NaN/Inf check.
 #include <map>
 #include <memory>
 #include <string>
@@ -12,17 +20,28 @@
 #include "vidkv/gpu_keys.hpp"
 #include "vidkv/gpu_quantizer.hpp"
 #include "vidkv/runtime/commands.hpp"
+#include "vidkv/runtime/pipeline.hpp"
+#include "vidkv/stp.hpp"
 
 namespace vidkv::cache_detail {
 
 // One quantized segment on the device. Only the arrays the attention reads are kept: the 1-bit
-// streams' mins and the ternary values' mins and 2-bit fields are scratch of the quantization.
+// streams' mins and the ternary values' mins and 2-bit fields are scratch of the quantization
+// (Scratch), and the segment holds 16-byte placeholders in their place.
 struct Segment {
   uint32_t tokens = 0;
   gpu::DevicePacked key_anomalous;  // 2-bit keys: all channels, in channel order
-  gpu::DevicePacked key_normal;     // mins: a 16-byte placeholder
+  gpu::DevicePacked key_normal;     // mins: a placeholder
   gpu::DevicePacked values;         // ternary: codes hold trits 5 per byte, mins a placeholder
-  CachePartBytes key_bytes, value_bytes;  // used bytes (maps apart, per layer)
+  // Semantic token protection (a prefill segment of an STP cache): `values` holds the other
+  // tokens' trits (gathered, increasing position), `values_high` the protected tokens' 2-bit
+  // values (gathered), `token_map` per token of the segment its index in its part, bit 31 set for
+  // protected tokens (what the attention reads); `split` is the same on the host.
+  bool stp = false;
+  gpu::DevicePacked values_high;
+  std::unique_ptr<rt::Buffer> token_map;
+  TokenSplit split;
+  CachePartBytes key_bytes, value_bytes;  // used bytes (the channel table apart, per layer)
 };
 
 struct Layer {
@@ -40,6 +59,49 @@ struct Sequence {
   std::vector<Layer> layers;
 };
 
+// A segment about to be added, and the channel table it chooses when the layer has none.
+struct PendingSegment {
+  Segment segment;
+  std::unique_ptr<rt::Buffer> new_channels;
+};
+
+// Where a prefill's protected tokens are (positions within the prefill); empty when not STP.
+struct StpPlan {
+  bool active = false;
+  TokenSplit split;
+};
+
+// What a prefill or an append will commit to its layer.
+struct PendingWrite {
+  std::vector<PendingSegment> segments;                        // 0 or 1
+  std::unique_ptr<rt::Buffer> residual_keys, residual_values;  // when the layer has none yet
+  uint32_t quantized = 0, residual = 0;                        // the layer's counts afterwards
+};
+
+// Device scratch shared by all layers and sequences. Operations reuse it one after another: each
+// recorded operation opens with a barrier, so work recorded in order and submitted in order on
+// one queue never overlaps its use.
+struct Scratch {
+  std::unique_ptr<KeyWorkspace> keys;  // key quantization and decode
+  // Quantization intermediates, sized for the largest segment: the values' 2-bit fields (before
+  // trit packing) and mins, the 1-bit streams' mins.
+  std::unique_ptr<rt::Buffer> value_fields, value_mins, stream_mins;
+  std::unique_ptr<rt::Buffer> convert_keys, convert_values;  // fp32 input rounded to fp16
+  std::unique_ptr<rt::Buffer> stp_dense;  // STP: both parts' tokens gathered, protected first
+  std::unique_ptr<rt::Buffer> check;           // NaN/Inf scan of a synchronous call
+  std::unique_ptr<rt::Buffer> recorded_check;  // the same, accumulated over recorded calls
+  std::unique_ptr<rt::Buffer> q, out, partials, decoded_keys, decoded_values;
+  // Buffers replaced by larger ones while recorded work may still read them: released by
+  // Cache::release_retired(), or at once by synchronous calls when nothing was recorded.
+  std::vector<std::unique_ptr<rt::Buffer>> retired;
+  bool recorded = false;  // some operation was recorded since the last release_retired()
+};
+
+// The NaN/Inf scan's result buffer: {first flat index, count} for keys, then for values.
+struct CheckResult {
+  uint32_t first_key = ~0u, key_count = 0, first_value = ~0u, value_count = 0;
+};
+
 }  // namespace vidkv::cache_detail
 
 namespace vidkv {
@@ -54,16 +116,18 @@ struct Cache::Impl {
   GpuQuantizer quantizer;
   GpuKeyQuantizer keys;
   GpuAttention attention;
+  rt::PipelineSet pipelines;  // cache_input.cpp's shaders
   rt::CommandRunner runner;
-  std::unique_ptr<KeyWorkspace> workspace;  // sized for max_tokens, made on first key quantization
+  cache_detail::Scratch scratch;
   std::map<uint32_t, cache_detail::Sequence> sequences;
   uint32_t next_id = 1;
-  // Attention scratch, grown as needed and reused across calls.
-  std::unique_ptr<rt::Buffer> q_buffer, out_buffer, partials;
 
   bool fp16() const { return settings.key_mode == CacheSettings::KeyMode::fp16; }
   uint64_t token_halves() const { return uint64_t(geometry.kv_heads) * geometry.head_dim; }
+  uint64_t token_bytes() const { return token_halves() * 2; }
   uint32_t residual_capacity() const { return fp16() ? max_tokens : settings.residual_length; }
+  // The most tokens one segment can hold: a whole prefill or one residual flush.
+  uint32_t max_segment_tokens() const;
   // The key spec the attention reads: settings.keys for VidKV keys, nbits 2 (every channel
   // anomalous, identity table) for plain 2-bit keys.
   KeySpec key_spec() const;
@@ -76,18 +140,69 @@ struct Cache::Impl {
   cache_detail::Layer& layer(uint32_t id, uint32_t layer);
   const cache_detail::Layer& layer(uint32_t id, uint32_t layer) const;
 
-  // cache_layer.cpp. `input_k`/`input_v` hold at least `tokens` fp16 tokens [T][H][D] from token
-  // 0; quantizes them as one new segment (tokens a multiple of G). When the layer has no channel
-  // table yet, the new one is returned in `new_channels` (select = true); nothing of `layer` is
-  // modified.
-  cache_detail::Segment quantize_segment(const cache_detail::Layer& layer, const rt::BufferView& input_k,
-                                         const rt::BufferView& input_v, uint32_t tokens,
-                                         std::unique_ptr<rt::Buffer>& new_channels);
-  void ensure_residual(cache_detail::Layer& layer);
-  // Prefill from device fp16 views (checked by the caller).
-  void prefill_device(cache_detail::Layer& layer, const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens);
-  void append_token(cache_detail::Layer& layer, const std::vector<uint16_t>& k, const std::vector<uint16_t>& v);
-  std::vector<float> attend(const cache_detail::Layer& layer, const std::vector<float>& q, float scale);
+  // --- cache_layer.cpp: preparing, recording and committing writes ---
+  cache_detail::PendingWrite prepare_prefill(const cache_detail::Layer& layer, uint32_t tokens, ElementType type,
+                                             const cache_detail::StpPlan& stp);
+  // `keys`/`values`: the caller's [tokens][kv_heads][head_dim] input of `type`.
+  void record_prefill(VkCommandBuffer cmd, const cache_detail::Layer& layer, cache_detail::PendingWrite& pending,
+                      const rt::BufferView& keys, const rt::BufferView& values, ElementType type, uint32_t tokens,
+                      const rt::BufferView& check);
+  cache_detail::PendingWrite prepare_append(const cache_detail::Layer& layer);
+  // `keys`/`values`: one fp16 token each, copied into the residual; empty views when the token
+  // is already in place (the host path uploads it there first).
+  void record_append(VkCommandBuffer cmd, const cache_detail::Layer& layer, cache_detail::PendingWrite& pending,
+                     const rt::BufferView& key, const rt::BufferView& value, const rt::BufferView& check);
+  void commit(cache_detail::Layer& layer, cache_detail::PendingWrite& pending, bool prefill);
+  // The residual buffers a write uses: the layer's, or the pending new ones.
+  rt::BufferView residual_view(const cache_detail::Layer& layer, const cache_detail::PendingWrite& pending,
+                               bool keys) const;
+
+  // --- cache_layer.cpp: reads ---
+  void record_attention(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& q,
+                        const rt::BufferView& out, float scale);
+  void record_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& keys,
+                         const rt::BufferView& values);
+
+  // --- cache_stp.cpp ---
+  // The split of a prefill of `tokens` tokens (checked: visual span inside the quantized part,
+  // scores finite, list valid); inactive when the settings have no STP. Throws naming the problem.
+  cache_detail::StpPlan plan_stp(uint32_t tokens, const CacheStpInput* input) const;
+  // Allocates the protected part and the token map of an STP segment (segment.values is then
+  // the other tokens' part).
+  void prepare_stp_values(cache_detail::Segment& segment, const TokenSplit& split);
+  // Gathers each part's tokens out of fp16 `values` [T][H][D] and quantizes them.
+  void record_stp_values(VkCommandBuffer cmd, cache_detail::Segment& segment, const rt::BufferView& values);
+  // Decodes both parts and scatters them to their positions in fp16 `out` [T][H][D].
+  void record_stp_decode(VkCommandBuffer cmd, const cache_detail::Segment& segment, const rt::BufferView& out);
+  // A device copy of a token list, kept (retired) until the work that reads it has completed.
+  rt::BufferView transient_list(const std::vector<uint32_t>& tokens);
+
+  // --- cache_input.cpp ---
+  // fp32 -> fp16 of `halves` elements (into the conversion scratch when `type` is f32); returns
+  // the fp16 views the quantization reads.
+  std::pair<rt::BufferView, rt::BufferView> record_convert(VkCommandBuffer cmd, const rt::BufferView& keys,
+                                                           const rt::BufferView& values, ElementType type,
+                                                           uint64_t halves);
+  // Scans `halves` fp16 elements of each input for NaN/Inf into `check` (CheckResult layout).
+  void record_scan(VkCommandBuffer cmd, const rt::BufferView& keys, const rt::BufferView& values, uint64_t halves,
+                   const rt::BufferView& check);
+  // Synchronous calls: reset the check buffer, then after the run throw Error(invalid_argument)
+  // naming the first non-finite position (`first_token`: the position of the input's token 0).
+  rt::BufferView begin_check();
+  void finish_check(const std::string& what, uint32_t first_token) const;
+  rt::BufferView recorded_check();
+  uint64_t recorded_nonfinite() const;
+
+  // --- scratch ---
+  void ensure_quantize_scratch();
+  void ensure_convert_scratch();
+  // A scratch buffer of at least `bytes`, replaced (and the old one retired) when smaller.
+  rt::Buffer& grow(std::unique_ptr<rt::Buffer>& buffer, uint64_t bytes);
+  // Runs `record` synchronously (submit and wait), then frees retired scratch when no recorded
+  // work can still refer to it.
+  void run(const std::function<void(VkCommandBuffer)>& record);
+  // Marks the start of an operation recorded into a caller's command buffer.
+  void begin_recording(VkCommandBuffer cmd);
 };
 
 }  // namespace vidkv

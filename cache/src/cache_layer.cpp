@@ -1,10 +1,9 @@
 // vidkv::Cache device work for one (sequence, layer): quantizing whole groups into a new segment,
-// the fp16 residual, and attention over segments + residual. Callers (cache.cpp) have checked the
-// arguments; here new device data is built aside and committed to the Layer only at the end, so a
-// device failure part-way leaves the layer as it was.
+// the fp16 residual, attention over segments + residual, and decoding. Callers (cache.cpp,
+// cache_record.cpp) have checked the arguments; new device data is built aside (PendingWrite) and
+// committed to the Layer only at the end, so a failure part-way leaves the layer as it was.
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 #include <string>
 
 #include "cache_internal.hpp"
@@ -13,14 +12,16 @@
 namespace vidkv {
 
 using cache_detail::Layer;
+using cache_detail::PendingSegment;
+using cache_detail::PendingWrite;
 using cache_detail::Segment;
 
 namespace {
 
 uint64_t words(uint64_t bytes) { return std::max<uint64_t>((bytes + 3) / 4 * 4, 16); }
 
-std::unique_ptr<rt::Buffer> placeholder(const std::shared_ptr<rt::Context>& ctx) {
-  return std::make_unique<rt::Buffer>(ctx, 16);
+std::unique_ptr<rt::Buffer> buffer(const std::shared_ptr<rt::Context>& ctx, uint64_t bytes) {
+  return std::make_unique<rt::Buffer>(ctx, words(bytes));
 }
 
 // packed_bytes() of a part that may be empty (keys at nbits 1.0 or 2.0 have an empty part).
@@ -28,11 +29,16 @@ PackedBytes part_bytes(const QuantSpec& spec, const TensorShape& shape) {
   return shape.elements() == 0 ? PackedBytes{} : packed_bytes(spec, shape);
 }
 
-void grow(std::unique_ptr<rt::Buffer>& buffer, const std::shared_ptr<rt::Context>& ctx, uint64_t bytes) {
-  if (!buffer || buffer->size() < bytes) buffer = std::make_unique<rt::Buffer>(ctx, words(bytes));
+rt::BufferView offset_view(const rt::BufferView& v, uint64_t offset, uint64_t size) {
+  return {v.buffer, v.offset + offset, size};
 }
 
 }  // namespace
+
+uint32_t Cache::Impl::max_segment_tokens() const {
+  const uint32_t G = settings.group_size;
+  return std::max(max_tokens / G * G, settings.residual_length);
+}
 
 KeySpec Cache::Impl::key_spec() const {
   if (settings.key_mode == CacheSettings::KeyMode::vidkv) return settings.keys;
@@ -65,159 +71,297 @@ ValueFormat Cache::Impl::value_format() const {
   }
 }
 
-Segment Cache::Impl::quantize_segment(const Layer& layer, const rt::BufferView& input_k,
-                                      const rt::BufferView& input_v, uint32_t tokens,
-                                      std::unique_ptr<rt::Buffer>& new_channels) {
-  const uint32_t H = geometry.kv_heads, D = geometry.head_dim, G = settings.group_size;
-  const TensorShape shape{H, tokens, D};
-  const TensorLayout thd = TensorLayout::thd(shape);
+// --- scratch ---
+
+rt::Buffer& Cache::Impl::grow(std::unique_ptr<rt::Buffer>& b, uint64_t bytes) {
+  if (!b || b->size() < bytes) {
+    // Geometric growth keeps the number of retired buffers small.
+    auto bigger = buffer(ctx, b ? std::max(bytes, b->size() * 2) : bytes);
+    if (b) scratch.retired.push_back(std::move(b));
+    b = std::move(bigger);
+  }
+  return *b;
+}
+
+void Cache::Impl::ensure_quantize_scratch() {
+  const uint32_t H = geometry.kv_heads, D = geometry.head_dim, T = max_segment_tokens();
   const KeySpec ks = key_spec();
+  if (settings.key_mode == CacheSettings::KeyMode::vidkv && !scratch.keys) {
+    scratch.keys = std::make_unique<KeyWorkspace>(ctx, ks, H, D, T);
+  }
+  if (!scratch.value_fields) {
+    const PackedBytes v = packed_bytes(value_spec(), {H, T, D});
+    const uint32_t k = anomalous_channel_count(ks, D), S = coefficient_streams(ks.fft, D - k);
+    const PackedBytes s = part_bytes({QuantBits::b1, QuantAxis::channel, settings.group_size}, {H, T, S});
+    auto fields = buffer(ctx, v.codes), mins = buffer(ctx, v.mins), stream_mins = buffer(ctx, s.mins);
+    scratch.value_fields = std::move(fields);
+    scratch.value_mins = std::move(mins);
+    scratch.stream_mins = std::move(stream_mins);
+  }
+}
+
+void Cache::Impl::run(const std::function<void(VkCommandBuffer)>& record) {
+  runner.run(record);
+  if (!scratch.recorded) scratch.retired.clear();
+}
+
+void Cache::Impl::begin_recording(VkCommandBuffer cmd) {
+  scratch.recorded = true;
+  // Earlier operations (recorded or synchronous) may still be reading or writing the scratch,
+  // residual and segments this one touches: order it after all compute and transfer work.
+  rt::compute_transfer_barrier(cmd);
+}
+
+// --- segments ---
+
+namespace {
+
+PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t tokens, const TokenSplit* stp) {
+  const uint32_t H = m.geometry.kv_heads, D = m.geometry.head_dim, G = m.settings.group_size;
+  const TensorShape shape{H, tokens, D};
+  const KeySpec ks = m.key_spec();
   const uint32_t k = anomalous_channel_count(ks, D), S = coefficient_streams(ks.fft, D - k);
   const QuantSpec a_spec{QuantBits::b2, QuantAxis::channel, G}, s_spec{QuantBits::b1, QuantAxis::channel, G};
-  const QuantSpec vs = value_spec();
-  const bool vidkv_keys = settings.key_mode == CacheSettings::KeyMode::vidkv;
-  const bool ternary = value_format() == ValueFormat::ternary_trits;
+  const QuantSpec vs = m.value_spec();
+  const bool ternary = m.value_format() == ValueFormat::ternary_trits;
+  m.ensure_quantize_scratch();
 
-  Segment seg;
+  PendingSegment p;
+  Segment& seg = p.segment;
   seg.tokens = tokens;
-  seg.key_anomalous = gpu::allocate_packed(ctx, a_spec, {H, tokens, k});
-  seg.key_normal = gpu::allocate_packed(ctx, s_spec, {H, tokens, S});
-  seg.values = gpu::allocate_packed(ctx, vs, shape);
-  std::unique_ptr<rt::Buffer> trits;
-  if (ternary) trits = std::make_unique<rt::Buffer>(ctx, words(trit_packed_bytes(shape, G)));
-
-  // The layer's channel table: chosen by this segment when the layer has none yet.
-  const bool select = !layer.channels;
-  const rt::Buffer* table = layer.channels.get();
-  if (select) {
-    new_channels = std::make_unique<rt::Buffer>(ctx, words(GpuKeyQuantizer::channel_table_bytes(ks, H, D)));
-    if (!vidkv_keys) {  // 2-bit keys: every channel anomalous, in order, per head
+  seg.key_anomalous = gpu::allocate_packed(m.ctx, a_spec, {H, tokens, k});
+  const PackedBytes s = part_bytes(s_spec, {H, tokens, S}), v = packed_bytes(vs, shape);
+  seg.key_normal.codes = buffer(m.ctx, s.codes);
+  seg.key_normal.scales = buffer(m.ctx, s.scales);
+  seg.key_normal.mins = buffer(m.ctx, 16);
+  if (stp) {
+    m.prepare_stp_values(seg, *stp);
+  } else {
+    seg.values.codes = buffer(m.ctx, ternary ? trit_packed_bytes(shape, G) : v.codes);
+    seg.values.scales = buffer(m.ctx, v.scales);
+    seg.values.mins = buffer(m.ctx, ternary ? 16 : v.mins);
+  }
+  if (!layer.channels) {
+    // This segment chooses the layer's channels.
+    p.new_channels = buffer(m.ctx, GpuKeyQuantizer::channel_table_bytes(ks, H, D));
+    if (m.settings.key_mode != CacheSettings::KeyMode::vidkv) {
+      // 2-bit keys: every channel anomalous, in order, per head.
       std::vector<uint32_t> identity(size_t(H) * D);
       for (size_t i = 0; i < identity.size(); ++i) identity[i] = uint32_t(i % D);
-      new_channels->upload(identity.data(), identity.size() * 4);
+      p.new_channels->upload(identity.data(), identity.size() * 4);
     }
-    table = new_channels.get();
   }
-  if (vidkv_keys && !workspace) {
-    // One workspace serves every layer and sequence: the cache runs one quantization at a time.
-    workspace = std::make_unique<KeyWorkspace>(ctx, ks, H, D, std::max(max_tokens / G * G, G));
-  }
-
-  runner.run([&](VkCommandBuffer cmd) {
-    // The inputs were written by uploads or copies (or the caller's own work) before this submit.
-    rt::transfer_to_compute_barrier(cmd);
-    rt::compute_to_compute_barrier(cmd);
-    if (vidkv_keys) {
-      keys.record_quantize(cmd, ks, shape, thd, input_k, select, table->view(), *workspace,
-                           {seg.key_anomalous.views(), seg.key_normal.views()});
-    } else {
-      quantizer.record_quantize(cmd, a_spec, shape, thd, ElementType::f16, input_k, seg.key_anomalous.views());
-    }
-    quantizer.record_quantize(cmd, vs, shape, thd, ElementType::f16, input_v, seg.values.views());
-    if (ternary) {
-      rt::compute_to_compute_barrier(cmd);
-      quantizer.record_pack_trits(cmd, vs, shape, seg.values.codes->view(), trits->view());
-    }
-  });
-
-  // Keep only what the attention reads: the streams' mins (1-bit has none) and the ternary
-  // values' 2-bit fields and mins were scratch of the quantization.
-  seg.key_normal.mins = placeholder(ctx);
-  if (ternary) {
-    seg.values.codes = std::move(trits);
-    seg.values.mins = placeholder(ctx);
-  }
-  const PackedBytes a = part_bytes(a_spec, {H, tokens, k}), s = part_bytes(s_spec, {H, tokens, S});
+  const PackedBytes a = part_bytes(a_spec, {H, tokens, k});
   seg.key_bytes = {a.codes + s.codes, a.scales + s.scales, a.mins, 0};
-  const PackedBytes v = packed_bytes(vs, shape);
-  seg.value_bytes = ternary ? CachePartBytes{trit_packed_bytes(shape, G), v.scales, 0, 0}
-                            : CachePartBytes{v.codes, v.scales, v.mins, 0};
-  return seg;
-}
-
-void Cache::Impl::ensure_residual(Layer& layer) {
-  if (layer.residual_keys) return;
-  const uint64_t bytes = words(uint64_t(residual_capacity()) * token_halves() * 2);
-  auto k = std::make_unique<rt::Buffer>(ctx, bytes);
-  auto v = std::make_unique<rt::Buffer>(ctx, bytes);
-  layer.residual_keys = std::move(k);
-  layer.residual_values = std::move(v);
-}
-
-void Cache::Impl::prefill_device(Layer& layer, const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens) {
-  const uint32_t G = settings.group_size;
-  const uint32_t quantized = fp16() ? 0 : tokens - tokens % G;
-  const uint32_t tail = tokens - quantized;
-  const uint64_t row = token_halves() * 2;
-  std::unique_ptr<rt::Buffer> new_channels;
-  std::vector<Segment> segment;
-  if (quantized > 0) segment.push_back(quantize_segment(layer, k, v, quantized, new_channels));
-  ensure_residual(layer);
-  if (tail > 0) {
-    // The residual's old contents are dead (it holds 0 tokens), so overwriting them is safe even
-    // if this fails.
-    const uint64_t bytes = tail * row, from = quantized * row;
-    runner.run([&](VkCommandBuffer cmd) {
-      rt::record_copy(cmd, {k.buffer, k.offset + from, bytes}, layer.residual_keys->view(0, bytes), bytes);
-      rt::record_copy(cmd, {v.buffer, v.offset + from, bytes}, layer.residual_values->view(0, bytes), bytes);
-    });
+  if (!stp) {
+    seg.value_bytes = ternary ? CachePartBytes{trit_packed_bytes(shape, G), v.scales, 0, 0}
+                              : CachePartBytes{v.codes, v.scales, v.mins, 0};
   }
-  // Commit.
-  if (!segment.empty()) layer.segments.push_back(std::move(segment.front()));
-  if (new_channels) layer.channels = std::move(new_channels);
-  layer.quantized = quantized;
-  layer.residual = tail;
-  layer.prefilled = true;
+  return p;
 }
 
-void Cache::Impl::append_token(Layer& layer, const std::vector<uint16_t>& k, const std::vector<uint16_t>& v) {
-  ensure_residual(layer);
-  const uint64_t row = token_halves() * 2, at = uint64_t(layer.residual) * row;
-  // Writes past the residual's live tokens: a failure leaves the layer as it was.
-  layer.residual_keys->upload(k.data(), row, at);
-  layer.residual_values->upload(v.data(), row, at);
-  if (!fp16() && layer.residual + 1 == settings.residual_length) {
-    // Flush: the residual's R tokens (whole groups) become a new segment; old segments stay.
-    std::unique_ptr<rt::Buffer> new_channels;
-    Segment seg = quantize_segment(layer, layer.residual_keys->view(), layer.residual_values->view(),
-                                   settings.residual_length, new_channels);
-    layer.segments.push_back(std::move(seg));
-    if (new_channels) layer.channels = std::move(new_channels);
-    layer.quantized += settings.residual_length;
-    layer.residual = 0;
+// Records the quantization of `tokens` fp16 tokens [T][H][D] of `k`/`v` into `p`.
+void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, PendingSegment& p,
+                    const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens) {
+  const uint32_t H = m.geometry.kv_heads, D = m.geometry.head_dim, G = m.settings.group_size;
+  const TensorShape shape{H, tokens, D};
+  const TensorLayout thd = TensorLayout::thd(shape);
+  const QuantSpec a_spec{QuantBits::b2, QuantAxis::channel, G};
+  const QuantSpec vs = m.value_spec();
+  const bool ternary = m.value_format() == ValueFormat::ternary_trits;
+  Segment& seg = p.segment;
+  const bool select = !layer.channels;
+  const rt::BufferView table = select ? p.new_channels->view() : layer.channels->view();
+  const rt::BufferView kin = offset_view(k, 0, uint64_t(tokens) * m.token_bytes());
+  const rt::BufferView vin = offset_view(v, 0, uint64_t(tokens) * m.token_bytes());
+
+  if (m.settings.key_mode == CacheSettings::KeyMode::vidkv) {
+    const PackedBuffers normal{seg.key_normal.codes->view(), seg.key_normal.scales->view(),
+                               m.scratch.stream_mins->view()};
+    m.keys.record_quantize(cmd, m.key_spec(), shape, thd, kin, select, table, *m.scratch.keys,
+                           {seg.key_anomalous.views(), normal});
   } else {
-    layer.residual += 1;
+    m.quantizer.record_quantize(cmd, a_spec, shape, thd, ElementType::f16, kin, seg.key_anomalous.views());
   }
-  layer.appended = true;
+  if (seg.stp) {
+    m.record_stp_values(cmd, seg, vin);
+  } else if (ternary) {
+    const PackedBuffers fields{m.scratch.value_fields->view(), seg.values.scales->view(), m.scratch.value_mins->view()};
+    m.quantizer.record_quantize(cmd, vs, shape, thd, ElementType::f16, vin, fields);
+    rt::compute_to_compute_barrier(cmd);
+    m.quantizer.record_pack_trits(cmd, vs, shape, m.scratch.value_fields->view(), seg.values.codes->view());
+  } else {
+    m.quantizer.record_quantize(cmd, vs, shape, thd, ElementType::f16, vin, seg.values.views());
+  }
 }
 
-std::vector<float> Cache::Impl::attend(const Layer& layer, const std::vector<float>& q, float scale) {
+}  // namespace
+
+// --- writes ---
+
+rt::BufferView Cache::Impl::residual_view(const Layer& layer, const PendingWrite& pending, bool k) const {
+  const auto& own = k ? layer.residual_keys : layer.residual_values;
+  const auto& fresh = k ? pending.residual_keys : pending.residual_values;
+  return own ? own->view() : fresh->view();
+}
+
+namespace {
+
+void prepare_residual(Cache::Impl& m, const Layer& layer, PendingWrite& p) {
+  if (layer.residual_keys) return;
+  const uint64_t bytes = uint64_t(m.residual_capacity()) * m.token_bytes();
+  p.residual_keys = buffer(m.ctx, bytes);
+  p.residual_values = buffer(m.ctx, bytes);
+}
+
+}  // namespace
+
+PendingWrite Cache::Impl::prepare_prefill(const Layer& layer, uint32_t tokens, ElementType type,
+                                          const cache_detail::StpPlan& stp) {
+  PendingWrite p;
+  const uint32_t G = settings.group_size;
+  p.quantized = fp16() ? 0 : tokens - tokens % G;
+  p.residual = tokens - p.quantized;
+  if (type == ElementType::f32) ensure_convert_scratch();
+  if (p.quantized > 0) {
+    p.segments.push_back(prepare_segment(*this, layer, p.quantized, stp.active ? &stp.split : nullptr));
+  }
+  prepare_residual(*this, layer, p);
+  return p;
+}
+
+void Cache::Impl::record_prefill(VkCommandBuffer cmd, const Layer& layer, PendingWrite& p, const rt::BufferView& k,
+                                 const rt::BufferView& v, ElementType type, uint32_t tokens,
+                                 const rt::BufferView& check) {
+  const uint64_t halves = uint64_t(tokens) * token_halves();
+  const auto [k16, v16] = record_convert(cmd, k, v, type, halves);
+  record_scan(cmd, k16, v16, halves, check);
+  if (!p.segments.empty()) record_segment(*this, cmd, layer, p.segments.front(), k16, v16, p.quantized);
+  if (p.residual > 0) {
+    // The residual's old contents are dead (the layer holds 0 tokens), so overwriting them is
+    // safe even if this operation fails.
+    const uint64_t bytes = uint64_t(p.residual) * token_bytes(), from = uint64_t(p.quantized) * token_bytes();
+    rt::record_copy(cmd, offset_view(k16, from, bytes), residual_view(layer, p, true), bytes);
+    rt::record_copy(cmd, offset_view(v16, from, bytes), residual_view(layer, p, false), bytes);
+  }
+}
+
+PendingWrite Cache::Impl::prepare_append(const Layer& layer) {
+  PendingWrite p;
+  prepare_residual(*this, layer, p);
+  const bool flush = !fp16() && layer.residual + 1 == settings.residual_length;
+  if (flush) {
+    p.segments.push_back(prepare_segment(*this, layer, settings.residual_length, nullptr));
+    p.quantized = layer.quantized + settings.residual_length;
+    p.residual = 0;
+  } else {
+    p.quantized = layer.quantized;
+    p.residual = layer.residual + 1;
+  }
+  return p;
+}
+
+void Cache::Impl::record_append(VkCommandBuffer cmd, const Layer& layer, PendingWrite& p, const rt::BufferView& k,
+                                const rt::BufferView& v, const rt::BufferView& check) {
+  const uint64_t row = token_bytes(), at = uint64_t(layer.residual) * row;
+  // Writes past the residual's live tokens: a failure leaves the layer as it was.
+  const rt::BufferView rk = residual_view(layer, p, true), rv = residual_view(layer, p, false);
+  if (k.buffer != VK_NULL_HANDLE) {
+    rt::record_copy(cmd, k, offset_view(rk, at, row), row);
+    rt::record_copy(cmd, v, offset_view(rv, at, row), row);
+    rt::transfer_to_compute_barrier(cmd);
+  }
+  record_scan(cmd, offset_view(rk, at, row), offset_view(rv, at, row), token_halves(), check);
+  if (!p.segments.empty()) {
+    // Flush: the residual's R tokens (whole groups) become a new segment; old segments stay.
+    record_segment(*this, cmd, layer, p.segments.front(), rk, rv, settings.residual_length);
+  }
+}
+
+void Cache::Impl::commit(Layer& layer, PendingWrite& p, bool prefill) {
+  if (p.residual_keys) {
+    layer.residual_keys = std::move(p.residual_keys);
+    layer.residual_values = std::move(p.residual_values);
+  }
+  for (PendingSegment& s : p.segments) {
+    layer.segments.push_back(std::move(s.segment));
+    if (s.new_channels) layer.channels = std::move(s.new_channels);
+  }
+  layer.quantized = p.quantized;
+  layer.residual = p.residual;
+  (prefill ? layer.prefilled : layer.appended) = true;
+}
+
+// --- reads ---
+
+void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& q,
+                                   const rt::BufferView& out, float scale) {
   const AttentionGeometry g{geometry.kv_heads, geometry.q_heads, geometry.head_dim, scale};
-  const uint64_t q_bytes = q.size() * 4;
-  grow(q_buffer, ctx, q_bytes);
-  grow(out_buffer, ctx, q_bytes);
-  q_buffer->upload(q.data(), q_bytes);
   const Fp16KvBuffers residual{layer.residual, layer.residual_keys ? layer.residual_keys->view() : rt::BufferView{},
                                layer.residual_values ? layer.residual_values->view() : rt::BufferView{}};
   if (layer.segments.empty()) {
     // Only fp16 tokens (the fp16 preset, or fewer than a group so far): the baseline path.
-    grow(partials, ctx, attention.partial_bytes_fp16(g, layer.residual));
-    attention.run_fp16(g, residual, q_buffer->view(0, q_bytes), partials->view(), out_buffer->view(0, q_bytes));
-  } else {
-    QuantizedLayerBuffers l;
-    l.keys = key_spec();
-    l.values = value_format();
-    l.channels = layer.channels->view();
-    for (const Segment& s : layer.segments) {
-      l.segments.push_back({s.tokens, s.key_anomalous.views(), s.key_normal.views(), s.values.views()});
-    }
-    l.residual = residual;
-    grow(partials, ctx, attention.partial_bytes(g, l));
-    attention.run_vidkv(g, l, q_buffer->view(0, q_bytes), partials->view(), out_buffer->view(0, q_bytes));
+    rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes_fp16(g, layer.residual));
+    attention.record_fp16(cmd, g, residual, q, partials.view(), out);
+    return;
   }
-  std::vector<float> out(q.size());
-  out_buffer->download(out.data(), q_bytes);
-  return out;
+  for (const Segment& s : layer.segments) {
+    if (s.stp) {
+      throw Error(ErrorCode::unsupported_bits, "cache: attention over STP segments is not available yet");
+    }
+  }
+  QuantizedLayerBuffers l;
+  l.keys = key_spec();
+  l.values = value_format();
+  l.channels = layer.channels->view();
+  for (const Segment& s : layer.segments) {
+    l.segments.push_back({s.tokens, s.key_anomalous.views(), s.key_normal.views(), s.values.views()});
+  }
+  l.residual = residual;
+  rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes(g, l));
+  attention.record_vidkv(cmd, g, l, q, partials.view(), out);
+}
+
+void Cache::Impl::record_dequantize(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& k,
+                                    const rt::BufferView& v) {
+  const uint32_t H = geometry.kv_heads, D = geometry.head_dim;
+  const uint64_t row = token_bytes();
+  const KeySpec ks = key_spec();
+  const QuantSpec vs = value_spec();
+  uint64_t at = 0;
+  if (!layer.segments.empty()) ensure_quantize_scratch();
+  for (const Segment& s : layer.segments) {
+    const TensorShape shape{H, s.tokens, D};
+    const TensorLayout thd = TensorLayout::thd(shape);
+    const uint64_t bytes = uint64_t(s.tokens) * row;
+    const rt::BufferView kout = offset_view(k, at, bytes), vout = offset_view(v, at, bytes);
+    const PackedBuffers normal{s.key_normal.codes->view(), s.key_normal.scales->view(),
+                               scratch.stream_mins->view()};
+    if (settings.key_mode == CacheSettings::KeyMode::vidkv) {
+      keys.record_dequantize(cmd, ks, shape, {s.key_anomalous.views(), normal}, layer.channels->view(),
+                             *scratch.keys, thd, kout);
+    } else {
+      quantizer.record_dequantize(cmd, {QuantBits::b2, QuantAxis::channel, settings.group_size}, shape,
+                                  s.key_anomalous.views(), thd, ElementType::f16, kout);
+    }
+    if (s.stp) {
+      record_stp_decode(cmd, s, vout);
+    } else if (value_format() == ValueFormat::ternary_trits) {
+      // Ternary decoding reads no mins; the scratch stands in for the placeholder's size check.
+      const PackedBuffers trits{s.values.codes->view(), s.values.scales->view(), scratch.value_mins->view()};
+      quantizer.record_dequantize_trits(cmd, vs, shape, trits, thd, ElementType::f16, vout);
+    } else {
+      quantizer.record_dequantize(cmd, vs, shape, s.values.views(), thd, ElementType::f16, vout);
+    }
+    // The key decode reuses the workspace for the next segment.
+    rt::compute_to_compute_barrier(cmd);
+    at += bytes;
+  }
+  if (layer.residual > 0) {
+    const uint64_t bytes = uint64_t(layer.residual) * row;
+    rt::record_copy(cmd, layer.residual_keys->view(0, bytes), offset_view(k, at, bytes), bytes);
+    rt::record_copy(cmd, layer.residual_values->view(0, bytes), offset_view(v, at, bytes), bytes);
+  }
 }
 
 }  // namespace vidkv

@@ -57,6 +57,7 @@ CacheStats Cache::stats() const {
         st.values.codes += s.value_bytes.codes;
         st.values.scales += s.value_bytes.scales;
         st.values.mins += s.value_bytes.mins;
+        st.values.maps += s.value_bytes.maps;  // STP token maps
       }
       // The table the attention reads (uint32 per channel), not the dim-bit mask bit_accounting
       // counts as the minimum: this is what is held.
@@ -73,6 +74,7 @@ CacheStats Cache::stats() const {
     st.value_bits = 8.0 * double(st.values.total()) / double(values);
   }
   st.fp16_equivalent_bytes = st.tokens * row * 2;
+  st.nonfinite_inputs = m.recorded_nonfinite();
   return st;
 }
 
@@ -104,8 +106,19 @@ CacheSegmentHost Cache::segment_host(uint32_t sequence, uint32_t layer, uint32_t
   out.keys.anomalous = download_part({QuantBits::b2, QuantAxis::channel, G}, {H, T, k}, s.key_anomalous, true, 0);
   out.keys.normal = download_part({QuantBits::b1, QuantAxis::channel, G}, {H, T, S}, s.key_normal, false, 0);
   const QuantSpec vs = m.value_spec();
-  const TensorShape shape{H, T, D};
-  if (m.value_format() == ValueFormat::ternary_trits) {
+  TensorShape shape{H, T, D};
+  if (s.stp) {
+    // values: the other tokens' part; values_high: the protected tokens' part.
+    out.split = s.split;
+    const uint32_t n = uint32_t(s.split.protected_tokens.size());
+    out.values_high = download_part({QuantBits::b2, QuantAxis::channel, G, TernaryScale::mean_abs}, {H, n, D},
+                                    s.values_high, true, 0);
+    shape.tokens = T - n;
+  }
+  if (shape.tokens == 0) {
+    out.values.spec = vs;
+    out.values.shape = shape;
+  } else if (m.value_format() == ValueFormat::ternary_trits) {
     out.trits = download<uint8_t>(*s.values.codes, trit_packed_bytes(shape, G));
     out.values.spec = vs;
     out.values.shape = shape;
@@ -128,30 +141,6 @@ void Cache::residual_host(uint32_t sequence, uint32_t layer, std::vector<uint16_
     k = download<uint16_t>(*l.residual_keys, n);
     v = download<uint16_t>(*l.residual_values, n);
   }
-  keys = std::move(k);
-  values = std::move(v);
-}
-
-void Cache::dequantize(uint32_t sequence, uint32_t layer, std::vector<uint16_t>& keys, std::vector<uint16_t>& values) {
-  Impl& m = *impl_;
-  const Layer& l = m.layer(sequence, layer);
-  const size_t row = m.token_halves();
-  std::vector<uint16_t> k(size_t(l.tokens()) * row), v(k.size());
-  size_t at = 0;
-  for (uint32_t i = 0; i < l.segments.size(); ++i) {
-    const CacheSegmentHost s = segment_host(sequence, layer, i);
-    const TensorLayout thd = TensorLayout::thd(s.values.shape);
-    const auto dk = m.keys.dequantize_host(s.keys, thd);
-    const auto dv = m.quantizer.dequantize_host(s.values, thd);
-    const size_t n = size_t(s.values.shape.tokens) * row;
-    std::copy(dk.begin(), dk.begin() + n, k.begin() + at);
-    std::copy(dv.begin(), dv.begin() + n, v.begin() + at);
-    at += n;
-  }
-  std::vector<uint16_t> rk, rv;
-  residual_host(sequence, layer, rk, rv);
-  std::copy(rk.begin(), rk.end(), k.begin() + at);
-  std::copy(rv.begin(), rv.end(), v.begin() + at);
   keys = std::move(k);
   values = std::move(v);
 }

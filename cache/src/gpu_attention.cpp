@@ -21,8 +21,9 @@ struct Fp16Push {
   float scale;
 };
 struct VidkvPush {
-  uint32_t kv_heads, tokens, slot_base;
+  uint32_t kv_heads, tokens, slot_base, protected_tokens;
 };
+constexpr uint32_t kVidkvBindings = 14;
 struct ReducePush {
   uint32_t q_heads, slots;
 };
@@ -41,11 +42,14 @@ uint64_t words(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
 float scale_of(const AttentionGeometry& g) { return g.scale != 0.0f ? g.scale : 1.0f / std::sqrt(float(g.dim)); }
 uint32_t ratio_of(const AttentionGeometry& g) { return g.q_heads / g.kv_heads; }
 
-uint32_t value_mode(ValueFormat f) {
+// VALUE_MODE of attention_vidkv*.comp for a segment: an STP segment with no protected token reads
+// exactly like ternary trits.
+uint32_t value_mode(ValueFormat f, uint32_t protected_tokens) {
   switch (f) {
     case ValueFormat::ternary_trits: return 0;
     case ValueFormat::b2_channel: return 1;
     case ValueFormat::b2_token: return 2;
+    case ValueFormat::ternary_stp: return protected_tokens > 0 ? 3 : 0;
   }
   return 0;
 }
@@ -57,6 +61,7 @@ const char* value_format_name(ValueFormat format) noexcept {
     case ValueFormat::ternary_trits: return "ternary_trits";
     case ValueFormat::b2_channel: return "b2_channel";
     case ValueFormat::b2_token: return "b2_token";
+    case ValueFormat::ternary_stp: return "ternary_stp";
   }
   return "?";
 }
@@ -77,23 +82,23 @@ std::vector<uint32_t> attention_channel_table(const QuantizedKeys& keys) {
   return table;
 }
 
-// The subgroup-of-8 broadcast path of attention_vidkv.comp needs every compute subgroup to be
-// exactly 8 invocations (no size control can change it) and subgroupBroadcast (ballot).
+// The subgroup-of-8 shaders (attention_*_sg8.comp) need every compute subgroup to be exactly 8
+// invocations (the context's required size, or a device that has no other) and subgroup shuffles.
 namespace {
 bool subgroups_of_eight(const rt::Context& ctx) {
-  const rt::DeviceInfo& info = ctx.info();
-  if (info.subgroup_size != 8 || info.min_subgroup_size != 8 || info.max_subgroup_size != 8) return false;
+  if (ctx.effective_subgroup_size() != 8) return false;
   VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
   VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
   props.pNext = &subgroup;
   vkGetPhysicalDeviceProperties2(ctx.physical_device(), &props);
   return (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
 }
 }  // namespace
 
 GpuAttention::GpuAttention(std::shared_ptr<rt::Context> context)
-    : context_(context), pipelines_(context), runner_(context), broadcast8_(subgroups_of_eight(*context)) {}
+    : context_(context), pipelines_(context), runner_(context), sg8_(subgroups_of_eight(*context)) {}
 GpuAttention::~GpuAttention() = default;
 
 void GpuAttention::set_split_tokens(uint32_t tokens) {
@@ -136,7 +141,24 @@ void GpuAttention::check_fp16(const AttentionGeometry& g, const Fp16KvBuffers& k
 
 // Shared memory of attention.glsl: scores, reductions, statistics.
 uint64_t GpuAttention::shared_common(uint32_t ratio) const {
-  return 4ull * ratio * (split_ + gpu::kWorkgroupSize + 2);
+  return 4ull * ratio * (split_tokens() + gpu::kWorkgroupSize + 2);
+}
+
+// Shared memory of attention_vidkv.comp (portable) for one segment: the prepared query and the
+// common parts, and an STP segment's weights by part slot (split + 96 slots per query head).
+uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t query_floats, bool stp) const {
+  const uint64_t parts = stp ? 4ull * ratio * (split_tokens() + 3 * kGroup) : 0;
+  return shared_common(ratio) + 4ull * ratio * std::max(query_floats, 1u) + parts;
+}
+
+// Tokens per split of one segment: split_, except for an STP segment on the subgroup-of-8 path,
+// whose scores by part slot (ratio x (split + 96) floats, its only shared memory) must fit.
+uint32_t GpuAttention::segment_split(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                     const QuantizedSegmentBuffers& seg) const {
+  if (!subgroup8_path() || value_mode(layer.values, seg.protected_tokens) != 3) return split_tokens();
+  const uint64_t slots = context_->info().max_shared_memory / (4ull * ratio_of(g));
+  const uint64_t fit = slots > 3 * kGroup + 64 ? (slots - 3 * kGroup) / 64 * 64 : 64;
+  return uint32_t(std::min<uint64_t>(split_tokens(), fit));
 }
 
 void GpuAttention::check_shared_memory(uint64_t bytes, const char* what) const {
@@ -154,7 +176,10 @@ uint64_t GpuAttention::partial_bytes_fp16(const AttentionGeometry& g, uint32_t t
 
 uint64_t GpuAttention::slot_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
   uint64_t slots = splits_of(layer.residual.tokens);
-  for (const auto& s : layer.segments) slots += splits_of(s.tokens);
+  for (const auto& s : layer.segments) {
+    const uint32_t split = segment_split(g, layer, s);
+    slots += (s.tokens + split - 1) / split;
+  }
   return slots * g.q_heads * (g.dim + 2) * 4;
 }
 
@@ -181,8 +206,9 @@ void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeomet
                                       const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base) {
   const uint32_t ratio = ratio_of(g);
   const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g)};
-  const uint32_t broadcast8 = broadcast8_ && !portable_;
-  const auto& p = pipelines_.get(gpu::pipeline("attention_fp16", {g.dim, ratio, split_, broadcast8}, 4, sizeof(pc)));
+  const bool sg8 = subgroup8_path();
+  const auto& p = pipelines_.get(gpu::pipeline(sg8 ? "attention_fp16_sg8" : "attention_fp16", {g.dim, ratio, split_tokens()},
+                                               4, sizeof(pc)));
   const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
   p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads);
 }
@@ -203,9 +229,58 @@ void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, 
   check_fp16(g, kv, "fp16");
   check_view(partials, partial_bytes_fp16(g, kv.tokens), "partials");
   const uint64_t ratio = ratio_of(g);
-  check_shared_memory(shared_common(ratio) + 4ull * ratio * g.dim, "attention_fp16");
+  if (!subgroup8_path()) check_shared_memory(shared_common(ratio) + 4ull * ratio * g.dim, "attention_fp16");
   record_fp16_splits(cmd, g, kv, q, partials, 0);
   record_reduce(cmd, g, splits_of(kv.tokens), partials, out);
+}
+
+// Sizes of segment `index`'s buffers against its token count and the layer's formats.
+void GpuAttention::check_segment(const AttentionGeometry& g, const QuantizedLayerBuffers& layer, size_t index) const {
+  const QuantizedSegmentBuffers& seg = layer.segments[index];
+  const std::string name = "segment " + str(index);
+  const uint32_t H = g.kv_heads, D = g.dim;
+  const uint32_t k = anomalous_channel_count(layer.keys, D), S = coefficient_streams(layer.keys.fft, D - k);
+  if (seg.tokens == 0 || seg.tokens % kGroup != 0) {
+    throw Error(ErrorCode::bad_group_size, name + " tokens " + str(seg.tokens) + " is not a positive multiple of 32");
+  }
+  if (k > 0) {
+    const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, seg.tokens, k});
+    check_view(seg.key_anomalous.codes, b.codes, name + " anomalous key codes");
+    check_view(seg.key_anomalous.scales, b.scales, name + " anomalous key scales");
+    check_view(seg.key_anomalous.mins, b.mins, name + " anomalous key mins");
+  }
+  if (S > 0) {
+    const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, kGroup}, {H, seg.tokens, S});
+    check_view(seg.key_normal.codes, b.codes, name + " key stream codes");
+    check_view(seg.key_normal.scales, b.scales, name + " key stream scales");
+  }
+  uint32_t trit_tokens = seg.tokens;  // tokens whose values are trits
+  if (layer.values == ValueFormat::ternary_stp && seg.protected_tokens > 0) {
+    const uint32_t n = seg.protected_tokens;
+    if (n % kGroup != 0 || n > seg.tokens) {
+      throw Error(ErrorCode::bad_group_size, name + " protected tokens " + str(n) +
+                                                 " is not a multiple of 32 in 0.." + str(seg.tokens));
+    }
+    const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, n, D});
+    check_view(seg.values_high.codes, b.codes, name + " protected value codes");
+    check_view(seg.values_high.scales, b.scales, name + " protected value scales");
+    check_view(seg.values_high.mins, b.mins, name + " protected value mins");
+    check_view(seg.token_map, uint64_t(seg.tokens) * 4, name + " token map");
+    trit_tokens = seg.tokens - n;
+  }
+  if (layer.values == ValueFormat::ternary_trits || layer.values == ValueFormat::ternary_stp) {
+    if (trit_tokens == 0) return;  // every token protected: no trits
+    const TensorShape shape{H, trit_tokens, D};
+    check_view(seg.values.codes, words(trit_packed_bytes(shape, kGroup)), name + " value trits");
+    check_view(seg.values.scales, packed_bytes({QuantBits::b1_58, QuantAxis::channel, kGroup}, shape).scales,
+               name + " value scales");
+  } else {
+    const QuantAxis axis = layer.values == ValueFormat::b2_token ? QuantAxis::token : QuantAxis::channel;
+    const PackedBytes b = packed_bytes({QuantBits::b2, axis, kGroup}, {H, seg.tokens, D});
+    check_view(seg.values.codes, b.codes, name + " value codes");
+    check_view(seg.values.scales, b.scales, name + " value scales");
+    check_view(seg.values.mins, b.mins, name + " value mins");
+  }
 }
 
 void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
@@ -220,47 +295,24 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   const uint32_t k = anomalous_channel_count(ks, D), N = D - k, S = coefficient_streams(ks.fft, N);
   const uint32_t units = ks.scope == ChannelScope::layer ? 1 : H;
   uint64_t total = layer.residual.tokens;
+  bool any_stp = false;
   for (size_t i = 0; i < layer.segments.size(); ++i) {
-    const QuantizedSegmentBuffers& seg = layer.segments[i];
-    const std::string name = "segment " + str(i);
-    total += seg.tokens;
-    if (seg.tokens == 0 || seg.tokens % kGroup != 0) {
-      throw Error(ErrorCode::bad_group_size, name + " tokens " + str(seg.tokens) + " is not a positive multiple of 32");
-    }
-    const TensorShape vshape{H, seg.tokens, D};
-    if (k > 0) {
-      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, seg.tokens, k});
-      check_view(seg.key_anomalous.codes, b.codes, name + " anomalous key codes");
-      check_view(seg.key_anomalous.scales, b.scales, name + " anomalous key scales");
-      check_view(seg.key_anomalous.mins, b.mins, name + " anomalous key mins");
-    }
-    if (S > 0) {
-      const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, kGroup}, {H, seg.tokens, S});
-      check_view(seg.key_normal.codes, b.codes, name + " key stream codes");
-      check_view(seg.key_normal.scales, b.scales, name + " key stream scales");
-    }
-    if (layer.values == ValueFormat::ternary_trits) {
-      check_view(seg.values.codes, words(trit_packed_bytes(vshape, kGroup)), name + " value trits");
-      check_view(seg.values.scales, packed_bytes({QuantBits::b1_58, QuantAxis::channel, kGroup}, vshape).scales,
-                 name + " value scales");
-    } else {
-      const QuantAxis axis = layer.values == ValueFormat::b2_token ? QuantAxis::token : QuantAxis::channel;
-      const PackedBytes b = packed_bytes({QuantBits::b2, axis, kGroup}, vshape);
-      check_view(seg.values.codes, b.codes, name + " value codes");
-      check_view(seg.values.scales, b.scales, name + " value scales");
-      check_view(seg.values.mins, b.mins, name + " value mins");
-    }
+    check_segment(g, layer, i);
+    total += layer.segments[i].tokens;
+    any_stp |= value_mode(layer.values, layer.segments[i].protected_tokens) == 3;
   }
   if (total == 0) throw Error(ErrorCode::invalid_argument, "the KV cache is empty (no segment and no residual tokens)");
   check_fp16(g, layer.residual, "residual");
   if (!layer.segments.empty()) check_view(layer.channels, uint64_t(units) * D * 4, "channels");
   check_view(partials, partial_bytes(g, layer), "partials");
-  const uint64_t common = shared_common(ratio);
-  check_shared_memory(common + 4ull * ratio * std::max(k + S, 1u), "attention_vidkv");
-  if (layer.residual.tokens > 0) check_shared_memory(common + 4ull * ratio * D, "attention_fp16");
+  const bool sg8 = subgroup8_path();
+  if (!sg8) {
+    check_shared_memory(shared_vidkv(ratio, k + S, any_stp), "attention_vidkv");
+    if (layer.residual.tokens > 0) check_shared_memory(shared_common(ratio) + 4ull * ratio * D, "attention_fp16");
+  }
 
-  // Parts a configuration does not have (no anomalous channels at nbits 1, no streams at 2) still
-  // need a valid binding: q stands in, never read.
+  // Parts a configuration does not have (no anomalous channels at nbits 1, no streams at 2, no
+  // protected tokens) still need a valid binding: q stands in, never read.
   auto or_q = [&](const rt::BufferView& v, bool used) { return used ? v : q; };
   const rt::BufferView slots{partials.buffer, partials.offset, slot_bytes(g, layer)};
   const uint64_t prepared_at = prepared_offset(partials, slots.size);
@@ -275,24 +327,30 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
         .dispatch(cmd, qviews, &scale, g.q_heads);
     rt::compute_to_compute_barrier(cmd);
   }
-  const auto& fused_pipeline = pipelines_.get(gpu::pipeline(
-      "attention_vidkv", {D, ratio, split_, k, S, value_mode(layer.values), uint32_t(broadcast8_ && !portable_)}, 10,
-      sizeof(VidkvPush)));
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
-    const VidkvPush pc{H, seg.tokens, slot};
-    const bool mins = layer.values != ValueFormat::ternary_trits;
-    const rt::BufferView views[] = {prepared,
-                                    or_q(seg.key_anomalous.codes, k > 0),
-                                    or_q(seg.key_anomalous.scales, k > 0),
-                                    or_q(seg.key_anomalous.mins, k > 0),
-                                    or_q(seg.key_normal.codes, S > 0),
-                                    or_q(seg.key_normal.scales, S > 0),
-                                    seg.values.codes,
-                                    seg.values.scales,
-                                    or_q(seg.values.mins, mins),
-                                    slots};
-    fused_pipeline.dispatch(cmd, views, &pc, splits_of(seg.tokens), H);
-    slot += splits_of(seg.tokens);
+    const uint32_t mode = value_mode(layer.values, seg.protected_tokens);
+    const bool stp = mode == 3, trits = mode == 0 || (stp && seg.protected_tokens < seg.tokens);
+    const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0};
+    const uint32_t split = segment_split(g, layer, seg), splits = (seg.tokens + split - 1) / split;
+    const auto& pipeline = pipelines_.get(gpu::pipeline(sg8 ? "attention_vidkv_sg8" : "attention_vidkv",
+                                                        {D, ratio, split, k, S, mode}, kVidkvBindings, sizeof(pc)));
+    const bool mins = mode == 1 || mode == 2;
+    const rt::BufferView views[kVidkvBindings] = {prepared,
+                                                  or_q(seg.key_anomalous.codes, k > 0),
+                                                  or_q(seg.key_anomalous.scales, k > 0),
+                                                  or_q(seg.key_anomalous.mins, k > 0),
+                                                  or_q(seg.key_normal.codes, S > 0),
+                                                  or_q(seg.key_normal.scales, S > 0),
+                                                  or_q(seg.values.codes, trits || mins),
+                                                  or_q(seg.values.scales, trits || mins),
+                                                  or_q(seg.values.mins, mins),
+                                                  slots,
+                                                  or_q(seg.values_high.codes, stp),
+                                                  or_q(seg.values_high.scales, stp),
+                                                  or_q(seg.values_high.mins, stp),
+                                                  or_q(seg.token_map, stp)};
+    pipeline.dispatch(cmd, views, &pc, splits, H);
+    slot += splits;
   }
   if (layer.residual.tokens > 0) {
     record_fp16_splits(cmd, g, layer.residual, q, slots, slot);

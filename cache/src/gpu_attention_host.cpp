@@ -4,6 +4,7 @@
 #include <string>
 
 #include "vidkv/gpu_attention.hpp"
+#include "vidkv/stp.hpp"
 #include "vidkv/ternary_pack.hpp"
 
 namespace vidkv {
@@ -87,6 +88,23 @@ std::vector<float> GpuAttention::fp16_host(const AttentionGeometry& g, const std
   return result;
 }
 
+namespace {
+
+// token_map of QuantizedSegmentBuffers for a split (checked first: in range, increasing, disjoint,
+// whole groups): part index of every token, bit 31 for the protected part.
+std::vector<uint32_t> token_map_of(const TokenSplit& split, uint32_t tokens, const std::string& name) {
+  if (reference::split_from_list(split.protected_tokens, tokens, 32).other_tokens != split.other_tokens) {
+    throw Error(ErrorCode::invalid_argument, name + " STP split's other tokens are not the complement of its "
+                                                    "protected tokens");
+  }
+  std::vector<uint32_t> map(tokens, 0);
+  for (uint32_t i = 0; i < split.other_tokens.size(); ++i) map[split.other_tokens[i]] = i;
+  for (uint32_t j = 0; j < split.protected_tokens.size(); ++j) map[split.protected_tokens[j]] = j | 0x80000000u;
+  return map;
+}
+
+}  // namespace
+
 std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const std::vector<float>& q,
                                             const std::vector<HostSegment>& segments,
                                             const std::vector<uint16_t>& residual_keys,
@@ -94,25 +112,44 @@ std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const st
   check_geometry(g);
   check_q(g, q);
   check_kv(g, residual_keys, residual_values, residual_tokens, "residual");
+  // The layer's value format: STP as soon as one segment carries a split; its plain ternary
+  // segments are then STP segments with no protected token.
+  bool any_stp = false;
+  for (const HostSegment& s : segments) any_stp |= s.stp != nullptr;
   Uploads up(context_);
   QuantizedLayerBuffers layer;
   for (size_t i = 0; i < segments.size(); ++i) {
     const HostSegment& s = segments[i];
     const std::string name = "segment " + std::to_string(i);
-    if (s.keys == nullptr || s.values == nullptr) {
-      throw Error(ErrorCode::invalid_argument, name + " lacks keys or values");
+    if (s.keys == nullptr || (s.values == nullptr) == (s.stp == nullptr)) {
+      throw Error(ErrorCode::invalid_argument, name + " needs keys and either values or an STP split");
     }
     const QuantizedKeys& k = *s.keys;
-    const QuantizedTensor& v = *s.values;
-    if (k.shape.heads != g.kv_heads || k.shape.dim != g.dim || v.shape.heads != g.kv_heads ||
-        v.shape.dim != g.dim || v.shape.tokens != k.shape.tokens) {
+    const TensorShape vshape = s.stp != nullptr ? s.stp->shape : s.values->shape;
+    if (k.shape.heads != g.kv_heads || k.shape.dim != g.dim || vshape.heads != g.kv_heads || vshape.dim != g.dim ||
+        vshape.tokens != k.shape.tokens) {
       throw Error(ErrorCode::invalid_argument,
                   name + " keys " + std::to_string(k.shape.heads) + "x" + std::to_string(k.shape.tokens) + "x" +
-                      std::to_string(k.shape.dim) + " / values " + std::to_string(v.shape.heads) + "x" +
-                      std::to_string(v.shape.tokens) + "x" + std::to_string(v.shape.dim) +
+                      std::to_string(k.shape.dim) + " / values " + std::to_string(vshape.heads) + "x" +
+                      std::to_string(vshape.tokens) + "x" + std::to_string(vshape.dim) +
                       " do not match kv_heads " + std::to_string(g.kv_heads) + ", dim " + std::to_string(g.dim));
     }
-    const ValueFormat format = format_of(v);
+    ValueFormat format = ValueFormat::ternary_stp;
+    if (s.stp != nullptr) {
+      if (format_of(s.stp->high) != ValueFormat::b2_channel || format_of(s.stp->low) != ValueFormat::ternary_trits ||
+          s.stp->split.protected_tokens.size() != s.stp->high.shape.tokens ||
+          s.stp->split.other_tokens.size() != s.stp->low.shape.tokens) {
+        throw Error(ErrorCode::invalid_argument, name + " STP parts are not 2-bit per channel and 1.58-bit per "
+                                                        "channel over the split's protected and other tokens");
+      }
+    } else {
+      format = format_of(*s.values);
+      if (any_stp && format != ValueFormat::ternary_trits) {
+        throw Error(ErrorCode::invalid_argument, name + " values are " + value_format_name(format) +
+                                                     "; an STP layer's other segments must be ternary_trits");
+      }
+      if (any_stp) format = ValueFormat::ternary_stp;
+    }
     if (i == 0) {
       layer.keys = k.spec;
       layer.values = format;
@@ -132,9 +169,20 @@ std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const st
     seg.tokens = k.shape.tokens;
     seg.key_anomalous = up.packed(k.anomalous);
     seg.key_normal = up.packed(k.normal);
-    seg.values = up.packed(v);
-    if (format == ValueFormat::ternary_trits) {
-      seg.values.codes = s.trits != nullptr ? up.vec(*s.trits) : up.vec(reference::pack_trits(v));
+    if (s.stp != nullptr) {
+      const StpQuantizedValues& stp = *s.stp;
+      seg.token_map = up.vec(token_map_of(stp.split, seg.tokens, name));
+      seg.protected_tokens = uint32_t(stp.split.protected_tokens.size());
+      seg.values = up.packed(stp.low);
+      if (stp.low.shape.tokens > 0) {
+        seg.values.codes = s.trits != nullptr ? up.vec(*s.trits) : up.vec(reference::pack_trits(stp.low));
+      }
+      seg.values_high = up.packed(stp.high);
+    } else {
+      seg.values = up.packed(*s.values);
+      if (format != ValueFormat::b2_channel && format != ValueFormat::b2_token) {
+        seg.values.codes = s.trits != nullptr ? up.vec(*s.trits) : up.vec(reference::pack_trits(*s.values));
+      }
     }
     layer.segments.push_back(seg);
   }

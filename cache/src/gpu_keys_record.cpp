@@ -115,7 +115,7 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
   const GatherPush gp{H, T, D, uint32_t(layout.head_stride), uint32_t(layout.token_stride), k, N};
   const rt::BufferView gviews[] = {input, w.roles->view(), w.anomalous->view(), w.rows->view()};
   m.pipelines.get(gpu::pipeline("key_gather", {scope_layer, 0u}, 4, sizeof(gp)))
-      .dispatch(cmd, gviews, &gp, rt::workgroups_for(uint64_t(H) * T * D, gpu::kWorkgroupSize));
+      .dispatch(cmd, gviews, &gp, rt::grid_workgroups(uint64_t(H) * T * D, gpu::kWorkgroupSize));
   rt::compute_to_compute_barrier(cmd);
   if (forward) {
     forward->record(cmd, w.rows->view(), w.spectrum->view());
@@ -123,7 +123,7 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
     const StreamPush sp{H, T, N, S, N / 2 + 1};
     const rt::BufferView sviews[] = {w.spectrum->view(), w.streams->view()};
     m.pipelines.get(gpu::pipeline("key_streams", {spec.fft == FftLayout::full ? 1u : 0u}, 2, sizeof(sp)))
-        .dispatch(cmd, sviews, &sp, rt::workgroups_for(uint64_t(H) * T * S, gpu::kWorkgroupSize));
+        .dispatch(cmd, sviews, &sp, rt::grid_workgroups(uint64_t(H) * T * S, gpu::kWorkgroupSize));
     rt::compute_to_compute_barrier(cmd);
     m.grouped.record_quantize(cmd, stream_spec(spec), s_shape, TensorLayout::thd(s_shape), ElementType::f32,
                               w.streams->view(), output.normal);
@@ -132,6 +132,61 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
     m.grouped.record_quantize(cmd, anomalous_spec(spec), a_shape, TensorLayout::thd(a_shape), ElementType::f32,
                               w.anomalous->view(), output.anomalous);
   }
+}
+
+void GpuKeyQuantizer::record_dequantize(VkCommandBuffer cmd, const KeySpec& spec, const TensorShape& shape,
+                                        const KeyPackedBuffers& input, const rt::BufferView& channels,
+                                        KeyWorkspace& workspace, const TensorLayout& layout,
+                                        const rt::BufferView& output) {
+  // --- every check first: nothing is recorded when one fails ---
+  validate(spec, shape);
+  Impl& m = *impl_;
+  KeyWorkspace::Buffers& w = *workspace.buffers_;
+  const uint32_t H = shape.heads, T = shape.tokens, D = shape.dim;
+  if (w.heads != H || w.dim != D || w.spec.nbits != spec.nbits || w.spec.fft != spec.fft ||
+      w.spec.scope != spec.scope || w.spec.group_size != spec.group_size) {
+    throw Error(ErrorCode::invalid_argument, "the KeyWorkspace was made for another key spec or geometry");
+  }
+  if (T > workspace.max_tokens()) {
+    throw Error(ErrorCode::invalid_argument, std::to_string(T) + " tokens exceed the workspace's " +
+                                                 std::to_string(workspace.max_tokens()));
+  }
+  if (D % 2 != 0 || layout.head_stride % 2 != 0 || layout.token_stride % 2 != 0) {
+    throw Error(ErrorCode::invalid_argument, "fp16 keys are written two channels per word: dim and strides must be even");
+  }
+  const uint32_t k = anomalous_channel_count(spec, D), N = D - k, S = coefficient_streams(spec.fft, N);
+  const uint32_t units = units_of(spec.scope, H);
+  require_view(output, (layout.span(shape) * 2 + 3) / 4 * 4, "decoded keys");
+  require_view(channels, channel_table_bytes(spec, H, D), "channel table");
+  const TensorShape a_shape{H, T, k}, s_shape{H, T, S};
+  const rt::FftPlan* inverse = N > 0 ? &m.ffts.get(N, H * T, true) : nullptr;
+
+  // --- recording ---
+  const uint32_t rp[3] = {units, D, k};
+  const rt::BufferView rviews[] = {channels, w.roles->view()};
+  m.pipelines.get(gpu::pipeline("channel_roles", {}, 2, sizeof(rp)))
+      .dispatch(cmd, rviews, rp, rt::workgroups_for(uint64_t(units) * D, gpu::kWorkgroupSize));
+  if (k > 0) {
+    m.grouped.record_dequantize(cmd, anomalous_spec(spec), a_shape, input.anomalous, TensorLayout::thd(a_shape),
+                                ElementType::f32, w.anomalous->view());
+  }
+  if (inverse) {
+    m.grouped.record_dequantize(cmd, stream_spec(spec), s_shape, input.normal, TensorLayout::thd(s_shape),
+                                ElementType::f32, w.streams->view());
+    rt::compute_to_compute_barrier(cmd);
+    const StreamPush sp{H, T, N, S, N / 2 + 1};
+    const rt::BufferView sviews[] = {w.streams->view(), w.spectrum->view()};
+    m.pipelines.get(gpu::pipeline("key_spectrum", {spec.fft == FftLayout::full ? 1u : 0u}, 2, sizeof(sp)))
+        .dispatch(cmd, sviews, &sp, rt::grid_workgroups(uint64_t(H) * T * (N / 2 + 1), gpu::kWorkgroupSize));
+    rt::compute_to_compute_barrier(cmd);
+    inverse->record(cmd, w.spectrum->view(), w.rows->view());
+  }
+  rt::compute_to_compute_barrier(cmd);
+  const ScatterPush pc{H, T, D, uint32_t(layout.head_stride), uint32_t(layout.token_stride), k, N,
+                       N > 0 ? 1.0f / float(N) : 0.0f};
+  const rt::BufferView views[] = {w.roles->view(), w.anomalous->view(), w.rows->view(), output};
+  m.pipelines.get(gpu::pipeline("key_scatter", {spec.scope == ChannelScope::layer ? 1u : 0u, 0u}, 4, sizeof(pc)))
+      .dispatch(cmd, views, &pc, rt::grid_workgroups(uint64_t(H) * T * (D / 2), gpu::kWorkgroupSize));
 }
 
 }  // namespace vidkv

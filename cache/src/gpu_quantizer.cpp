@@ -106,7 +106,7 @@ void GpuQuantizer::record_quantize(VkCommandBuffer cmd, const QuantSpec& spec, c
   const auto& pipeline = pipelines_.get(grouped_pipeline("quantize_grouped", spec, input_type));
   const rt::BufferView buffers[] = {input, output.codes, output.scales, output.mins};
   const uint64_t pairs = (uint64_t(pc.groups_total) + 1) / 2;
-  pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(pairs, kWorkgroupSize));
+  pipeline.dispatch(cmd, buffers, &pc, rt::grid_workgroups(pairs, kWorkgroupSize));
 }
 
 void GpuQuantizer::record_dequantize(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
@@ -124,7 +124,7 @@ void GpuQuantizer::record_dequantize(VkCommandBuffer cmd, const QuantSpec& spec,
   const auto& pipeline = pipelines_.get(grouped_pipeline("dequantize_grouped", spec, output_type));
   const rt::BufferView buffers[] = {input.codes, input.scales, input.mins, output};
   const uint64_t items = uint64_t(shape.heads) * shape.tokens * ((shape.dim + 1) / 2);
-  pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(items, kWorkgroupSize));
+  pipeline.dispatch(cmd, buffers, &pc, rt::grid_workgroups(items, kWorkgroupSize));
 }
 
 static void require_trits(const QuantSpec& spec) {
@@ -149,7 +149,7 @@ void GpuQuantizer::record_pack_trits(VkCommandBuffer cmd, const QuantSpec& spec,
   const uint32_t pc[4] = {shape.heads, shape.tokens, shape.dim, uint32_t(trit_packed_bytes(shape, spec.group_size))};
   const auto& pipeline = pipelines_.get(gpu::pipeline("trit_pack", {spec.group_size}, 2, sizeof(pc)));
   const rt::BufferView buffers[] = {field_codes, packed};
-  pipeline.dispatch(cmd, buffers, pc, rt::workgroups_for(trit_buffer_bytes(spec, shape) / 4, kWorkgroupSize));
+  pipeline.dispatch(cmd, buffers, pc, rt::grid_workgroups(trit_buffer_bytes(spec, shape) / 4, kWorkgroupSize));
 }
 
 void GpuQuantizer::record_dequantize_trits(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
@@ -170,7 +170,7 @@ void GpuQuantizer::record_dequantize_trits(VkCommandBuffer cmd, const QuantSpec&
   const auto& pipeline = pipelines_.get(grouped_pipeline("dequantize_grouped", spec, output_type, true));
   const rt::BufferView buffers[] = {input.codes, input.scales, input.mins, output};
   const uint64_t items = uint64_t(shape.heads) * shape.tokens * ((shape.dim + 1) / 2);
-  pipeline.dispatch(cmd, buffers, &pc, rt::workgroups_for(items, kWorkgroupSize));
+  pipeline.dispatch(cmd, buffers, &pc, rt::grid_workgroups(items, kWorkgroupSize));
 }
 
 void GpuQuantizer::quantize(const QuantSpec& spec, const TensorShape& shape, const TensorLayout& layout,

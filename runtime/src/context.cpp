@@ -20,6 +20,47 @@ std::string env(const char* name) {
   const char* value = std::getenv(name);
   return value ? value : "";
 }
+
+bool is_power_of_two(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+// What VK_EXT_subgroup_size_control offers on `device`, checked against a required size: throws
+// Error naming the size, the device and what is missing.
+struct SubgroupSizeControl {
+  bool full_subgroups = false;
+  uint32_t max_workgroup_subgroups = 0;
+};
+
+SubgroupSizeControl check_required_subgroup_size(VkPhysicalDevice device, const DeviceInfo& info, uint32_t size) {
+  const std::string asked = "required subgroup size " + std::to_string(size);
+  if (!info.subgroup_size_control) {
+    throw Error(ErrorCode::missing_feature, asked + ": " + info.name +
+                                                " lacks VK_EXT_subgroup_size_control, so its subgroup size (" +
+                                                std::to_string(info.subgroup_size) + ") cannot be chosen");
+  }
+  if (size < info.min_subgroup_size || size > info.max_subgroup_size) {
+    throw Error(ErrorCode::invalid_argument, asked + " is outside " + info.name + "'s range " +
+                                                 std::to_string(info.min_subgroup_size) + ".." +
+                                                 std::to_string(info.max_subgroup_size));
+  }
+  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT features{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+  VkPhysicalDeviceFeatures2 features2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  features2.pNext = &features;
+  vkGetPhysicalDeviceFeatures2(device, &features2);
+  VkPhysicalDeviceSubgroupSizeControlPropertiesEXT properties{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+  VkPhysicalDeviceProperties2 properties2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  properties2.pNext = &properties;
+  vkGetPhysicalDeviceProperties2(device, &properties2);
+  if (!features.subgroupSizeControl) {
+    throw Error(ErrorCode::missing_feature, asked + ": " + info.name + " lacks the subgroupSizeControl feature");
+  }
+  if (!(properties.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT)) {
+    throw Error(ErrorCode::missing_feature,
+                asked + ": " + info.name + " does not accept a required subgroup size for compute shaders");
+  }
+  return {features.computeFullSubgroups == VK_TRUE, properties.maxComputeWorkgroupSubgroups};
+}
 }  // namespace
 
 ContextOptions ContextOptions::from_environment() {
@@ -32,6 +73,11 @@ ContextOptions ContextOptions::from_environment() {
 }
 
 std::shared_ptr<Context> Context::create(const ContextOptions& options) {
+  if (options.required_subgroup_size != 0 && !is_power_of_two(options.required_subgroup_size)) {
+    throw Error(ErrorCode::invalid_argument, "required subgroup size " +
+                                                 std::to_string(options.required_subgroup_size) +
+                                                 " is not a power of two (0 leaves the choice to the driver)");
+  }
   load_loader();
   std::shared_ptr<Context> ctx(new Context());
   ctx->owns_device_ = true;
@@ -76,16 +122,40 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options) {
   queue_info.queueFamilyIndex = ctx->queue_family_;
   queue_info.queueCount = 1;
   queue_info.pQueuePriorities = &priority;
-  // Optional features are enabled when present so that later shaders may use them; the shaders of
-  // this version need none of them (fp16 is handled in 32-bit words).
+  // Optional features are enabled when present (unless the options switch them off) so that later
+  // shaders may use them; the shaders of this version need none of them (fp16 is handled in
+  // 32-bit words), which conformance verifies with them off.
+  EnabledFeatures& enabled = ctx->enabled_;
+  enabled.known = true;
+  const bool small_types = !options.disable_float16_int8;
+  enabled.shader_float16 = small_types && ctx->info_.shader_float16;
+  enabled.shader_int8 = small_types && ctx->info_.shader_int8;
+  enabled.storage_buffer_16bit = small_types && ctx->info_.storage_buffer_16bit;
+  enabled.storage_buffer_8bit = small_types && ctx->info_.storage_buffer_8bit;
   VkPhysicalDeviceVulkan12Features f12{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
-  f12.shaderFloat16 = ctx->info_.shader_float16;
-  f12.shaderInt8 = ctx->info_.shader_int8;
-  f12.storageBuffer8BitAccess = ctx->info_.storage_buffer_8bit;
+  f12.shaderFloat16 = enabled.shader_float16;
+  f12.shaderInt8 = enabled.shader_int8;
+  f12.storageBuffer8BitAccess = enabled.storage_buffer_8bit;
   VkPhysicalDeviceVulkan11Features f11{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
-  f11.storageBuffer16BitAccess = ctx->info_.storage_buffer_16bit;
+  f11.storageBuffer16BitAccess = enabled.storage_buffer_16bit;
   f11.pNext = &f12;
   std::vector<const char*> extensions = {VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME};
+  // A required subgroup size goes through the extension even on Vulkan 1.3 devices: the instance
+  // asks for 1.2, so the device's 1.3 core features are not ours to enable.
+  VkPhysicalDeviceSubgroupSizeControlFeaturesEXT size_control{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES_EXT};
+  if (options.required_subgroup_size != 0) {
+    const SubgroupSizeControl control =
+        check_required_subgroup_size(ctx->physical_device_, ctx->info_, options.required_subgroup_size);
+    size_control.subgroupSizeControl = VK_TRUE;
+    size_control.computeFullSubgroups = control.full_subgroups ? VK_TRUE : VK_FALSE;
+    f12.pNext = &size_control;
+    extensions.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    enabled.subgroup_size_control = true;
+    enabled.compute_full_subgroups = control.full_subgroups;
+    enabled.required_subgroup_size = options.required_subgroup_size;
+    enabled.max_compute_workgroup_subgroups = control.max_workgroup_subgroups;
+  }
   VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   device_info.pNext = &f11;
   device_info.queueCreateInfoCount = 1;
@@ -163,6 +233,29 @@ Context::~Context() {
     if (auto destroy = destroy_messenger_for(instance_)) destroy(instance_, messenger_, nullptr);
   }
   if (instance_) vkDestroyInstance(instance_, nullptr);
+}
+
+uint32_t Context::effective_subgroup_size() const {
+  if (enabled_.required_subgroup_size != 0) return enabled_.required_subgroup_size;
+  if (info_.min_subgroup_size == info_.max_subgroup_size && info_.subgroup_size == info_.min_subgroup_size) {
+    return info_.subgroup_size;
+  }
+  return 0;
+}
+
+std::vector<PipelineRecord> Context::pipeline_records() const {
+  std::lock_guard lock(pipelines_mutex_);
+  return pipeline_records_;
+}
+
+void Context::record_pipeline(PipelineRecord record) {
+  std::lock_guard lock(pipelines_mutex_);
+  // One record per configuration, so a long-lived context that makes the same pipelines again
+  // (a new Cache, a new GpuQuantizer) does not grow.
+  for (const auto& r : pipeline_records_) {
+    if (r.name == record.name && r.specialization == record.specialization) return;
+  }
+  pipeline_records_.push_back(std::move(record));
 }
 
 size_t Context::validation_message_count() const {

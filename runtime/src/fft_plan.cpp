@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vidkv/runtime/context.hpp"
+#include "vidkv/runtime/profiler.hpp"
 #include "vk.hpp"
 
 #define VKFFT_BACKEND 0
@@ -150,6 +151,9 @@ FftPlan::FftPlan(std::shared_ptr<Context> context, uint32_t length, uint32_t bat
   // The buffers themselves come at record time; VkFFT then writes its descriptor sets.
 
   std::lock_guard<std::mutex> lock(creation_mutex());
+  // VkFFT submits its setup copies (LUT tables on some vendors, Bluestein kernels) on the queue
+  // itself: hold the context's queue lock so no other thread's Context::submit overlaps them.
+  const auto queue_lock = m.context->lock_queue();
   const VkFFTResult result = initializeVkFFT(&m.app, config);
   if (result != VKFFT_SUCCESS) {
     deleteVkFFT(&m.app);  // VkFFT returns early on some failures without releasing what it made
@@ -196,7 +200,14 @@ void FftPlan::record(VkCommandBuffer cmd, const BufferView& input, const BufferV
   launch.commandBuffer = &cmd;
   launch.buffer = &m.slots[m.current][0];
   (inverse_ ? launch.outputBuffer : launch.inputBuffer) = &m.slots[m.current][1];
+  // Labelled for an attached profiler (profiler.hpp) by direction and length, not batch, so that
+  // a run's table sums one line per transform size.
+  Profiler* const profiler = m.context->profiler();
+  const uint32_t slot = profiler ? profiler->begin(cmd, std::string("vkfft ") + (inverse_ ? "C2R" : "R2C") +
+                                                            " n=" + std::to_string(length_))
+                                 : Profiler::kNoSlot;
   const VkFFTResult result = VkFFTAppend(&m.app, inverse_ ? 1 : -1, &launch);
+  if (profiler) profiler->end(cmd, slot);
   if (result != VKFFT_SUCCESS)
     throw Error(ErrorCode::vulkan_error, what + ": VkFFTAppend failed with " + result_text(result));
 }

@@ -1,16 +1,18 @@
 // vidkv-attention-bench: one decode step of one layer (LLaVA-OneVision-7B geometry by default:
 // 4 KV heads, 28 query heads, D = 128) on the default device: the fp16 attention shader beside
-// fused VidKV attention over the packed cache (k1.5-v1.58 and 2bit), timed with GPU timestamps
-// (median of --runs), with the bytes each reads, the achieved bandwidth, and a buffer copy's
-// bandwidth measured in the same run. Speed only: the packed data is random (the shaders' work
+// fused VidKV attention over the packed cache (k1.5-v1.58, with and without semantic token
+// protection, k1.5-v2 and 2bit), timed with GPU timestamps (median of --runs), with the bytes
+// each reads, the achieved bandwidth, and a buffer copy's bandwidth measured in the same run. Speed only: the packed data is random (the shaders' work
 // does not depend on the values); correctness is the tests' job.
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <string>
@@ -28,7 +30,12 @@ using namespace vidkv;
 namespace {
 
 struct Options {
-  uint32_t tokens = 32768, kv_heads = 4, q_heads = 28, dim = 128, runs = 7, split = 256;
+  uint32_t tokens = 32768, kv_heads = 4, q_heads = 28, dim = 128, runs = 7, split = 0;  // split 0: the library's default
+  std::vector<std::string> only;  // --case: run only these presets (copy and fp16 always run)
+  bool portable = false;          // --portable: the shaders GPUs run, even on a subgroup-of-8 device
+  bool wanted(const std::string& name) const {
+    return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
+  }
 };
 
 std::unique_ptr<rt::Buffer> random_buffer(const std::shared_ptr<rt::Context>& ctx, uint64_t bytes, bool halves,
@@ -89,7 +96,19 @@ struct Layer {
   std::vector<std::unique_ptr<rt::Buffer>> owned;
 };
 
-// One quantized segment of all tokens (a multiple of 32) plus T mod 32 residual tokens.
+// Random trit bytes for `shape` (5 digits per byte, as trit_pack writes them).
+std::vector<uint8_t> random_trits(const TensorShape& shape, std::mt19937_64& rng) {
+  std::vector<uint8_t> bytes(trit_packed_bytes(shape, 32));
+  for (auto& d : bytes) {
+    uint8_t five[5];
+    for (auto& x : five) x = uint8_t(rng() % 3);
+    d = pack_trit_byte(five);
+  }
+  return bytes;
+}
+
+// One quantized segment of all tokens (a multiple of 32) plus T mod 32 residual tokens. For
+// ternary_stp, a fifth of the segment's tokens (whole groups), spread at random, are protected.
 Layer make_layer(const std::shared_ptr<rt::Context>& ctx, const Options& o, double nbits, ValueFormat values,
                  std::mt19937_64& rng) {
   Layer l;
@@ -119,22 +138,34 @@ Layer make_layer(const std::shared_ptr<rt::Context>& ctx, const Options& o, doub
       const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, 32}, {H, Tq, S});
       seg.key_normal = {add(b.codes, false), add(b.scales, true), {}};
     }
-    const TensorShape vshape{H, Tq, D};
-    if (values == ValueFormat::ternary_trits) {
-      std::vector<uint8_t> digits(trit_packed_bytes(vshape, 32));
-      for (auto& d : digits) {
-        uint8_t five[5];
-        for (auto& x : five) x = uint8_t(rng() % 3);
-        d = pack_trit_byte(five);
-      }
-      l.owned.push_back(std::make_unique<rt::Buffer>(ctx, (digits.size() + 3) / 4 * 4));
-      l.owned.back()->upload(digits.data(), digits.size());
+    const uint32_t n = values == ValueFormat::ternary_stp ? uint32_t(std::lround(0.2 * Tq / 32)) * 32 : 0;
+    const TensorShape vshape{H, Tq - n, D};
+    if (values == ValueFormat::ternary_trits || values == ValueFormat::ternary_stp) {
+      const std::vector<uint8_t> digits = random_trits(vshape, rng);
+      l.owned.push_back(std::make_unique<rt::Buffer>(ctx, std::max<uint64_t>((digits.size() + 3) / 4 * 4, 16)));
+      if (!digits.empty()) l.owned.back()->upload(digits.data(), digits.size());
       l.bytes += digits.size();
       seg.values.codes = l.owned.back()->view();
       seg.values.scales = add(packed_bytes({QuantBits::b1_58, QuantAxis::channel, 32}, vshape).scales, true);
     } else {
       const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, 32}, vshape);
       seg.values = {add(b.codes, false), add(b.scales, true), add(b.mins, true)};
+    }
+    if (n > 0) {
+      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, 32}, {H, n, D});
+      seg.values_high = {add(b.codes, false), add(b.scales, true), add(b.mins, true)};
+      std::vector<uint32_t> order(Tq), map(Tq);
+      for (uint32_t t = 0; t < Tq; ++t) order[t] = t;
+      std::shuffle(order.begin(), order.end(), rng);
+      std::vector<bool> is_protected(Tq, false);
+      for (uint32_t i = 0; i < n; ++i) is_protected[order[i]] = true;
+      uint32_t high = 0, low = 0;
+      for (uint32_t t = 0; t < Tq; ++t) map[t] = is_protected[t] ? (high++ | 0x80000000u) : low++;
+      l.owned.push_back(std::make_unique<rt::Buffer>(ctx, uint64_t(Tq) * 4));
+      l.owned.back()->upload(map.data(), uint64_t(Tq) * 4);
+      l.bytes += uint64_t(Tq) * 4;
+      seg.token_map = l.owned.back()->view();
+      seg.protected_tokens = n;
     }
     l.buffers.segments.push_back(seg);
   }
@@ -160,11 +191,13 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--kv-heads") ok = value(o.kv_heads);
     else if (a == "--q-heads") ok = value(o.q_heads);
     else if (a == "--dim") ok = value(o.dim);
+    else if (a == "--case" && i + 1 < argc) o.only.push_back(argv[++i]);
+    else if (a == "--portable") o.portable = true;
     else ok = false;
     if (!ok) {
       std::fprintf(stderr,
                    "usage: vidkv-attention-bench [--tokens N] [--runs N] [--split N] [--kv-heads N] [--q-heads N] "
-                   "[--dim N]\n");
+                   "[--dim N] [--case PRESET]... [--portable]\n");
       return false;
     }
   }
@@ -179,11 +212,15 @@ int main(int argc, char** argv) {
   try {
     auto ctx = rt::Context::create();
     std::printf("device: %s (%s)\n", ctx->info().name.c_str(), ctx->info().driver_info.c_str());
-    std::printf("layer: %u KV heads, %u query heads, dim %u, %u tokens, split %u, median of %u runs\n",
-                o.kv_heads, o.q_heads, o.dim, o.tokens, o.split, o.runs);
     std::mt19937_64 rng(1);
     GpuAttention attention(ctx);
-    attention.set_split_tokens(o.split);
+    attention.set_portable(o.portable);
+    if (o.split != 0) attention.set_split_tokens(o.split);
+    std::printf("shaders: %s\n", attention.subgroup8_path() ? "subgroup-of-8 path (attention_*_sg8.comp)"
+                                                             : "portable path (attention_fp16.comp, attention_vidkv.comp)");
+    std::printf("layer: %u KV heads, %u query heads, dim %u, %u tokens, split %u, median of %u runs\n",
+                o.kv_heads, o.q_heads, o.dim, o.tokens, attention.split_tokens(), o.runs);
+
     rt::CommandRunner runner(ctx);
     rt::TimestampQueries ts(ctx, 2);
     const AttentionGeometry g{o.kv_heads, o.q_heads, o.dim};
@@ -208,12 +245,15 @@ int main(int argc, char** argv) {
       const char* name;
       double nbits;
       ValueFormat values;
-    } presets[] = {{"k1.5-v1.58", 1.5, ValueFormat::ternary_trits}, {"k1.5-v2", 1.5, ValueFormat::b2_channel},
+    } presets[] = {{"k1.5-v1.58", 1.5, ValueFormat::ternary_trits},
+                   {"k1.5-v1.58-stp", 1.5, ValueFormat::ternary_stp},
+                   {"k1.5-v2", 1.5, ValueFormat::b2_channel},
                    {"2bit", 2.0, ValueFormat::b2_channel}};
     std::vector<Layer> layers;
     std::vector<std::unique_ptr<rt::Buffer>> partials;
-    layers.reserve(3);
+    layers.reserve(std::size(presets));
     for (const auto& p : presets) {
+      if (!o.wanted(p.name)) continue;
       layers.push_back(make_layer(ctx, o, p.nbits, p.values, rng));
       Layer* layer = &layers.back();
       partials.push_back(std::make_unique<rt::Buffer>(ctx, attention.partial_bytes(g, layer->buffers)));
@@ -235,11 +275,11 @@ int main(int argc, char** argv) {
       }
     const double copy_ms = cases[0].median(), copy_gbs = cases[0].bytes / (copy_ms * 1e6);
     const double fp16_ms = cases[1].median();
-    std::printf("%-12s %9.3f ms  %9.2f MB read  %8.2f GB/s (bytes read per second; as many written)\n", "copy",
+    std::printf("%-15s %9.3f ms  %9.2f MB read  %8.2f GB/s (bytes read per second; as many written)\n", "copy",
                 copy_ms, cases[0].bytes / 1e6, copy_gbs);
     for (size_t i = 1; i < cases.size(); ++i) {
       const double ms = cases[i].median(), gbs = cases[i].bytes / (ms * 1e6);
-      std::printf("%-12s %9.3f ms  %9.2f MB read  %8.2f GB/s (%5.1f%% of copy)  speed-up vs fp16 %5.2fx"
+      std::printf("%-15s %9.3f ms  %9.2f MB read  %8.2f GB/s (%5.1f%% of copy)  speed-up vs fp16 %5.2fx"
                   "  (min %.3f ms, %.2fx; process CPU %.1f ms, %.2fx)\n",
                   cases[i].name.c_str(), ms, cases[i].bytes / 1e6, gbs, 100.0 * gbs / copy_gbs, fp16_ms / ms,
                   cases[i].min(), cases[1].min() / cases[i].min(), cases[i].median_cpu(),

@@ -6,17 +6,21 @@
 
 #include "vidkv/export.hpp"
 #include "vidkv/reference.hpp"
+#include "vidkv/stp.hpp"
 #include "vidkv/vidkv_keys.hpp"
 
 namespace vidkv {
 
-// One quantized segment of a layer on the host: keys, and values quantized per channel at 1.58
-// bits (optionally with their trits packed 5 per byte; decoded from those when given), 2 bits per
-// channel, or 2 bits per token.
+// One quantized segment of a layer on the host: keys, and either values quantized per channel at
+// 1.58 bits, 2 bits per channel or 2 bits per token, or values split by semantic token protection
+// (stp.hpp: the protected tokens at 2 bits per channel, the others at 1.58 bits; positions are
+// the segment's own, 0 .. tokens - 1). Ternary values (`values`, or stp->low) may come with their
+// trits packed 5 per byte and are then decoded from those.
 struct AttentionSegment {
   const QuantizedKeys* keys = nullptr;
-  const QuantizedTensor* values = nullptr;
-  const std::vector<uint8_t>* trits = nullptr;
+  const QuantizedTensor* values = nullptr;      // null when stp is given
+  const std::vector<uint8_t>* trits = nullptr;  // packed trits of the ternary values
+  const StpQuantizedValues* stp = nullptr;
 };
 
 namespace reference {
@@ -34,7 +38,8 @@ VIDKV_API std::vector<double> attention(const std::vector<float>& q, uint32_t q_
 //    implementation that decodes the cache to fp16 first would attend over).
 enum class DecodeRounding { exact, fp16 };
 
-// Decoded K and V of one segment, [tokens][kv_heads][dim], trits unpacked first when given.
+// Decoded K and V of one segment, [tokens][kv_heads][dim], trits unpacked first when given. Throws
+// Error(invalid_argument) naming the mismatch when keys, values or the STP split disagree.
 VIDKV_API void decode_segment(const AttentionSegment& segment, DecodeRounding rounding, std::vector<double>& keys,
                               std::vector<double>& values);
 

@@ -19,15 +19,45 @@
 // vidkv::Error naming the bad value; after an error the cache is exactly as before (new device
 // data is built aside and only committed when everything has succeeded).
 //
-// Operation is synchronous (each call submits and waits). Recording into a caller's command
-// buffer is offered by the building blocks (GpuQuantizer, GpuKeyQuantizer, GpuAttention) but not
-// by the cache yet. A Cache is not thread-safe: one caller at a time.
+// Input values must be finite: a synchronous prefill or append whose K or V holds a NaN or Inf
+// (after rounding fp32 input to fp16) is rejected with the first position (token, head, channel)
+// and changes nothing. Recorded operations cannot see their data; they count such values on the
+// device instead (stats().nonfinite_inputs), and the groups holding them decode to unspecified
+// values.
+//
+// Synchronous and recorded operation. Each operation exists synchronously (vidkv records into its
+// own command buffer, submits on the context's queue and waits) and, taking device buffers, as
+// record_* into the caller's command buffer, submitting nothing. For recorded operations:
+//  - the cache's host-side state (tokens, segments, stats) changes at record time, describing the
+//    cache as it will be once the work has executed; the caller submits recorded work in the order
+//    it was recorded, on one queue (or otherwise executes it in that order), and does not call a
+//    synchronous operation, free_sequence(), or destroy the cache while recorded work is pending;
+//  - before the recorded work, the caller makes its writes of the inputs visible to
+//    COMPUTE_SHADER and TRANSFER reads (prefill and append copy part of their input); after it,
+//    a barrier from COMPUTE_SHADER and TRANSFER writes to the caller's own reads of the outputs
+//    (attention writes `out` in a shader; dequantize copies the residual);
+//  - each recorded operation opens with its own barrier against earlier compute and transfer work
+//    (vidkv's scratch is shared by operations), so several may go into one command buffer;
+//  - scratch buffers outgrown while recorded work may still read them are kept until
+//    release_retired(), which the caller calls once all recorded work has completed.
+// If a record_* call throws part-way (a pipeline or allocation failure), the cache is unchanged but
+// the command buffer may hold part of the work: reset it rather than submitting it.
+//
+// Threads. Separate Cache objects may be used from separate threads at the same time, whether
+// they share one rt::Context or each have their own: the context's queue submissions are locked
+// (Context::submit; VkFFT's plan setup takes the same lock), its pipeline cache is internally
+// synchronized, and every Cache has its own pipelines, FFT plans, command buffer and scratch. One
+// Cache is used by one thread at a time (calls on one Cache, const ones included, must not
+// overlap); the C API's thread-local error message follows the calling thread. With an engine's
+// device (Context::wrap), the engine's own submissions to that queue must not overlap vidkv's:
+// hold Context::lock_queue() around them.
 //
 // Not supported yet (clear errors): semantic token protection (the k1.5-v1.58-stp preset or
 // stp = true), ternary values in 2-bit fields (trits_base3 = false), group sizes other than 32
-// for quantized presets (the fused attention reads groups of 32), fp32 device input to prefill.
+// for quantized presets (the fused attention reads groups of 32).
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "vidkv/export.hpp"
@@ -35,6 +65,7 @@
 #include "vidkv/presets.hpp"
 #include "vidkv/runtime/buffer.hpp"
 #include "vidkv/runtime/context.hpp"
+#include "vidkv/stp.hpp"
 #include "vidkv/vidkv_keys.hpp"
 
 namespace vidkv {
@@ -68,6 +99,20 @@ struct CacheStats {
   // nothing is quantized yet. The residual is reported apart (residual_bytes).
   double key_bits = 0.0, value_bits = 0.0;
   uint64_t fp16_equivalent_bytes = 0;  // tokens x kv_heads x dim x 2 bytes x 2 (K and V)
+  uint64_t nonfinite_inputs = 0;  // NaN/Inf values seen by recorded prefills and appends
+};
+
+// Semantic token protection input of a prefill (settings.stp): the visual tokens whose values
+// stay at 2 bits are the protected_count(p, visual_tokens) highest `scores` (stp.hpp: rounded to
+// whole groups, ties to the lower position), or exactly `protected_tokens`. Positions count from
+// the prefill's first token; all protected tokens lie in the prefill's quantized part (its first
+// tokens - tokens % group_size tokens), whose other tokens take 1.58 bits. Tokens appended later
+// are never protected.
+struct CacheStpInput {
+  uint32_t first_visual = 0;   // position of the first visual token
+  uint32_t visual_tokens = 0;  // how many follow it (the span the scores describe)
+  std::vector<float> scores;   // one per visual token (mean dot product with the prompt), or empty
+  std::vector<uint32_t> protected_tokens;  // explicit positions (increasing), used when scores is empty
 };
 
 // One segment read back to the host (tests, tools). trits: the values' packed trits when ternary
@@ -76,6 +121,10 @@ struct CacheSegmentHost {
   QuantizedKeys keys;  // spec, shape, splits, anomalous, normal (no ranges or coefficients)
   QuantizedTensor values;
   std::vector<uint8_t> trits;
+  // STP segments: values (and trits) hold the other tokens, gathered; values_high the protected
+  // tokens' 2-bit values; split which is which. Empty otherwise.
+  TokenSplit split;
+  QuantizedTensor values_high;
 };
 
 class VIDKV_API Cache {
@@ -97,17 +146,44 @@ class VIDKV_API Cache {
   // K and V: fp16 [tokens][kv_heads][head_dim].
   void prefill(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& keys,
                const std::vector<uint16_t>& values, uint32_t tokens);
-  // Device input, same layout; only ElementType::f16 (f32 is rejected with Error(unsupported_bits)).
+  // Device input, same layout, ElementType::f16 or f32 (rounded to fp16 on the device, to nearest
+  // even, first: the result equals the fp16 prefill of the rounded values). Views at offsets the
+  // device can bind (minStorageBufferOffsetAlignment).
   void prefill(uint32_t sequence, uint32_t layer, const rt::BufferView& keys, const rt::BufferView& values,
                ElementType type, uint32_t tokens);
-  // One token: fp16 [kv_heads][head_dim] each.
+  // With semantic token protection (required exactly when settings().stp).
+  void prefill(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& keys,
+               const std::vector<uint16_t>& values, uint32_t tokens, const CacheStpInput& stp);
+  void prefill(uint32_t sequence, uint32_t layer, const rt::BufferView& keys, const rt::BufferView& values,
+               ElementType type, uint32_t tokens, const CacheStpInput& stp);
+  // One token: fp16 [kv_heads][head_dim] each, from the host or in device buffers.
   void append(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& key, const std::vector<uint16_t>& value);
+  void append(uint32_t sequence, uint32_t layer, const rt::BufferView& key, const rt::BufferView& value);
 
   // q: fp32 [q_heads][head_dim]; scale 0 means 1 / sqrt(head_dim). Returns fp32 [q_heads][head_dim].
   std::vector<float> attention(uint32_t sequence, uint32_t layer, const std::vector<float>& q, float scale = 0.0f);
+  // The same with q and out in device buffers (fp32 [q_heads][head_dim] each).
+  void attention(uint32_t sequence, uint32_t layer, const rt::BufferView& q, const rt::BufferView& out,
+                 float scale = 0.0f);
 
   // Decoded K and V, fp16 [tokens][kv_heads][head_dim]: segments in order, then the residual.
   void dequantize(uint32_t sequence, uint32_t layer, std::vector<uint16_t>& keys, std::vector<uint16_t>& values);
+  void dequantize(uint32_t sequence, uint32_t layer, const rt::BufferView& keys, const rt::BufferView& values);
+
+  // Recorded into the caller's command buffer (see "Synchronous and recorded operation" above);
+  // arguments as the synchronous forms with device buffers.
+  void record_prefill(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& keys,
+                      const rt::BufferView& values, ElementType type, uint32_t tokens);
+  void record_prefill(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& keys,
+                      const rt::BufferView& values, ElementType type, uint32_t tokens, const CacheStpInput& stp);
+  void record_append(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& key,
+                     const rt::BufferView& value);
+  void record_attention(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& q,
+                        const rt::BufferView& out, float scale = 0.0f);
+  void record_dequantize(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& keys,
+                         const rt::BufferView& values);
+  // Frees scratch buffers that recorded work may have referred to; call once it has completed.
+  void release_retired();
 
   CacheStats stats() const;
 
@@ -120,6 +196,24 @@ class VIDKV_API Cache {
   const CacheGeometry& geometry() const;
   const CacheSettings& settings() const;
   uint32_t max_tokens() const;
+
+  // Saved caches (cache_file.hpp; the layout is docs/cache-format.md). save writes every sequence,
+  // or one, with the geometry, settings and max_tokens; the file is written beside `path` and
+  // renamed over it when complete. load makes a new cache with the file's geometry, settings and
+  // max_tokens holding all its sequences under their saved ids. load_sequences adds the file's
+  // sequences to this cache, whose geometry and settings must equal the file's (every layer within
+  // this cache's max_tokens), and returns their new ids in file order. A damaged file throws
+  // Error(corrupt_data) naming the problem (wrong magic, format version, truncation, checksum,
+  // counts against geometry), one that does not fit throws Error(invalid_argument), an unreadable
+  // one Error(io_error); the whole file is checked before anything is uploaded, and nothing is
+  // added on any error. Saved and loaded segments and residuals are bit-identical. All four are
+  // synchronous operations (not while recorded work is pending).
+  void save(const std::string& path) const;
+  void save(const std::string& path, uint32_t sequence) const;
+  static std::unique_ptr<Cache> load(const std::string& path, std::shared_ptr<rt::Context> context);
+  std::vector<uint32_t> load_sequences(const std::string& path);
+  // The ids of the sequences held, increasing.
+  std::vector<uint32_t> sequence_ids() const;
 
   struct Impl;
 

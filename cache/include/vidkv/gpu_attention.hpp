@@ -42,6 +42,12 @@ enum class ValueFormat {
   ternary_trits,  // 1.58-bit per channel, trits 5 per byte (ternary_pack.hpp); scales only
   b2_channel,     // 2-bit per channel: codes [h][c][T/16], scales and mins [h][c][T/32]
   b2_token,       // 2-bit per token (KIVI): codes [h][t][D/16], scales and mins [h][t][D/32]
+  // Semantic token protection (stp.hpp): per segment, the n protected tokens' values at 2 bits
+  // per channel (values_high, as b2_channel over {H, n, D}) and the other T - n tokens' as
+  // ternary_trits over {H, T - n, D} (values), both gathered in increasing position, with a
+  // token_map. A segment with n = 0 (the blocks that residual flushes append: decode tokens are
+  // not protected) is plain ternary_trits and needs neither values_high nor token_map.
+  ternary_stp,
 };
 VIDKV_API const char* value_format_name(ValueFormat format) noexcept;
 
@@ -50,7 +56,15 @@ struct QuantizedSegmentBuffers {
   uint32_t tokens = 0;           // a multiple of 32
   PackedBuffers key_anomalous;   // 2-bit part, shape {kv_heads, tokens, k}; ignored when k = 0
   PackedBuffers key_normal;      // 1-bit streams {kv_heads, tokens, streams}; mins ignored; ignored when k = dim
-  PackedBuffers values;          // codes hold the trit bytes for ternary_trits; mins ignored then
+  PackedBuffers values;          // codes hold the trit bytes for ternary_trits (and ternary_stp); mins ignored then
+  // ValueFormat::ternary_stp only (ignored otherwise and when protected_tokens is 0):
+  uint32_t protected_tokens = 0;  // n, a multiple of 32, at most tokens
+  PackedBuffers values_high;      // 2-bit per channel over the protected tokens, shape {kv_heads, n, dim}
+  // uint32 [tokens]: for token t, its index among the protected tokens with bit 31 set, or its
+  // index among the others. Both parts keep sequence order, so it is a bijection onto the two
+  // index ranges; the shaders clamp what they read, so a wrong map gives wrong results, not
+  // out-of-bounds accesses.
+  rt::BufferView token_map;
 };
 
 struct QuantizedLayerBuffers {
@@ -64,7 +78,8 @@ struct QuantizedLayerBuffers {
 };
 
 // Host-side segment for the convenience functions (attention_reference.hpp); trits are packed
-// from the values when not given.
+// from the values when not given. A segment with an STP split makes the layer ternary_stp; plain
+// ternary segments in such a layer are its segments with n = 0.
 using HostSegment = AttentionSegment;
 
 // The channel table of QuantizedLayerBuffers::channels for these keys' channel splits.
@@ -75,9 +90,12 @@ class VIDKV_API GpuAttention {
   explicit GpuAttention(std::shared_ptr<rt::Context> context);
   ~GpuAttention();
 
-  // Tokens per split (a multiple of 64, 64..1024; default 256).
+  // Tokens per split (a multiple of 64, 64..1024). Default: 1024 on the subgroup-of-8 path (a
+  // split is one CPU task; fewer, longer ones amortize its setup), 256 on the portable one (more
+  // workgroups for a GPU). On the subgroup-of-8 path an STP segment's splits are shortened where
+  // its part slots would not fit shared memory.
   void set_split_tokens(uint32_t tokens);
-  uint32_t split_tokens() const { return split_; }
+  uint32_t split_tokens() const { return split_ != 0 ? split_ : (subgroup8_path() ? 1024 : 256); }
 
   // Bytes the `partials` scratch buffer needs (the VidKV one also holds the transformed query).
   uint64_t partial_bytes_fp16(const AttentionGeometry& geometry, uint32_t tokens) const;
@@ -104,6 +122,9 @@ class VIDKV_API GpuAttention {
 
   // Use the portable shader path even where the subgroup-of-8 path applies (tests cover both).
   void set_portable(bool portable) { portable_ = portable; }
+  // Whether dispatches take the subgroup-of-8 shaders (attention_*_sg8.comp): subgroups of
+  // exactly 8 with shuffle support (CPU drivers such as lavapipe) and not set_portable(true).
+  bool subgroup8_path() const { return sg8_ && !portable_; }
 
   // Byte every output and scratch buffer of the host functions is filled with first (tests).
   void set_poison(uint8_t byte_value) { poison_ = byte_value; }
@@ -116,6 +137,8 @@ class VIDKV_API GpuAttention {
   void check_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const char* what) const;
   void check_shared_memory(uint64_t bytes, const char* what) const;
   uint64_t shared_common(uint32_t ratio) const;
+  uint64_t shared_vidkv(uint32_t ratio, uint32_t query_floats, bool stp) const;
+  void check_segment(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, size_t index) const;
   void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
                           const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);
   void record_reduce(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t slots,
@@ -123,14 +146,16 @@ class VIDKV_API GpuAttention {
   uint64_t slot_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint64_t prepared_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
-  uint32_t splits_of(uint32_t tokens) const { return (tokens + split_ - 1) / split_; }
+  uint32_t splits_of(uint32_t tokens) const { return (tokens + split_tokens() - 1) / split_tokens(); }
+  uint32_t segment_split(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                         const QuantizedSegmentBuffers& segment) const;
 
   std::shared_ptr<rt::Context> context_;
   rt::PipelineSet pipelines_;
   rt::CommandRunner runner_;
-  uint32_t split_ = 256;
+  uint32_t split_ = 0;  // 0: the path's default
   uint8_t poison_ = 0xff;
-  bool broadcast8_ = false;
+  bool sg8_ = false;  // subgroups of exactly 8 with shuffles
   bool portable_ = false;
 };
 

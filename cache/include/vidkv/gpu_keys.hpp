@@ -68,6 +68,12 @@ class VIDKV_API GpuKeyQuantizer {
   void record_quantize(VkCommandBuffer cmd, const KeySpec& spec, const TensorShape& shape, const TensorLayout& layout,
                        const rt::BufferView& input, bool select, const rt::BufferView& channels,
                        KeyWorkspace& workspace, const KeyPackedBuffers& output);
+  // Records the decode of keys quantized by record_quantize (`input`, `shape.tokens` tokens, the
+  // same channel table) into fp16 `output` in `layout`, through the workspace (the inverse FFT
+  // runs on its buffers, so one workspace serves quantization and decode alike). Checked first.
+  void record_dequantize(VkCommandBuffer cmd, const KeySpec& spec, const TensorShape& shape,
+                         const KeyPackedBuffers& input, const rt::BufferView& channels, KeyWorkspace& workspace,
+                         const TensorLayout& layout, const rt::BufferView& output);
   // Bytes of the channel table: units * dim * 4.
   static uint64_t channel_table_bytes(const KeySpec& spec, uint32_t heads, uint32_t dim);
 

@@ -4,7 +4,8 @@
  * checks every argument first) and output arguments are left untouched.
  *
  * Shapes: K and V are fp16 halves (uint16_t) [tokens][kv_heads][head_dim]; q and out are float
- * [q_heads][head_dim]. Calls are synchronous (submit and wait). */
+ * [q_heads][head_dim]. The calls on host pointers are synchronous (submit and wait); the record
+ * functions at the end record into an engine's command buffer. */
 #ifndef VIDKV_VIDKV_H
 #define VIDKV_VIDKV_H
 
@@ -25,7 +26,9 @@ typedef enum vidkv_status {
   VIDKV_ERROR_NO_DEVICE = 4,
   VIDKV_ERROR_DEVICE = 5,         /* Vulkan error, device lost, missing feature */
   VIDKV_ERROR_OUT_OF_MEMORY = 6,
-  VIDKV_ERROR_INTERNAL = 7        /* anything else */
+  VIDKV_ERROR_INTERNAL = 7,       /* anything else */
+  VIDKV_ERROR_IO = 8,             /* a file could not be opened, read or written */
+  VIDKV_ERROR_CORRUPT_FILE = 9    /* a saved cache is damaged or not a vidkv cache file */
 } vidkv_status;
 
 typedef struct vidkv_context vidkv_context;
@@ -39,6 +42,7 @@ typedef struct vidkv_stats {
   uint64_t value_code_bytes, value_scale_bytes, value_min_bytes, value_map_bytes;
   uint64_t residual_bytes, residual_capacity_bytes, fp16_equivalent_bytes;
   double key_bits, value_bits; /* effective bits per quantized value (16 for the fp16 preset) */
+  uint64_t nonfinite_inputs;   /* NaN/Inf values seen by recorded prefills and appends */
 } vidkv_stats;
 
 /* The message of the last failing call on this thread ("" when none). Valid until the next call. */
@@ -73,6 +77,72 @@ VIDKV_API vidkv_status vidkv_tokens(vidkv_cache* cache, uint32_t sequence, uint3
 VIDKV_API vidkv_status vidkv_dequantize(vidkv_cache* cache, uint32_t sequence, uint32_t layer, uint16_t* k,
                                         uint16_t* v, uint32_t capacity_tokens, uint32_t* tokens);
 VIDKV_API vidkv_status vidkv_stats_get(vidkv_cache* cache, vidkv_stats* stats);
+
+/* Saved caches (vidkv::Cache::save / load / load_sequences; layout in docs/cache-format.md). A
+ * damaged file gives VIDKV_ERROR_CORRUPT_FILE, one whose geometry or settings differ from the
+ * cache's VIDKV_ERROR_INVALID_ARGUMENT; nothing is loaded on any error. */
+VIDKV_API vidkv_status vidkv_cache_save(vidkv_cache* cache, const char* path);
+VIDKV_API vidkv_status vidkv_cache_save_sequence(vidkv_cache* cache, const char* path, uint32_t sequence);
+/* A new cache with the file's geometry, settings and max_tokens and all its sequences, under the
+ * ids they were saved with (vidkv_sequence_ids lists them). */
+VIDKV_API vidkv_status vidkv_cache_load(vidkv_context* ctx, const char* path, vidkv_cache** out);
+/* Adds the file's sequences; `ids` has room for `capacity` ids and receives the new ones, `*count`
+ * how many. Fails with BUFFER_TOO_SMALL, loading nothing, when the file holds more than `capacity`. */
+VIDKV_API vidkv_status vidkv_cache_load_sequences(vidkv_cache* cache, const char* path, uint32_t* ids,
+                                                  uint32_t capacity, uint32_t* count);
+/* The ids of the sequences held, increasing; same contract as vidkv_cache_load_sequences' ids. */
+VIDKV_API vidkv_status vidkv_sequence_ids(vidkv_cache* cache, uint32_t* ids, uint32_t capacity, uint32_t* count);
+
+/* --- Engine devices, device buffers and recording (vidkv/cache.hpp explains the contract) ---
+ * Vulkan handles travel as plain integers and pointers so that this header needs no Vulkan
+ * header: dispatchable handles (VkInstance, VkPhysicalDevice, VkDevice, VkQueue,
+ * VkCommandBuffer) as void*, VkBuffer as uint64_t. */
+typedef struct vidkv_external_device {
+  void* get_instance_proc_addr; /* PFN_vkGetInstanceProcAddr of the engine's loader */
+  void* instance;
+  void* physical_device;
+  void* device;                 /* must have VK_KHR_push_descriptor enabled */
+  uint32_t queue_family;
+  void* queue;
+} vidkv_external_device;
+
+/* A range of one of the engine's VkBuffers (usage STORAGE_BUFFER, plus TRANSFER_SRC for prefill
+ * and append inputs and TRANSFER_DST for dequantize outputs). */
+typedef struct vidkv_device_buffer {
+  uint64_t buffer; /* VkBuffer */
+  uint64_t offset;
+  uint64_t size;
+} vidkv_device_buffer;
+
+/* Semantic token protection of a prefill (cache settings with STP): scores of the visual tokens
+ * (visual_tokens floats) or an explicit list of protected positions (protected_count entries). */
+typedef struct vidkv_stp_input {
+  uint32_t first_visual;
+  uint32_t visual_tokens;
+  const float* scores;               /* or NULL */
+  const uint32_t* protected_tokens;  /* used when scores is NULL */
+  uint32_t protected_count;
+} vidkv_stp_input;
+
+/* A context on the engine's device; vidkv owns none of the handles. */
+VIDKV_API vidkv_status vidkv_context_wrap(const vidkv_external_device* device, vidkv_context** out);
+VIDKV_API vidkv_status vidkv_prefill_stp(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const uint16_t* k,
+                                         const uint16_t* v, uint32_t tokens, const vidkv_stp_input* stp);
+/* Recorded into the engine's VkCommandBuffer (in the recording state); nothing is submitted.
+ * fp32: nonzero when k and v hold floats (rounded to fp16 on the device). stp: NULL unless the
+ * cache's settings protect tokens. */
+VIDKV_API vidkv_status vidkv_record_prefill(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                            uint32_t layer, vidkv_device_buffer k, vidkv_device_buffer v, int fp32,
+                                            uint32_t tokens, const vidkv_stp_input* stp);
+VIDKV_API vidkv_status vidkv_record_append(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                           uint32_t layer, vidkv_device_buffer k, vidkv_device_buffer v);
+VIDKV_API vidkv_status vidkv_record_attention(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                              uint32_t layer, vidkv_device_buffer q, float scale,
+                                              vidkv_device_buffer out);
+VIDKV_API vidkv_status vidkv_record_dequantize(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                               uint32_t layer, vidkv_device_buffer k, vidkv_device_buffer v);
+/* Frees scratch that recorded work may have used; call once that work has completed. */
+VIDKV_API vidkv_status vidkv_release_retired(vidkv_cache* cache);
 
 #ifdef __cplusplus
 }

@@ -44,5 +44,8 @@ VIDKV_API void compute_to_compute_barrier(VkCommandBuffer cmd);
 VIDKV_API void transfer_to_compute_barrier(VkCommandBuffer cmd);
 // Makes compute-shader writes visible to transfers (copies back to the host).
 VIDKV_API void compute_to_transfer_barrier(VkCommandBuffer cmd);
+// Orders everything after all earlier compute and transfer work, and makes its writes visible to
+// both (an operation that reuses scratch buffers opens with it).
+VIDKV_API void compute_transfer_barrier(VkCommandBuffer cmd);
 
 }  // namespace vidkv::rt

@@ -28,6 +28,17 @@ struct VIDKV_API ContextOptions {
   // Treat the device as a discrete GPU even when its memory is unified: buffers are not mapped and
   // every upload and download goes through a staging copy (tests exercise that path on lavapipe).
   bool force_staging = false;
+  // Subgroup size every compute pipeline made through ComputePipeline is created with
+  // (VkPipelineShaderStageRequiredSubgroupSizeCreateInfo, with full subgroups where the workgroup
+  // width allows and the device has computeFullSubgroups); 0 = the driver's choice. Needs
+  // VK_EXT_subgroup_size_control with compute in requiredSubgroupSizeStages (else
+  // Error(missing_feature)) and a power of two in the device's [min, max] subgroup size (else
+  // Error(invalid_argument)). Conformance runs every shader under each allowed size this way.
+  uint32_t required_subgroup_size = 0;
+  // Leave shaderFloat16, shaderInt8 and the 16- and 8-bit storage-buffer access features off even
+  // where the device has them, to run as on a device without them (vidkv's shaders do their fp16
+  // arithmetic on 32-bit words and declare none of the capabilities these features allow).
+  bool disable_float16_int8 = false;
   // Fills validation and device_selector from the environment.
   static ContextOptions from_environment();
 };
@@ -43,6 +54,32 @@ struct ExternalDevice {
   uint32_t queue_family = 0;
   VkQueue queue = VK_NULL_HANDLE;
 };
+
+// What Context::create enabled on its device (Context::wrap cannot know what an engine enabled:
+// known = false and everything else false/0 there).
+struct EnabledFeatures {
+  bool known = false;
+  bool shader_float16 = false;
+  bool shader_int8 = false;
+  bool storage_buffer_16bit = false;
+  bool storage_buffer_8bit = false;
+  bool subgroup_size_control = false;    // VK_EXT_subgroup_size_control enabled
+  bool compute_full_subgroups = false;
+  uint32_t required_subgroup_size = 0;   // ContextOptions::required_subgroup_size
+  uint32_t max_compute_workgroup_subgroups = 0;  // with subgroup_size_control
+};
+
+// One pipeline made through ComputePipeline on this context, as created (coverage reports).
+struct PipelineRecord {
+  std::string name;                     // the shader's name
+  std::vector<uint32_t> specialization;
+  uint32_t local_size[3] = {0, 0, 0};   // workgroup size after specialization (0s: not found)
+  uint32_t required_subgroup_size = 0;  // 0: created without one
+  bool full_subgroups = false;
+  std::vector<uint32_t> capabilities;   // SPIR-V OpCapability operands the module declares
+};
+
+class Profiler;
 
 struct ValidationMessage {
   VkDebugUtilsMessageSeverityFlagBitsEXT severity;
@@ -74,6 +111,16 @@ class VIDKV_API Context {
   // written directly instead of through a staging copy.
   bool unified_memory() const { return unified_memory_; }
   uint32_t timestamp_valid_bits() const { return timestamp_valid_bits_; }
+  const EnabledFeatures& enabled_features() const { return enabled_; }
+  // The subgroup size every ComputePipeline of this context runs with when that is certain: the
+  // required size, else the device's only size (min == max), else 0 (the driver may vary it).
+  uint32_t effective_subgroup_size() const;
+
+  // Every pipeline configuration (shader, specialization) created through ComputePipeline on this
+  // context, once each, in order of first creation.
+  std::vector<PipelineRecord> pipeline_records() const;
+  // Called by ComputePipeline.
+  void record_pipeline(PipelineRecord record);
 
   // Validation messages (warnings and errors) seen since creation; empty unless validation is on.
   size_t validation_message_count() const;
@@ -83,6 +130,14 @@ class VIDKV_API Context {
 
   // Submits on the context's queue under a lock (vkQueueSubmit needs external synchronisation).
   void submit(const VkSubmitInfo& submit, VkFence fence);
+  // The lock submit() takes, for work that reaches the queue by another way (VkFFT's plan setup
+  // submits on it itself) or an engine submitting to a wrapped device's queue from its own threads.
+  std::unique_lock<std::mutex> lock_queue() { return std::unique_lock<std::mutex>(queue_mutex_); }
+
+  // The profiler that timestamps every dispatch recorded on this context (profiler.hpp), or null.
+  // A Profiler attaches and detaches itself; attach only while nothing is being recorded.
+  Profiler* profiler() const { return profiler_; }
+  void set_profiler(Profiler* profiler) { profiler_ = profiler; }
 
  private:
   Context() = default;
@@ -97,11 +152,15 @@ class VIDKV_API Context {
   bool unified_memory_ = false;
   uint32_t timestamp_valid_bits_ = 0;
   DeviceInfo info_;
+  EnabledFeatures enabled_;
+  mutable std::mutex pipelines_mutex_;
+  std::vector<PipelineRecord> pipeline_records_;
   VkDebugUtilsMessengerEXT messenger_ = VK_NULL_HANDLE;
   VkPipelineCache pipeline_cache_ = VK_NULL_HANDLE;
   mutable std::mutex messages_mutex_;
   std::vector<ValidationMessage> messages_;
   std::mutex queue_mutex_;
+  Profiler* profiler_ = nullptr;
 };
 
 }  // namespace vidkv::rt

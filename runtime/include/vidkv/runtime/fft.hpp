@@ -31,9 +31,10 @@ class Context;
 class VIDKV_API FftPlan {
  public:
   // Compiles the transform's shaders (glslang, at creation; milliseconds to a second) and prepares
-  // VkFFT's tables on the device: creation submits work on the context's queue and waits, outside
-  // Context::submit's lock, so it must not run while another thread submits on that queue (an
-  // engine's included, for a wrapped device). Plan creations within vidkv are serialized.
+  // VkFFT's tables on the device: creation may submit work on the context's queue and wait, which
+  // it does holding Context::lock_queue(), so vidkv's other submissions wait meanwhile (an
+  // engine submitting to a wrapped device's queue takes the same lock). Plan creations within
+  // vidkv are serialized.
   // Throws Error(invalid_argument) for length 0, batch 0 or a length VkFFT refuses, and
   // Error(vulkan_error) naming the VkFFT result for other failures.
   FftPlan(std::shared_ptr<Context> context, uint32_t length, uint32_t batch, bool inverse);

@@ -68,4 +68,11 @@ inline uint32_t workgroups_for(uint64_t count, uint32_t group_size) {
   return static_cast<uint32_t>((count + group_size - 1) / group_size);
 }
 
+// Workgroups for a grid-stride shader (one that loops by gl_NumWorkGroups.x * local size): capped
+// at 65535, the x count every Vulkan device accepts, however many items there are.
+inline uint32_t grid_workgroups(uint64_t count, uint32_t group_size) {
+  const uint64_t groups = (count + group_size - 1) / group_size;
+  return static_cast<uint32_t>(groups < 65535 ? (groups == 0 ? 1 : groups) : 65535);
+}
+
 }  // namespace vidkv::rt

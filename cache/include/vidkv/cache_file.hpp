@@ -1,0 +1,119 @@
+#pragma once
+// Saved caches (docs/cache-format.md has the layout byte by byte): the host side, with no Vulkan.
+// Cache::save writes these files and Cache::load / load_sequences read them (cache.hpp); this
+// header gives the same files to tools and tests without a device: parse_cache_file() checks a
+// whole file (magic, versions, every section's CRC-32C, every count and length against the
+// geometry and settings, channel tables, sequence ids) before it returns anything, and
+// serialize_cache_file() writes one.
+//
+// A segment is a list of arrays, each named by an id (CacheFileArrayId). Which arrays a segment
+// holds, and their exact byte lengths, follow from the geometry, the settings and the segment's
+// token count (cache_file_segment_arrays); a file whose segment lacks one, repeats one, has an
+// unknown id or a different length is rejected. Adding an array to segments later is a new id,
+// a line in that function and the device mapping in cache/src/cache_save_load.cpp.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "vidkv/cache.hpp"
+#include "vidkv/export.hpp"
+
+namespace vidkv {
+
+// The format this library writes and reads (docs/cache-format.md). Files of another version are
+// refused with Error(corrupt_data) naming both versions.
+inline constexpr uint32_t kCacheFileFormatVersion = 1;
+
+// Array ids of a segment. Stable numbers: they are stored in files.
+enum class CacheFileArrayId : uint32_t {
+  key_anomalous_codes = 1,   // 2-bit codes of the anomalous key channels (all channels for 2-bit keys)
+  key_anomalous_scales = 2,  // fp16, two per 32-bit word
+  key_anomalous_mins = 3,
+  key_stream_codes = 4,      // 1-bit codes of the FFT coefficient streams
+  key_stream_scales = 5,
+  value_codes = 6,           // 2-bit codes, or trits 5 per byte for 1.58-bit values
+  value_scales = 7,
+  value_mins = 8,            // none for 1.58-bit values
+};
+
+enum class CacheFilePart { keys, values };
+enum class CacheFileRole { codes, scales, mins };
+
+struct CacheFileArraySpec {
+  CacheFileArrayId id;
+  CacheFilePart part;
+  CacheFileRole role;
+  uint64_t bytes;  // exact length in the file and the bytes the device buffer holds
+};
+
+// "key_anomalous_codes", ...; "unknown" for an id this library does not know.
+VIDKV_API const char* cache_file_array_name(CacheFileArrayId id) noexcept;
+
+// The arrays a segment of `tokens` tokens holds, in file order; empty parts (no anomalous channels
+// at nbits 1.0, no streams at nbits 2.0 and for 2-bit keys) have no arrays. The fp16 preset has no
+// segments. Throws Error naming the problem for settings or token counts no segment can have.
+VIDKV_API std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheGeometry& geometry,
+                                                                    const CacheSettings& settings, uint32_t tokens);
+// uint32 entries of a layer's channel table: [units][head_dim], units = kv_heads for channel scope
+// head, 1 for scope layer (and kv_heads for 2-bit keys, whose table is the identity); 0 for fp16.
+VIDKV_API uint64_t cache_file_channel_table_entries(const CacheGeometry& geometry, const CacheSettings& settings);
+
+struct CacheFileArray {
+  CacheFileArrayId id;
+  std::vector<uint8_t> bytes;
+};
+
+struct CacheFileSegment {
+  uint32_t tokens = 0;
+  std::vector<CacheFileArray> arrays;  // parse_cache_file returns them in cache_file_segment_arrays order
+};
+
+struct CacheFileLayer {
+  bool prefilled = false;  // prefill was called on this layer
+  bool appended = false;   // append was called on this layer
+  uint32_t quantized = 0;  // tokens in segments
+  uint32_t residual = 0;   // fp16 tokens
+  std::vector<uint32_t> channels;  // the channel table; empty until the first segment
+  std::vector<CacheFileSegment> segments;
+  std::vector<uint16_t> residual_keys, residual_values;  // fp16 [residual][kv_heads][head_dim]
+};
+
+struct CacheFileSequence {
+  uint32_t id = 0;  // the id it had in the saved cache (never 0, unique in a file)
+  std::vector<CacheFileLayer> layers;
+};
+
+struct CacheFileContents {
+  uint32_t format_version = kCacheFileFormatVersion;
+  std::string library_version;  // of the library that wrote the file, e.g. "0.1.0"
+  CacheGeometry geometry;
+  CacheSettings settings;  // name as saved; ignored_keys are not saved
+  uint32_t max_tokens = 0;
+  std::vector<CacheFileSequence> sequences;
+};
+
+// Checks everything and returns the file's contents. Throws Error(corrupt_data) with a message
+// that starts with `name` and names the problem and its byte offset (wrong magic, unsupported
+// format version, truncated, checksum mismatch in which section, a count or length that
+// disagrees with the geometry, ...). Never reads outside [bytes, bytes + size) and never allocates
+// more than the file's own size for what a length field claims.
+VIDKV_API CacheFileContents parse_cache_file(const uint8_t* bytes, size_t size, const std::string& name);
+// Reads the whole file and parses it; Error(io_error) naming the path when it cannot be read.
+VIDKV_API CacheFileContents read_cache_file(const std::string& path);
+// The file's bytes. Writes what it is given (tests make invalid files with it); Cache::save only
+// hands it what a cache holds.
+VIDKV_API std::vector<uint8_t> serialize_cache_file(const CacheFileContents& contents);
+// Writes to `path` through a temporary file beside it that is renamed over `path` at the end, so a
+// failed write leaves no partial file. Error(io_error) naming the path.
+VIDKV_API void write_cache_file(const std::string& path, const std::vector<uint8_t>& bytes);
+
+// What Cache::stats() reports for a cache holding exactly these sequences (host arithmetic over
+// the file's arrays; the same numbers after Cache::load).
+VIDKV_API CacheStats cache_file_stats(const CacheFileContents& contents);
+
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every section. `crc` is
+// a previous result to continue from (0 to start).
+VIDKV_API uint32_t crc32c(const uint8_t* bytes, size_t size, uint32_t crc = 0) noexcept;
+
+}  // namespace vidkv

@@ -1,0 +1,158 @@
+// What a saved segment holds, as a function of geometry, settings and its token count: the one
+// table the writer, the parser, the device upload and the statistics share (cache_file.hpp).
+// It mirrors what the cache keeps of a segment (cache_internal.hpp's Segment): only the arrays the
+// attention reads, at the sizes the quantizers write.
+#include <string>
+
+#include "vidkv/cache_file.hpp"
+#include "vidkv/ternary_pack.hpp"
+
+namespace vidkv {
+namespace {
+
+using KeyMode = CacheSettings::KeyMode;
+using ValueMode = CacheSettings::ValueMode;
+
+// The cache's key spec (Cache::Impl::key_spec): plain 2-bit keys are VidKV keys whose channels
+// are all anomalous, so both kinds store the same arrays.
+KeySpec stored_key_spec(const CacheSettings& s) {
+  if (s.key_mode == KeyMode::vidkv) return s.keys;
+  KeySpec k;
+  k.nbits = 2.0;
+  k.group_size = s.group_size;
+  return k;
+}
+
+// packed_bytes() without the device library: code words, and halves two per 32-bit word.
+struct Packed {
+  uint64_t codes, scales;
+};
+Packed packed(const QuantSpec& spec, const TensorShape& shape) {
+  const PackedSizes p = packed_sizes(spec, shape);
+  return {p.code_words() * 4, (p.scale_count() + 1) / 2 * 4};
+}
+
+}  // namespace
+
+const char* cache_file_array_name(CacheFileArrayId id) noexcept {
+  switch (id) {
+    case CacheFileArrayId::key_anomalous_codes: return "key_anomalous_codes";
+    case CacheFileArrayId::key_anomalous_scales: return "key_anomalous_scales";
+    case CacheFileArrayId::key_anomalous_mins: return "key_anomalous_mins";
+    case CacheFileArrayId::key_stream_codes: return "key_stream_codes";
+    case CacheFileArrayId::key_stream_scales: return "key_stream_scales";
+    case CacheFileArrayId::value_codes: return "value_codes";
+    case CacheFileArrayId::value_scales: return "value_scales";
+    case CacheFileArrayId::value_mins: return "value_mins";
+  }
+  return "unknown";
+}
+
+std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheGeometry& g, const CacheSettings& s,
+                                                          uint32_t tokens) {
+  if (s.key_mode == KeyMode::fp16 || s.value_mode == ValueMode::fp16) {
+    throw Error(ErrorCode::invalid_argument, "settings " + s.name + " store keys or values in fp16: no segments");
+  }
+  if (s.stp) {
+    // An STP segment also holds a token map and a second value part: arrays this version does not
+    // define yet. Refusing here keeps a save from dropping them silently.
+    throw Error(ErrorCode::unsupported_bits, "settings " + s.name +
+                                                 ": segments with semantic token protection have no saved form yet");
+  }
+  const uint32_t H = g.kv_heads, D = g.head_dim, G = s.group_size;
+  if (tokens == 0 || G == 0 || tokens % G != 0) {
+    throw Error(ErrorCode::bad_group_size, "segment of " + std::to_string(tokens) +
+                                               " tokens is not a positive multiple of group_size " + std::to_string(G));
+  }
+  using Id = CacheFileArrayId;
+  using Part = CacheFilePart;
+  using Role = CacheFileRole;
+  std::vector<CacheFileArraySpec> out;
+  const KeySpec ks = stored_key_spec(s);
+  const uint32_t k = anomalous_channel_count(ks, D), streams = coefficient_streams(ks.fft, D - k);
+  if (k > 0) {
+    const Packed a = packed({QuantBits::b2, QuantAxis::channel, G}, {H, tokens, k});
+    out.push_back({Id::key_anomalous_codes, Part::keys, Role::codes, a.codes});
+    out.push_back({Id::key_anomalous_scales, Part::keys, Role::scales, a.scales});
+    out.push_back({Id::key_anomalous_mins, Part::keys, Role::mins, a.scales});
+  }
+  if (streams > 0) {
+    // 1-bit streams decode to +-scale: their mins are not kept.
+    const Packed st = packed({QuantBits::b1, QuantAxis::channel, G}, {H, tokens, streams});
+    out.push_back({Id::key_stream_codes, Part::keys, Role::codes, st.codes});
+    out.push_back({Id::key_stream_scales, Part::keys, Role::scales, st.scales});
+  }
+  const TensorShape shape{H, tokens, D};
+  switch (s.value_mode) {
+    case ValueMode::per_channel_ternary: {
+      // Trits 5 per byte; the decode is code * scale, so there are no mins.
+      const Packed v = packed({QuantBits::b1_58, QuantAxis::channel, G, s.ternary}, shape);
+      out.push_back({Id::value_codes, Part::values, Role::codes, trit_packed_bytes(shape, G)});
+      out.push_back({Id::value_scales, Part::values, Role::scales, v.scales});
+      break;
+    }
+    case ValueMode::per_channel_2bit:
+    case ValueMode::per_token_2bit: {
+      const QuantAxis axis = s.value_mode == ValueMode::per_token_2bit ? QuantAxis::token : QuantAxis::channel;
+      const Packed v = packed({QuantBits::b2, axis, G}, shape);
+      out.push_back({Id::value_codes, Part::values, Role::codes, v.codes});
+      out.push_back({Id::value_scales, Part::values, Role::scales, v.scales});
+      out.push_back({Id::value_mins, Part::values, Role::mins, v.scales});
+      break;
+    }
+    default:
+      throw Error(ErrorCode::invalid_argument,
+                  "value mode enum value " + std::to_string(int(s.value_mode)) + " has no segment layout");
+  }
+  return out;
+}
+
+uint64_t cache_file_channel_table_entries(const CacheGeometry& g, const CacheSettings& s) {
+  if (s.key_mode == KeyMode::fp16) return 0;
+  const KeySpec ks = stored_key_spec(s);
+  const uint64_t units = ks.scope == ChannelScope::layer ? 1 : g.kv_heads;
+  return units * g.head_dim;
+}
+
+CacheStats cache_file_stats(const CacheFileContents& c) {
+  CacheStats st;
+  const uint64_t halves = uint64_t(c.geometry.kv_heads) * c.geometry.head_dim;
+  const uint64_t row = halves * 2;  // bytes of one token of K (or V)
+  const bool fp16 = c.settings.key_mode == KeyMode::fp16;
+  const uint64_t capacity = fp16 ? c.max_tokens : c.settings.residual_length;
+  st.sequences = uint32_t(c.sequences.size());
+  for (const CacheFileSequence& seq : c.sequences) {
+    for (const CacheFileLayer& l : seq.layers) {
+      st.tokens += uint64_t(l.quantized) + l.residual;
+      st.quantized_tokens += l.quantized;
+      st.residual_tokens += l.residual;
+      st.segments += uint32_t(l.segments.size());
+      for (const CacheFileSegment& s : l.segments) {
+        const auto specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens);
+        for (const CacheFileArray& a : s.arrays) {
+          for (const CacheFileArraySpec& spec : specs) {
+            if (spec.id != a.id) continue;
+            CachePartBytes& part = spec.part == CacheFilePart::keys ? st.keys : st.values;
+            (spec.role == CacheFileRole::codes ? part.codes : spec.role == CacheFileRole::scales ? part.scales : part.mins) +=
+                a.bytes.size();
+          }
+        }
+      }
+      st.keys.maps += uint64_t(l.channels.size()) * 4;
+      st.residual_bytes += uint64_t(l.residual) * row * 2;
+      // The cache allocates a layer's residual at its first prefill or append.
+      if (l.prefilled || l.appended) st.residual_capacity_bytes += capacity * row * 2;
+    }
+  }
+  const uint64_t values = st.quantized_tokens * halves;
+  if (fp16) {
+    st.key_bits = st.value_bits = 16.0;
+  } else if (values > 0) {
+    st.key_bits = 8.0 * double(st.keys.total()) / double(values);
+    st.value_bits = 8.0 * double(st.values.total()) / double(values);
+  }
+  st.fp16_equivalent_bytes = st.tokens * row * 2;
+  return st;
+}
+
+}  // namespace vidkv

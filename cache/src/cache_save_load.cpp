@@ -1,0 +1,241 @@
+// Cache::save / load / load_sequences: the device side of saved caches. Saving reads every array a
+// sequence holds back from the device into the host structure of cache_file.hpp and writes it;
+// loading parses and checks the whole file on the host first (parse_cache_file), then checks it
+// against the cache, uploads every sequence into new device buffers set aside, and only then adds
+// them: a file that fails anywhere leaves the cache exactly as it was.
+#include <algorithm>
+#include <string>
+
+#include "cache_internal.hpp"
+#include "vidkv/cache_file.hpp"
+#include "vidkv/version.hpp"
+
+namespace vidkv {
+
+using cache_detail::Layer;
+using cache_detail::Segment;
+using cache_detail::Sequence;
+
+namespace {
+
+// Device buffers are whole 32-bit words and never empty (as the cache allocates them).
+uint64_t buffer_bytes(uint64_t bytes) { return std::max<uint64_t>((bytes + 3) / 4 * 4, 16); }
+
+// The device buffer that holds array `id` of a segment: with cache_file_segment_arrays, the one
+// place to extend when segments gain arrays.
+std::unique_ptr<rt::Buffer>& segment_buffer(Segment& s, CacheFileArrayId id) {
+  switch (id) {
+    case CacheFileArrayId::key_anomalous_codes: return s.key_anomalous.codes;
+    case CacheFileArrayId::key_anomalous_scales: return s.key_anomalous.scales;
+    case CacheFileArrayId::key_anomalous_mins: return s.key_anomalous.mins;
+    case CacheFileArrayId::key_stream_codes: return s.key_normal.codes;
+    case CacheFileArrayId::key_stream_scales: return s.key_normal.scales;
+    case CacheFileArrayId::value_codes: return s.values.codes;
+    case CacheFileArrayId::value_scales: return s.values.scales;
+    case CacheFileArrayId::value_mins: return s.values.mins;
+  }
+  throw Error(ErrorCode::invalid_argument,
+              "cache: array id " + std::to_string(uint32_t(id)) + " has no place in a device segment");
+}
+
+template <typename T>
+std::vector<T> download(const rt::Buffer& buffer, uint64_t count) {
+  std::vector<T> out(count);
+  if (count > 0) buffer.download(out.data(), count * sizeof(T));
+  return out;
+}
+
+std::unique_ptr<rt::Buffer> upload(const std::shared_ptr<rt::Context>& ctx, const void* data, uint64_t bytes) {
+  auto buffer = std::make_unique<rt::Buffer>(ctx, buffer_bytes(bytes));
+  if (bytes > 0) buffer->upload(data, bytes);
+  return buffer;
+}
+
+CacheFileLayer save_layer(const Cache::Impl& m, const Layer& l) {
+  CacheFileLayer f;
+  f.prefilled = l.prefilled;
+  f.appended = l.appended;
+  f.quantized = l.quantized;
+  f.residual = l.residual;
+  if (l.channels) f.channels = download<uint32_t>(*l.channels, cache_file_channel_table_entries(m.geometry, m.settings));
+  for (const Segment& s : l.segments) {
+    CacheFileSegment fs;
+    fs.tokens = s.tokens;
+    for (const CacheFileArraySpec& spec : cache_file_segment_arrays(m.geometry, m.settings, s.tokens)) {
+      const auto& buffer = segment_buffer(const_cast<Segment&>(s), spec.id);
+      fs.arrays.push_back({spec.id, download<uint8_t>(*buffer, spec.bytes)});
+    }
+    f.segments.push_back(std::move(fs));
+  }
+  const uint64_t halves = uint64_t(l.residual) * m.token_halves();
+  if (halves > 0) {
+    f.residual_keys = download<uint16_t>(*l.residual_keys, halves);
+    f.residual_values = download<uint16_t>(*l.residual_values, halves);
+  }
+  return f;
+}
+
+CacheFileContents save_header(const Cache::Impl& m) {
+  CacheFileContents c;
+  c.library_version = VIDKV_VERSION_STRING;
+  c.geometry = m.geometry;
+  c.settings = m.settings;
+  c.max_tokens = m.max_tokens;
+  return c;
+}
+
+CacheFileSequence save_sequence(const Cache::Impl& m, uint32_t id, const Sequence& seq) {
+  CacheFileSequence f;
+  f.id = id;
+  for (const Layer& l : seq.layers) f.layers.push_back(save_layer(m, l));
+  return f;
+}
+
+// New device buffers holding one layer of a parsed file (checked by the parser and
+// check_fits): nothing of the cache is touched.
+Layer upload_layer(const Cache::Impl& m, const CacheFileLayer& f) {
+  Layer l;
+  l.prefilled = f.prefilled;
+  l.appended = f.appended;
+  l.quantized = f.quantized;
+  l.residual = f.residual;
+  if (!f.channels.empty()) l.channels = upload(m.ctx, f.channels.data(), f.channels.size() * 4);
+  for (const CacheFileSegment& fs : f.segments) {
+    Segment s;
+    s.tokens = fs.tokens;
+    const auto specs = cache_file_segment_arrays(m.geometry, m.settings, fs.tokens);
+    for (const CacheFileArray& a : fs.arrays) {
+      const auto spec = std::find_if(specs.begin(), specs.end(), [&](const auto& x) { return x.id == a.id; });
+      segment_buffer(s, a.id) = upload(m.ctx, a.bytes.data(), a.bytes.size());
+      CachePartBytes& part = spec->part == CacheFilePart::keys ? s.key_bytes : s.value_bytes;
+      (spec->role == CacheFileRole::codes ? part.codes : spec->role == CacheFileRole::scales ? part.scales : part.mins) +=
+          a.bytes.size();
+    }
+    // What the cache does not keep (the streams' and trits' mins, an empty key part) is a
+    // placeholder the attention binds but never reads.
+    for (gpu::DevicePacked* part : {&s.key_anomalous, &s.key_normal, &s.values}) {
+      for (auto* slot : {&part->codes, &part->scales, &part->mins}) {
+        if (!*slot) *slot = std::make_unique<rt::Buffer>(m.ctx, 16);
+      }
+    }
+    l.segments.push_back(std::move(s));
+  }
+  if (f.prefilled || f.appended) {
+    // The residual as the cache allocates it at a layer's first write: its full capacity.
+    const uint64_t capacity = buffer_bytes(uint64_t(m.residual_capacity()) * m.token_halves() * 2);
+    l.residual_keys = std::make_unique<rt::Buffer>(m.ctx, capacity);
+    l.residual_values = std::make_unique<rt::Buffer>(m.ctx, capacity);
+    if (f.residual > 0) {
+      l.residual_keys->upload(f.residual_keys.data(), f.residual_keys.size() * 2);
+      l.residual_values->upload(f.residual_values.data(), f.residual_values.size() * 2);
+    }
+  }
+  return l;
+}
+
+std::string geometry_text(const CacheGeometry& g) {
+  return "layers " + std::to_string(g.layers) + ", kv_heads " + std::to_string(g.kv_heads) + ", q_heads " +
+         std::to_string(g.q_heads) + ", head_dim " + std::to_string(g.head_dim);
+}
+
+// A parsed file must describe the same cache layout as `m` and fit its max_tokens.
+void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::string& path) {
+  const CacheGeometry& a = c.geometry;
+  const CacheGeometry& b = m.geometry;
+  if (a.layers != b.layers || a.kv_heads != b.kv_heads || a.q_heads != b.q_heads || a.head_dim != b.head_dim) {
+    throw Error(ErrorCode::invalid_argument, "cache file '" + path + "' has geometry " + geometry_text(a) +
+                                                 "; this cache has " + geometry_text(b));
+  }
+  if (!same_configuration(c.settings, m.settings)) {
+    throw Error(ErrorCode::invalid_argument, "cache file '" + path + "' has settings " + describe(c.settings) +
+                                                 "; this cache has " + describe(m.settings));
+  }
+  for (const CacheFileSequence& s : c.sequences) {
+    for (size_t l = 0; l < s.layers.size(); ++l) {
+      const uint64_t tokens = uint64_t(s.layers[l].quantized) + s.layers[l].residual;
+      if (tokens > m.max_tokens) {
+        throw Error(ErrorCode::invalid_argument, "cache file '" + path + "': sequence " + std::to_string(s.id) +
+                                                     " layer " + std::to_string(l) + " holds " + std::to_string(tokens) +
+                                                     " tokens, above this cache's max_tokens " +
+                                                     std::to_string(m.max_tokens));
+      }
+    }
+  }
+}
+
+std::vector<Sequence> upload_sequences(const Cache::Impl& m, const CacheFileContents& c) {
+  std::vector<Sequence> out;
+  for (const CacheFileSequence& f : c.sequences) {
+    Sequence s;
+    for (const CacheFileLayer& l : f.layers) s.layers.push_back(upload_layer(m, l));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+void Cache::save(const std::string& path) const {
+  const Impl& m = *impl_;
+  CacheFileContents c = save_header(m);
+  for (const auto& [id, seq] : m.sequences) c.sequences.push_back(save_sequence(m, id, seq));
+  write_cache_file(path, serialize_cache_file(c));
+}
+
+void Cache::save(const std::string& path, uint32_t sequence) const {
+  const Impl& m = *impl_;
+  const Sequence& seq = m.sequence(sequence);  // throws naming an unknown id
+  CacheFileContents c = save_header(m);
+  c.sequences.push_back(save_sequence(m, sequence, seq));
+  write_cache_file(path, serialize_cache_file(c));
+}
+
+std::unique_ptr<Cache> Cache::load(const std::string& path, std::shared_ptr<rt::Context> context) {
+  const CacheFileContents c = read_cache_file(path);
+  std::unique_ptr<Cache> cache;
+  try {
+    cache = std::make_unique<Cache>(std::move(context), c.geometry, c.settings, c.max_tokens);
+  } catch (const Error& e) {
+    // The same code: name the file in front of the constructor's message, without its code twice.
+    std::string message = e.what();
+    const std::string code = std::string(error_code_name(e.code())) + ": ";
+    if (message.rfind(code, 0) == 0) message.erase(0, code.size());
+    throw Error(e.code(), "cache file '" + path + "': " + message);
+  }
+  Impl& m = *cache->impl_;
+  std::vector<Sequence> loaded = upload_sequences(m, c);
+  // The sequences keep the ids they were saved with; new ones continue after the largest.
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    m.sequences.emplace(c.sequences[i].id, std::move(loaded[i]));
+    m.next_id = std::max(m.next_id, c.sequences[i].id + 1);
+  }
+  return cache;
+}
+
+std::vector<uint32_t> Cache::load_sequences(const std::string& path) {
+  Impl& m = *impl_;
+  const CacheFileContents c = read_cache_file(path);
+  check_fits(m, c, path);
+  std::vector<Sequence> loaded = upload_sequences(m, c);
+  // Commit: new ids, as create_sequence gives them. Only host memory can fail from here; undo then.
+  std::vector<uint32_t> ids;
+  try {
+    for (Sequence& s : loaded) {
+      const uint32_t id = create_sequence();
+      ids.push_back(id);
+      m.sequences.at(id) = std::move(s);
+    }
+  } catch (...) {
+    for (uint32_t id : ids) m.sequences.erase(id);
+    throw;
+  }
+  return ids;
+}
+
+std::vector<uint32_t> Cache::sequence_ids() const {
+  std::vector<uint32_t> ids;
+  for (const auto& entry : impl_->sequences) ids.push_back(entry.first);
+  return ids;
+}
+
+}  // namespace vidkv

@@ -1,0 +1,243 @@
+// vidkv-bench end to end on tiny workloads (the process, as a user runs it, with the validation
+// layer on through the test environment, so a validation message fails the run): the JSON has
+// every key scripts rely on with plausible values, the trace is Chrome trace-event JSON with GPU
+// kernels in it, the SVG is well-formed XML; sweeps, dumps, and bad options.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bench/video_generator.hpp"
+#include "common/json.hpp"
+#include "common/npy.hpp"
+#include "common/random_data.hpp"
+#include "test_bench_xml.hpp"
+#include "vidkv/version.hpp"
+
+namespace vidkv::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct BenchRun {
+  int status = -1;
+  std::string out, err;
+};
+
+class BenchCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = fs::temp_directory_path() /
+          ("vidkv_bench_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+           std::to_string(tools::test_seed()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string file(const std::string& name) const { return (dir / name).string(); }
+
+  BenchRun bench(const std::string& args) const {
+    const std::string command = std::string("'") + VIDKV_BENCH_EXE + "' " + args + " > '" + file("stdout.txt") +
+                                "' 2> '" + file("stderr.txt") + "'";
+    BenchRun r;
+    const int raw = std::system(command.c_str());
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = read(file("stdout.txt"));
+    r.err = read(file("stderr.txt"));
+    return r;
+  }
+  static std::string read(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  fs::path dir;
+};
+
+// The tiny workload: 2 frames of 32 tokens + 16 text tokens, 2 layers.
+const char* kTiny = "--frames 2 --tokens-per-frame 32 --text-tokens 16 --layers 2 --queries 2 --runs 2 --no-progress";
+
+TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
+  const BenchRun r = bench(std::string(kTiny) + " --json '" + file("r.json") + "' --trace '" + file("r.trace.json") +
+                      "' --plot '" + file("r.svg") + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("preset"), std::string::npos);
+  EXPECT_NE(r.out.find("GPU time per kernel"), std::string::npos);
+  EXPECT_EQ(r.err.find("\r"), std::string::npos) << "no progress bar when stderr is not a terminal";
+
+  const json::Value root = json::parse_file(file("r.json"));
+  const auto& device = root["device"];
+  EXPECT_FALSE(device["name"].as_string().empty());
+  EXPECT_TRUE(std::set<std::string>({"cpu", "integrated", "discrete", "virtual"}).count(device["type"].as_string()))
+      << device["type"].as_string();
+  EXPECT_TRUE(device["driver"].is_string());
+  EXPECT_GT(root["copy_gbps"].as_number(), 0.0);
+  const auto& results = root["results"].as_array();
+  ASSERT_EQ(results.size(), 6u);
+  std::set<std::string> presets;
+  for (const auto& res : results) {
+    const std::string preset = res["preset"].as_string();
+    SCOPED_TRACE(preset);
+    presets.insert(preset);
+    EXPECT_EQ(res["tokens"].as_number(), 2 * 32 + 16.0);
+    for (const char* key : {"bits_k", "bits_v", "bytes", "fp16_bytes", "k_rel_l2", "v_rel_l2", "attn_rel_err",
+                            "prefill_ms", "decode_ms", "fp16_decode_ms", "speedup_vs_fp16", "achieved_gbps"})
+      ASSERT_TRUE(res.contains(key)) << key;
+    if (res.contains("error")) {
+      // STP while the cache takes it only in part; then the row is measured like the others.
+      // What was not measured is null, and so is everything after it.
+      EXPECT_EQ(preset, "k1.5-v1.58-stp");
+      EXPECT_EQ(res["error"].as_string().rfind("unsupported: ", 0), 0u) << res["error"].as_string();
+      EXPECT_TRUE(res["decode_ms"].is_null());
+      if (res["bits_k"].is_null()) {
+        EXPECT_TRUE(res["k_rel_l2"].is_null());
+      }
+      if (res["k_rel_l2"].is_null()) {
+        EXPECT_TRUE(res["attn_rel_err"].is_null());
+      }
+      continue;
+    }
+    const double bits_k = res["bits_k"].as_number(), bits_v = res["bits_v"].as_number();
+    EXPECT_GT(bits_k, 1.0);
+    EXPECT_LE(bits_k, 16.0);
+    EXPECT_GT(bits_v, 1.0);
+    EXPECT_LE(res["bytes"].as_number(), res["fp16_bytes"].as_number());
+    EXPECT_EQ(res["fp16_bytes"].as_number(), 2.0 * 80 * 4 * 128 * 2 * 2);  // layers x tokens x heads x D x K,V x 2 B
+    EXPECT_GT(res["decode_ms"].as_number(), 0.0);
+    EXPECT_GT(res["fp16_decode_ms"].as_number(), 0.0);
+    EXPECT_NEAR(res["speedup_vs_fp16"].as_number(), res["fp16_decode_ms"].as_number() / res["decode_ms"].as_number(),
+                1e-9);
+    EXPECT_GT(res["achieved_gbps"].as_number(), 0.0);
+    EXPECT_GT(res["prefill_ms"].as_number(), 0.0);
+    if (preset == "fp16") {
+      EXPECT_EQ(bits_k, 16.0);
+      EXPECT_EQ(res["k_rel_l2"].as_number(), 0.0);
+      EXPECT_EQ(res["v_rel_l2"].as_number(), 0.0);
+      EXPECT_LT(res["attn_rel_err"].as_number(), 1e-4);  // the shader against float64, nothing quantized
+      EXPECT_EQ(res["bytes"].as_number(), res["fp16_bytes"].as_number());
+    } else {
+      // Quantized at 1.5 to 3 bits: a real error, but far from noise.
+      for (const char* key : {"k_rel_l2", "v_rel_l2", "attn_rel_err"}) {
+        EXPECT_GT(res[key].as_number(), 0.01) << key;
+        EXPECT_LT(res[key].as_number(), 0.9) << key;
+      }
+      EXPECT_LT(bits_k, 4.0);
+    }
+  }
+  EXPECT_EQ(presets, std::set<std::string>({"fp16", "2bit", "kivi", "k1.5-v2", "k1.5-v1.58", "k1.5-v1.58-stp"}));
+
+  const json::Value trace = json::parse_file(file("r.trace.json"));
+  std::vector<std::pair<double, double>> host;  // [start, end) of each host phase, in order
+  std::vector<const json::Value*> gpu;
+  std::set<std::string> kernels;
+  for (const auto& e : trace["traceEvents"].as_array()) {
+    if (e["ph"].as_string() != "X") continue;
+    EXPECT_GE(e["ts"].as_number(), 0.0);
+    EXPECT_GE(e["dur"].as_number(), 0.0);
+    if (e["tid"].as_number() == 1) {
+      gpu.push_back(&e);
+      kernels.insert(e["name"].as_string());
+    } else {
+      host.push_back({e["ts"].as_number(), e["ts"].as_number() + e["dur"].as_number()});
+    }
+  }
+  EXPECT_GT(host.size(), 10u);
+  EXPECT_GT(gpu.size(), 10u);
+  // Every kernel sits inside the host phase (a synchronous call) that ran it.
+  for (const json::Value* g : gpu) {
+    const double start = (*g)["ts"].as_number(), end = start + (*g)["dur"].as_number();
+    const bool inside = std::any_of(host.begin(), host.end(), [&](const std::pair<double, double>& h) {
+      return start >= h.first - 1e-3 && end <= h.second + 1e-3;
+    });
+    EXPECT_TRUE(inside) << (*g)["name"].as_string() << " at " << start;
+  }
+  for (const char* k : {"attention_fp16", "attention_vidkv", "quantize_grouped", "buffer copy"})
+    EXPECT_TRUE(kernels.count(k)) << k;
+
+  const std::string svg = read(file("r.svg"));
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+}
+
+TEST_F(BenchCli, SweepOverTokensGivesOneRowPerPresetAndSize) {
+  const BenchRun r = bench("--tokens 80,144 --text-tokens 16 --layers 1 --queries 1 --runs 1 --no-progress "
+                      "--preset k1.5-v1.58,2bit --error-layers 1 --model qwen2.5-vl-7b --json '" +
+                      file("s.json") + "' --plot '" + file("s.svg") + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json::Value root = json::parse_file(file("s.json"));
+  const auto& results = root["results"].as_array();
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[0]["tokens"].as_number(), 80.0);
+  EXPECT_EQ(results[3]["tokens"].as_number(), 144.0);
+  // No fp16 preset asked for: the speed-up still has its fp16 baseline.
+  EXPECT_GT(results[0]["fp16_decode_ms"].as_number(), 0.0);
+  EXPECT_GT(results[2]["bytes"].as_number(), results[0]["bytes"].as_number());  // k1.5-v1.58, 144 vs 80 tokens
+  EXPECT_GT(results[3]["bytes"].as_number(), results[1]["bytes"].as_number());  // 2bit
+  const std::string svg = read(file("s.svg"));
+  EXPECT_EQ(xml_problem(svg), "");
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+}
+
+TEST_F(BenchCli, ReadsADumpDirectory) {
+  bench::VideoKvSpec spec;
+  spec.layers = 1;
+  spec.visual_tokens = 96;
+  spec.text_tokens = 16;
+  const auto kv = bench::VideoKvGenerator(spec).layer(0);
+  fs::create_directories(dir / "dump");
+  for (char kind : {'k', 'v'}) {
+    tools::NpyArray a;
+    a.type = tools::NpyType::f16;
+    a.shape = {kv.tokens, 4, 128};
+    const auto& halves = kind == 'k' ? kv.keys : kv.values;
+    a.data.resize(halves.size() * 2);
+    for (size_t i = 0; i < halves.size(); ++i) {
+      a.data[2 * i] = uint8_t(halves[i]);
+      a.data[2 * i + 1] = uint8_t(halves[i] >> 8);
+    }
+    tools::write_npy((dir / "dump" / (std::string(1, kind) + "_0.npy")).string(), a);
+  }
+  const BenchRun r = bench("--kv '" + file("dump") + "' --text-tokens 16 --preset fp16,k1.5-v2 --queries 1 --runs 1 "
+                      "--no-progress --json '" + file("d.json") + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const json::Value root = json::parse_file(file("d.json"));
+  EXPECT_EQ(root["workload"]["source"].as_string(), "kv-dump");
+  EXPECT_EQ(root["workload"]["visual_tokens"].as_number(), 96.0);
+  EXPECT_EQ(root["results"].as_array().size(), 2u);
+  EXPECT_EQ(root["results"][0]["tokens"].as_number(), 112.0);
+  EXPECT_EQ(root["results"][0]["k_rel_l2"].as_number(), 0.0);
+}
+
+TEST_F(BenchCli, HelpVersionAndBadInput) {
+  BenchRun r = bench("--version");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, std::string("vidkv-bench ") + VIDKV_VERSION_STRING + "\n");
+  r = bench("--help");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("--kv DIR"), std::string::npos);
+  r = bench("--frames 0");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--frames 0"), std::string::npos) << r.err;
+  r = bench("--preset fp16,k9");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("k9"), std::string::npos) << r.err;
+  r = bench("--kv '" + file("absent") + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("absent"), std::string::npos) << r.err;
+  r = bench(std::string(kTiny) + " --json '" + file("no/such/dir/r.json") + "' --preset fp16");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("r.json"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace vidkv::test

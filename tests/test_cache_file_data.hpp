@@ -1,0 +1,142 @@
+#pragma once
+// Saved-cache contents for the file tests without a device: random bytes of the exact sizes the
+// schema gives, valid channel tables, and a comparison of two contents field by field.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "vidkv/cache_file.hpp"
+
+namespace vidkv::test {
+
+// A valid table: per unit, k random channels increasing, then the others increasing.
+inline std::vector<uint32_t> random_channel_table(const CacheGeometry& g, const CacheSettings& s, std::mt19937_64& rng) {
+  const uint64_t entries = cache_file_channel_table_entries(g, s);
+  KeySpec ks = s.keys;
+  if (s.key_mode != CacheSettings::KeyMode::vidkv) ks.nbits = 2.0;
+  const uint32_t D = g.head_dim, k = anomalous_channel_count(ks, D);
+  std::vector<uint32_t> table;
+  for (uint64_t unit = 0; unit * D < entries; ++unit) {
+    std::vector<uint32_t> order(D);
+    std::iota(order.begin(), order.end(), 0u);
+    std::shuffle(order.begin(), order.end(), rng);
+    std::sort(order.begin(), order.begin() + k);
+    std::sort(order.begin() + k, order.end());
+    table.insert(table.end(), order.begin(), order.end());
+  }
+  return table;
+}
+
+// A layer holding segments of `segment_tokens` each and `residual` fp16 tokens.
+inline CacheFileLayer random_layer(const CacheGeometry& g, const CacheSettings& s,
+                                   const std::vector<uint32_t>& segment_tokens, uint32_t residual, bool prefilled,
+                                   bool appended, std::mt19937_64& rng) {
+  CacheFileLayer l;
+  l.prefilled = prefilled;
+  l.appended = appended;
+  l.residual = residual;
+  for (uint32_t t : segment_tokens) {
+    CacheFileSegment seg;
+    seg.tokens = t;
+    for (const CacheFileArraySpec& spec : cache_file_segment_arrays(g, s, t)) {
+      std::vector<uint8_t> bytes(spec.bytes);
+      for (auto& b : bytes) b = uint8_t(rng());
+      seg.arrays.push_back({spec.id, std::move(bytes)});
+    }
+    l.segments.push_back(std::move(seg));
+    l.quantized += t;
+  }
+  if (!segment_tokens.empty()) l.channels = random_channel_table(g, s, rng);
+  l.residual_keys.resize(size_t(residual) * g.kv_heads * g.head_dim);
+  l.residual_values.resize(l.residual_keys.size());
+  for (auto& h : l.residual_keys) h = uint16_t(rng());
+  for (auto& h : l.residual_values) h = uint16_t(rng());
+  return l;
+}
+
+// Two sequences over `g.layers` layers: a prefilled one with a segment and a tail (and a flushed
+// segment on layer 0), and one with an appended-only layer and empty layers.
+inline CacheFileContents random_contents(const CacheSettings& s, const CacheGeometry& g, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  CacheFileContents c;
+  c.library_version = "test";
+  c.geometry = g;
+  c.settings = s;
+  c.max_tokens = 512;
+  const bool fp16 = s.key_mode == CacheSettings::KeyMode::fp16;
+  const uint32_t G = s.group_size, R = s.residual_length;
+  CacheFileSequence a{7, {}}, b{3, {}};
+  for (uint32_t l = 0; l < g.layers; ++l) {
+    if (fp16) {
+      a.layers.push_back(random_layer(g, s, {}, 37 + l, true, l == 0, rng));
+      b.layers.push_back(l == 0 ? random_layer(g, s, {}, 5, false, true, rng) : CacheFileLayer{});
+    } else {
+      std::vector<uint32_t> segs{2 * G};
+      if (l == 0) segs.push_back(R);
+      a.layers.push_back(random_layer(g, s, segs, l == 0 ? 9 : G - 1, true, l == 0, rng));
+      b.layers.push_back(l == 0 ? random_layer(g, s, {}, 5, false, true, rng) : CacheFileLayer{});
+    }
+  }
+  c.sequences = {a, b};
+  return c;
+}
+
+inline void expect_same_contents(const CacheFileContents& a, const CacheFileContents& b) {
+  EXPECT_EQ(a.format_version, b.format_version);
+  EXPECT_EQ(a.library_version, b.library_version);
+  EXPECT_EQ(a.geometry.layers, b.geometry.layers);
+  EXPECT_EQ(a.geometry.kv_heads, b.geometry.kv_heads);
+  EXPECT_EQ(a.geometry.q_heads, b.geometry.q_heads);
+  EXPECT_EQ(a.geometry.head_dim, b.geometry.head_dim);
+  EXPECT_EQ(a.settings.name, b.settings.name);
+  EXPECT_TRUE(same_configuration(a.settings, b.settings)) << describe(a.settings) << " vs " << describe(b.settings);
+  EXPECT_EQ(a.max_tokens, b.max_tokens);
+  ASSERT_EQ(a.sequences.size(), b.sequences.size());
+  for (size_t i = 0; i < a.sequences.size(); ++i) {
+    const CacheFileSequence &x = a.sequences[i], &y = b.sequences[i];
+    EXPECT_EQ(x.id, y.id);
+    ASSERT_EQ(x.layers.size(), y.layers.size());
+    for (size_t l = 0; l < x.layers.size(); ++l) {
+      SCOPED_TRACE("sequence " + std::to_string(i) + " layer " + std::to_string(l));
+      const CacheFileLayer &p = x.layers[l], &q = y.layers[l];
+      EXPECT_EQ(p.prefilled, q.prefilled);
+      EXPECT_EQ(p.appended, q.appended);
+      EXPECT_EQ(p.quantized, q.quantized);
+      EXPECT_EQ(p.residual, q.residual);
+      EXPECT_EQ(p.channels, q.channels);
+      EXPECT_EQ(p.residual_keys, q.residual_keys);
+      EXPECT_EQ(p.residual_values, q.residual_values);
+      ASSERT_EQ(p.segments.size(), q.segments.size());
+      for (size_t s = 0; s < p.segments.size(); ++s) {
+        EXPECT_EQ(p.segments[s].tokens, q.segments[s].tokens);
+        ASSERT_EQ(p.segments[s].arrays.size(), q.segments[s].arrays.size());
+        for (size_t k = 0; k < p.segments[s].arrays.size(); ++k) {
+          EXPECT_EQ(p.segments[s].arrays[k].id, q.segments[s].arrays[k].id);
+          EXPECT_EQ(p.segments[s].arrays[k].bytes, q.segments[s].arrays[k].bytes)
+              << "segment " << s << " array " << cache_file_array_name(p.segments[s].arrays[k].id);
+        }
+      }
+    }
+  }
+}
+
+// Parses `bytes` expecting Error(corrupt_data); returns the message ("" and a failure otherwise).
+inline std::string corrupt_message(const std::vector<uint8_t>& bytes) {
+  try {
+    parse_cache_file(bytes.data(), bytes.size(), "test");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::corrupt_data) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "a corrupt file of " << bytes.size() << " bytes was accepted";
+  return "";
+}
+
+inline bool mentions(const std::string& message, const char* what) { return message.find(what) != std::string::npos; }
+
+}  // namespace vidkv::test

@@ -1,0 +1,129 @@
+// Inputs for the vidkv-cache ctest (test_cache_file_tool.cmake), which CMake alone cannot write:
+//   vidkv_cache_tool_data dump DIR [LAYERS TOKENS KV_HEADS HEAD_DIM]
+//                                                a K/V dump, by default 2 layers x 70 tokens x 2 KV
+//                                                heads x 64 channels (even layers fp16, odd fp32)
+//   vidkv_cache_tool_data flip IN OUT OFFSET     IN with the byte at OFFSET inverted
+//   vidkv_cache_tool_data cut IN OUT BYTES       the first BYTES bytes of IN
+//   vidkv_cache_tool_data corpus DIR             the fuzzer's seed files (fuzz/corpus): tiny caches
+//                                                saved by Cache::save, and two damaged copies
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/npy.hpp"
+#include "vidkv/cache.hpp"
+#include "vidkv/fp16.hpp"
+
+namespace {
+
+std::vector<char> read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_all(const std::string& path, const std::vector<char>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+void dump(const std::string& dir, uint32_t layers, uint64_t tokens, uint64_t heads, uint64_t dim) {
+  using vidkv::tools::NpyArray;
+  using vidkv::tools::NpyType;
+  std::filesystem::create_directories(dir);
+  const uint64_t n = tokens * heads * dim;
+  std::mt19937_64 rng(20250311);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (uint32_t layer = 0; layer < layers; ++layer) {
+    const bool half = layer % 2 == 0;
+    for (const char* kind : {"k", "v"}) {
+      NpyArray a;
+      a.type = half ? NpyType::f16 : NpyType::f32;
+      a.shape = {tokens, heads, dim};
+      a.data.resize(n * (half ? 2 : 4));
+      for (uint64_t i = 0; i < n; ++i) {
+        const float x = normal(rng) * (i % dim == 3 ? 12.0f : 1.0f);  // one outlier channel
+        if (half) {
+          const uint16_t h = vidkv::fp16::from_float(x);
+          std::memcpy(a.data.data() + 2 * i, &h, 2);
+        } else {
+          std::memcpy(a.data.data() + 4 * i, &x, 4);
+        }
+      }
+      vidkv::tools::write_npy(dir + "/" + kind + "_" + std::to_string(layer) + ".npy", a);
+    }
+  }
+}
+
+// Tiny caches (1 layer, 1 KV head, head_dim 64) of each kind, saved by the library itself.
+void corpus(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  auto ctx = vidkv::rt::Context::create();
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto halves = [&](uint32_t tokens) {
+    std::vector<uint16_t> h(size_t(tokens) * 64);
+    for (auto& x : h) x = vidkv::fp16::from_float(normal(rng));
+    return h;
+  };
+  struct Seed {
+    const char* preset;
+    uint32_t prefill, appends;
+  };
+  for (const Seed& s : {Seed{"k1.5-v1.58", 40, 0}, Seed{"2bit", 33, 2}, Seed{"kivi", 32, 0}, Seed{"fp16", 5, 1},
+                        Seed{"k1.5-v2", 0, 3}}) {
+    vidkv::Cache cache(ctx, {1, 1, 1, 64}, vidkv::preset(s.preset), 64);
+    const uint32_t seq = cache.create_sequence();
+    if (s.prefill > 0) cache.prefill(seq, 0, halves(s.prefill), halves(s.prefill), s.prefill);
+    for (uint32_t i = 0; i < s.appends; ++i) cache.append(seq, 0, halves(1), halves(1));
+    cache.create_sequence();  // an empty second sequence
+    cache.save(dir + "/" + s.preset + ".vkv");
+  }
+  std::vector<char> bytes = read_all(dir + "/k1.5-v1.58.vkv");
+  std::vector<char> flipped = bytes;
+  flipped[flipped.size() / 2] = char(flipped[flipped.size() / 2] ^ 0x04);
+  write_all(dir + "/damaged-flip.vkv", flipped);
+  bytes.resize(bytes.size() * 2 / 3);
+  write_all(dir + "/damaged-cut.vkv", bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::string command = argc > 1 ? argv[1] : "";
+    if (command == "dump" && argc == 3) {
+      dump(argv[2], 2, 70, 2, 64);
+      return 0;
+    }
+    if (command == "dump" && argc == 7) {
+      dump(argv[2], uint32_t(std::stoul(argv[3])), std::stoull(argv[4]), std::stoull(argv[5]), std::stoull(argv[6]));
+      return 0;
+    }
+    if (command == "corpus" && argc == 3) {
+      corpus(argv[2]);
+      return 0;
+    }
+    if ((command == "flip" || command == "cut") && argc == 5) {
+      std::vector<char> bytes = read_all(argv[2]);
+      const size_t at = std::strtoull(argv[4], nullptr, 10);
+      if (at >= bytes.size()) throw std::runtime_error("offset beyond the file");
+      if (command == "flip") {
+        bytes[at] = char(~bytes[at]);
+      } else {
+        bytes.resize(at);
+      }
+      write_all(argv[3], bytes);
+      return 0;
+    }
+    std::fprintf(stderr, "usage: vidkv_cache_tool_data dump DIR [LAYERS TOKENS KV_HEADS HEAD_DIM] | flip IN OUT OFFSET | cut IN OUT BYTES | corpus DIR\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "vidkv_cache_tool_data: %s\n", e.what());
+    return 1;
+  }
+}

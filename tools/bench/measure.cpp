@@ -1,0 +1,252 @@
+#include "bench/measure.hpp"
+
+#include <algorithm>
+#include <optional>
+
+#include "bench/attention_reference.hpp"
+#include "bench/random.hpp"
+#include "bench/stp_input.hpp"
+#include "vidkv/cache.hpp"
+#include "vidkv/error.hpp"
+#include "vidkv/runtime/commands.hpp"
+#include "vidkv/runtime/timestamps.hpp"
+
+namespace vidkv::bench {
+namespace {
+
+// The one place a layer enters a cache; with STP, the scores computed from the workload itself.
+void prefill_layer(Cache& cache, uint32_t seq, uint32_t layer, const LayerKv& kv, const StpLayerInput* stp) {
+  if (stp)
+    cache.prefill(seq, layer, kv.keys, kv.values, kv.tokens,
+                  CacheStpInput{stp->first_visual, stp->visual_tokens, stp->scores, {}});
+  else
+    cache.prefill(seq, layer, kv.keys, kv.values, kv.tokens);
+}
+
+std::optional<StpLayerInput> stp_for(const CacheSettings& settings, const LayerKv& kv, const WorkloadInfo& info) {
+  if (!settings.stp) return std::nullopt;
+  return stp_layer_input(kv, info);
+}
+
+// A one-layer cache per preset, kept for the timing rounds so that the presets' decode steps can
+// interleave (a load change on a shared machine then hits all of them alike).
+struct TimingSlot {
+  std::string label;
+  std::optional<size_t> result;  // index into results; none for a baseline not asked for
+  bool fp16 = false;
+  std::unique_ptr<Cache> cache;
+  uint32_t sequence = 0;
+  uint64_t bytes = 0;
+  std::vector<double> ms;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// workload.layer(l), as a phase of its own the first time (generating or reading a layer takes
+// a noticeable share of the run).
+const LayerKv& load_layer(Workload& workload, uint32_t layer, RunProfile& profile, const std::string& at) {
+  if (workload.kept(layer)) return workload.layer(layer);
+  const LayerKv* kv = nullptr;
+  profile.phase((workload.info().source == "generator" ? "generate layer " : "read layer ") + std::to_string(layer) + at,
+                "workload", [&] { kv = &workload.layer(layer); });
+  return *kv;
+}
+
+uint64_t bytes_held(const CacheStats& s) { return s.keys.total() + s.values.total() + s.residual_bytes; }
+
+uint64_t steps_per_preset(const WorkloadInfo& info, const MeasurePlan& plan) {
+  return info.layers + 2 * sample_layers(info.layers, plan.error_layers).size() + 1;
+}
+
+}  // namespace
+
+uint64_t progress_steps(const WorkloadInfo& info, const MeasurePlan& plan) {
+  return sample_layers(info.layers, plan.error_layers).size() + plan.presets.size() * steps_per_preset(info, plan) +
+         plan.runs + 1;
+}
+
+SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& workload, const MeasurePlan& plan,
+                         RunProfile& profile, Progress& progress) {
+  const WorkloadInfo info = workload.info();
+  SizeResults out;
+  out.workload = info;
+  out.error_layers = sample_layers(info.layers, plan.error_layers);
+  out.timing_layer = info.layers / 2;
+  const std::string at = " @" + std::to_string(info.tokens);
+  const CacheGeometry geometry{info.layers, info.kv_heads, info.q_heads, info.head_dim};
+
+  std::vector<LayerReference> references;
+  for (uint32_t l : out.error_layers) {
+    const LayerKv& kv = load_layer(workload, l, profile, at);
+    profile.phase("reference attention, layer " + std::to_string(l) + at, "reference", [&] {
+      references.push_back(attention_reference(kv, info, l, plan.queries, plan.seed));
+    });
+    progress.step("float64 reference, layer " + std::to_string(l));
+  }
+
+  std::vector<TimingSlot> timing;
+  for (const std::string& name : plan.presets) {
+    PresetResult r;
+    r.preset = name;
+    r.tokens = info.tokens;
+    r.frames = info.frames;
+    const CacheSettings settings = parse_settings(name);
+    r.settings = describe(settings);
+    uint64_t steps_left = steps_per_preset(info, plan);
+    auto step = [&](const std::string& what) {
+      progress.step(name + ": " + what);
+      --steps_left;
+    };
+    // What the cache refuses is "unsupported" (at construction, or an unsupported_bits /
+    // missing_feature error later); anything else "failed". Stages done so far stay reported.
+    auto stop = [&](const Error& e, bool at_construction) {
+      const bool unsupported = at_construction || e.code() == ErrorCode::unsupported_bits ||
+                               e.code() == ErrorCode::missing_feature;
+      r.error = std::string(unsupported ? "unsupported: " : "failed: ") + e.what();
+      progress.step(name + (unsupported ? ": unsupported" : ": failed"), steps_left);
+    };
+    std::unique_ptr<Cache> cache;
+    try {
+      cache = std::make_unique<Cache>(context, geometry, settings, info.tokens);
+    } catch (const Error& e) {
+      stop(e, true);
+      out.results.push_back(r);
+      continue;
+    }
+    try {
+      const uint32_t seq = cache->create_sequence();
+      for (uint32_t l = 0; l < info.layers; ++l) {
+        const LayerKv& kv = load_layer(workload, l, profile, at);
+        const auto stp = stp_for(settings, kv, info);
+        const PhaseTimes t = profile.phase(name + " prefill, layer " + std::to_string(l) + at, "prefill",
+                                           [&] { prefill_layer(*cache, seq, l, kv, stp ? &*stp : nullptr); });
+        r.prefill_ms += t.host_ms;
+        r.prefill_gpu_ms += t.gpu_sum_ms;
+        step("prefill layer " + std::to_string(l));
+      }
+      const CacheStats stats = cache->stats();
+      r.bits_k = stats.key_bits;
+      r.bits_v = stats.value_bits;
+      r.bytes = bytes_held(stats);
+      r.fp16_bytes = stats.fp16_equivalent_bytes;
+      r.residual_bytes = stats.residual_bytes;
+      r.bits_total = r.fp16_bytes ? 16.0 * double(r.bytes) / double(r.fp16_bytes) : 0.0;
+      r.done = Stage::stored;
+
+      ErrorSum keys, values, attention;
+      for (const LayerReference& ref : references) {
+        const LayerKv& kv = load_layer(workload, ref.layer, profile, at);
+        std::vector<uint16_t> k, v;
+        profile.phase(name + " dequantize, layer " + std::to_string(ref.layer) + at, "dequantize",
+                      [&] { cache->dequantize(seq, ref.layer, k, v); });
+        keys.add_halves(k, kv.keys);
+        values.add_halves(v, kv.values);
+        step("K/V error, layer " + std::to_string(ref.layer));
+      }
+      r.k_rel_l2 = keys.relative();
+      r.v_rel_l2 = values.relative();
+      r.done = Stage::reconstructed;
+      for (const LayerReference& ref : references) {
+        for (size_t i = 0; i < ref.queries.size(); ++i) {
+          std::vector<float> o;
+          profile.phase(name + " attention, layer " + std::to_string(ref.layer) + at, "attention",
+                        [&] { o = cache->attention(seq, ref.layer, ref.queries[i]); });
+          r.attn_rel_err_max = std::max(r.attn_rel_err_max, attention.add(o, ref.outputs[i]));
+        }
+        step("attention error, layer " + std::to_string(ref.layer));
+      }
+      r.attn_rel_err = attention.relative();
+      r.done = Stage::attended;
+      cache.reset();  // its memory goes back before the next preset's cache is made
+
+      TimingSlot slot;
+      slot.label = name;
+      slot.result = out.results.size();
+      slot.fp16 = settings.key_mode == CacheSettings::KeyMode::fp16;
+      slot.cache = std::make_unique<Cache>(context, CacheGeometry{1, info.kv_heads, info.q_heads, info.head_dim},
+                                           settings, info.tokens);
+      slot.sequence = slot.cache->create_sequence();
+      const LayerKv& kv = load_layer(workload, out.timing_layer, profile, at);
+      const auto stp = stp_for(settings, kv, info);
+      prefill_layer(*slot.cache, slot.sequence, 0, kv, stp ? &*stp : nullptr);
+      slot.bytes = bytes_held(slot.cache->stats());
+      timing.push_back(std::move(slot));
+      step("timing cache");
+    } catch (const Error& e) {
+      stop(e, false);
+    }
+    out.results.push_back(r);
+  }
+
+  // The speed-up needs the fp16 shader even when the fp16 preset was not asked for.
+  if (std::none_of(timing.begin(), timing.end(), [](const TimingSlot& s) { return s.fp16; })) {
+    TimingSlot slot;
+    slot.label = "fp16 (baseline)";
+    slot.fp16 = true;
+    slot.cache = std::make_unique<Cache>(context, CacheGeometry{1, info.kv_heads, info.q_heads, info.head_dim},
+                                         preset("fp16"), info.tokens);
+    slot.sequence = slot.cache->create_sequence();
+    const LayerKv& kv = load_layer(workload, out.timing_layer, profile, at);
+    slot.cache->prefill(slot.sequence, 0, kv.keys, kv.values, kv.tokens);
+    slot.bytes = bytes_held(slot.cache->stats());
+    timing.push_back(std::move(slot));
+  }
+
+  // Decode rounds: a buffer copy of one layer's fp16 K and V (the bytes the fp16 shader reads),
+  // then one attention step per preset; the first round warms up and is not counted.
+  out.copy_bytes = std::max<uint64_t>(uint64_t(info.tokens) * info.kv_heads * info.head_dim * 2 * 2, 1u << 20);
+  rt::Buffer copy_src(context, out.copy_bytes), copy_dst(context, out.copy_bytes);
+  rt::CommandRunner runner(context);
+  std::optional<rt::TimestampQueries> stamps;
+  if (profile.has_gpu_timestamps()) stamps.emplace(context, 2);
+  Rng rng(plan.seed, {0x7e});
+  std::vector<float> q(size_t(info.q_heads) * info.head_dim);
+  for (auto& x : q) x = rng.normal();
+  std::vector<double> copy_ms;
+  for (uint32_t round = 0; round <= plan.runs; ++round) {
+    if (stamps) {
+      double ms = 0;
+      profile.phase("buffer copy" + at, "copy", [&] {
+        runner.run([&](VkCommandBuffer cmd) {
+          stamps->reset(cmd);
+          stamps->write(cmd, 0);
+          rt::record_copy(cmd, copy_src.view(), copy_dst.view(), out.copy_bytes);
+          stamps->write(cmd, 1);
+        });
+        ms = stamps->elapsed_ms(0, 1);
+      });
+      profile.add_gpu_interval("buffer copy", "copy", ms);
+      if (round > 0) copy_ms.push_back(ms);
+    }
+    for (TimingSlot& slot : timing) {
+      const PhaseTimes t = profile.phase(slot.label + " decode" + at, "decode",
+                                         [&] { (void)slot.cache->attention(slot.sequence, 0, q); });
+      // Device time of the attention kernels; wall time only on a device without timestamps.
+      if (round > 0) slot.ms.push_back(t.kernels > 0 ? t.gpu_span_ms : t.host_ms);
+    }
+    progress.step("decode round " + std::to_string(round));
+  }
+  out.copy_ms = median(copy_ms);
+  out.copy_gbps = out.copy_ms > 0 ? double(out.copy_bytes) / (out.copy_ms * 1e6) : 0.0;
+  double fp16_ms = 0;
+  for (const TimingSlot& s : timing)
+    if (s.fp16) fp16_ms = median(s.ms);
+  for (const TimingSlot& s : timing) {
+    if (!s.result) continue;
+    PresetResult& r = out.results[*s.result];
+    r.done = Stage::timed;
+    r.decode_ms = median(s.ms);
+    r.fp16_decode_ms = fp16_ms;
+    r.speedup_vs_fp16 = r.decode_ms > 0 ? fp16_ms / r.decode_ms : 0.0;
+    r.decode_bytes = s.bytes;
+    r.achieved_gbps = r.decode_ms > 0 ? double(s.bytes) / (r.decode_ms * 1e6) : 0.0;
+    r.copy_gbps = out.copy_gbps;
+  }
+  return out;
+}
+
+}  // namespace vidkv::bench
