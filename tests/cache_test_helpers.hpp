@@ -9,6 +9,7 @@
 #include "attention_test_data.hpp"
 #include "vidkv/attention_reference.hpp"
 #include "vidkv/cache.hpp"
+#include "vidkv/stp.hpp"
 
 namespace vidkv::test {
 
@@ -20,7 +21,20 @@ inline std::vector<double> reference_over_cache(const Cache& cache, uint32_t seq
     segments.push_back(cache.segment_host(seq, layer, uint32_t(segments.size())));
   }
   std::vector<AttentionSegment> host;
-  for (const auto& s : segments) host.push_back({&s.keys, &s.values, s.trits.empty() ? nullptr : &s.trits});
+  // STP segments: the reference's token-split form of the two value parts.
+  std::vector<StpQuantizedValues> stp(segments.size());
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const auto& s = segments[i];
+    if (s.split.protected_tokens.empty()) {
+      host.push_back({&s.keys, &s.values, s.trits.empty() ? nullptr : &s.trits});
+      continue;
+    }
+    stp[i].shape = s.keys.shape;
+    stp[i].split = s.split;
+    stp[i].high = s.values_high;
+    stp[i].low = s.values;
+    host.push_back({&s.keys, nullptr, nullptr, &stp[i]});
+  }
   std::vector<uint16_t> rk, rv;
   cache.residual_host(seq, layer, rk, rv);
   const uint32_t residual = uint32_t(rk.size() / (size_t(g.kv_heads) * g.head_dim));

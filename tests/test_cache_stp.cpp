@@ -75,12 +75,18 @@ TEST_F(CacheStp, ProtectedTokensAreQuantizedAsTheReferenceSplit) {
   EXPECT_GT(st.value_bits, pst.value_bits);
   EXPECT_EQ(st.values.maps, uint64_t(quantized) * 4);
 
-  // Appends flush unprotected segments.
-  for (uint32_t t = 0; t < settings.residual_length; ++t) {
+  // Attention over the split segment and the fp16 tail, then over it, an appended (unprotected)
+  // segment and the residual: one softmax, within 1e-3 of the float64 reference.
+  const auto q = realistic_query(kv.keys, T, H, H * ratio, D, seed + 3);
+  std::vector<CacheSegmentHost> segments;
+  EXPECT_LT(attention_error(cache.attention(s, 0, q), reference_over_cache(cache, s, 0, q, segments), D), 1e-3);
+  for (uint32_t t = 0; t < settings.residual_length + 5; ++t) {
     cache.append(s, 0, token_slice(kv.keys, t, 1, H, D), token_slice(kv.values, t, 1, H, D));
   }
   ASSERT_EQ(cache.segment_count(s, 0), 2u);
   EXPECT_TRUE(cache.segment_host(s, 0, 1).split.protected_tokens.empty());
+  segments.clear();
+  EXPECT_LT(attention_error(cache.attention(s, 0, q), reference_over_cache(cache, s, 0, q, segments), D), 1e-3);
 }
 
 TEST_F(CacheStp, ExplicitListAndBadInput) {

@@ -305,17 +305,20 @@ void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, cons
     attention.record_fp16(cmd, g, residual, q, partials.view(), out);
     return;
   }
-  for (const Segment& s : layer.segments) {
-    if (s.stp) {
-      throw Error(ErrorCode::unsupported_bits, "cache: attention over STP segments is not available yet");
-    }
-  }
   QuantizedLayerBuffers l;
   l.keys = key_spec();
-  l.values = value_format();
+  // An STP cache's layer reads its prefill segment's two value parts through the token map; its
+  // appended segments are plain ternary ones (n = 0).
+  l.values = settings.stp ? ValueFormat::ternary_stp : value_format();
   l.channels = layer.channels->view();
   for (const Segment& s : layer.segments) {
-    l.segments.push_back({s.tokens, s.key_anomalous.views(), s.key_normal.views(), s.values.views()});
+    QuantizedSegmentBuffers b{s.tokens, s.key_anomalous.views(), s.key_normal.views(), s.values.views()};
+    if (s.stp) {
+      b.protected_tokens = uint32_t(s.split.protected_tokens.size());
+      b.values_high = s.values_high.views();
+      b.token_map = s.token_map->view();
+    }
+    l.segments.push_back(b);
   }
   l.residual = residual;
   rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes(g, l));
