@@ -68,8 +68,36 @@ int vidkv_test_c_api_round_trip(char* message, size_t size) {
   CHECK(vidkv_stats_get(cache, &stats) == VIDKV_OK);
   CHECK(stats.sequences == 1 && stats.tokens == TOKENS && stats.quantized_tokens == 32 && stats.residual_tokens == 8);
   CHECK(stats.key_bits > 1.0 && stats.key_bits < 4.0 && stats.value_bits > 1.0 && stats.value_bits < 4.0);
+  CHECK(stats.policy_heads[VIDKV_POLICY_VIDKV] == LAYERS * KV && stats.policy_heads[VIDKV_POLICY_WINDOW] == 0);
   CHECK(vidkv_sequence_free(cache, seq) == VIDKV_OK);
   CHECK(vidkv_sequence_free(cache, seq) == VIDKV_ERROR_INVALID_ARGUMENT);
+  vidkv_cache_destroy(cache);
+  cache = NULL;
+
+  /* Per-head policies from the settings text: layer 0 keeps head 0 compressed and a window of
+   * 4 + 8 tokens on head 1, layer 1 keeps both heads in full. */
+  CHECK(vidkv_cache_create(ctx, LAYERS, KV, QH, DIM,
+                           "{'backend': 'QuantizedCacheVLM', 'nbits': [1.5, 1.58], 'head_policies': "
+                           "[['vidkv', 'window'], ['full', 'full']], 'window_sink': 4, 'window_recent': 8}",
+                           256, &cache) == VIDKV_OK);
+  CHECK(vidkv_sequence_create(cache, &seq) == VIDKV_OK);
+  CHECK(vidkv_prefill(cache, seq, 0, k, v, TOKENS) == VIDKV_OK);
+  CHECK(vidkv_attention(cache, seq, 0, q, 0.0f, out) == VIDKV_OK);
+  for (i = 0; i < QH * DIM; ++i) CHECK(isfinite(out[i]));
+  CHECK(vidkv_dequantize(cache, seq, 0, dk, dv, TOKENS, &tokens) == VIDKV_OK && tokens == TOKENS);
+  /* Head 1 of the newest token is in the window, head 1 of token 20 is not (zeros). */
+  CHECK(memcmp(dk + ((TOKENS - 1) * KV + 1) * DIM, k + ((TOKENS - 1) * KV + 1) * DIM, DIM * 2) == 0);
+  CHECK(dk[(20 * KV + 1) * DIM] == 0 && dv[(20 * KV + 1) * DIM + 5] == 0);
+  CHECK(vidkv_stats_get(cache, &stats) == VIDKV_OK);
+  CHECK(stats.policy_heads[VIDKV_POLICY_VIDKV] == 1 && stats.policy_heads[VIDKV_POLICY_WINDOW] == 1 &&
+        stats.policy_heads[VIDKV_POLICY_FULL] == 2);
+  CHECK(stats.policy_tokens[VIDKV_POLICY_WINDOW] == 12 && stats.policy_bytes[VIDKV_POLICY_WINDOW] == 12 * DIM * 4);
+  /* Policies that do not fit the geometry: a clear error naming the count. */
+  vidkv_cache_destroy(cache);
+  cache = NULL;
+  CHECK(vidkv_cache_create(ctx, LAYERS, KV, QH, DIM, "{'backend': 'QuantizedCacheVLM', 'nbits': 2, 'head_policies': ['full']}",
+                           256, &cache) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "head_policies") != NULL || strstr(vidkv_last_error_message(), "4") != NULL);
 done:
   vidkv_cache_destroy(cache);
   vidkv_context_destroy(ctx);

@@ -218,6 +218,12 @@ vidkv_status vidkv_stats_get(vidkv_cache* cache, vidkv_stats* stats) {
     o.key_bits = s.key_bits;
     o.value_bits = s.value_bits;
     o.nonfinite_inputs = s.nonfinite_inputs;
+    for (int i = 0; i < 3; ++i) {
+      o.policy_heads[i] = s.policies[i].heads;
+      o.policy_tokens[i] = s.policies[i].tokens;
+      o.policy_bytes[i] = s.policies[i].bytes;
+      o.policy_fp16_equivalent_bytes[i] = s.policies[i].fp16_equivalent_bytes;
+    }
     *stats = o;
   });
 }

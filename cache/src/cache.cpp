@@ -49,7 +49,18 @@ Cache::Cache(std::shared_ptr<rt::Context> context, const CacheGeometry& geometry
   if (uint64_t(max_tokens) * geometry.kv_heads * geometry.head_dim >= (1ull << 31)) {
     throw cache_checks::bad("cache: max_tokens " + std::to_string(max_tokens) + " x kv_heads x head_dim exceeds 2^31 values per layer");
   }
+  // Checks the policies against the geometry (throws naming the layer/head or value).
+  const std::vector<HeadPolicy> policies =
+      resolve_head_policies(settings.head_policies, geometry.layers, geometry.kv_heads);
   impl_ = std::make_unique<Impl>(std::move(context), geometry, settings, max_tokens);
+  impl_->routes.resize(geometry.layers);
+  for (uint32_t l = 0; l < geometry.layers; ++l) {
+    cache_detail::HeadRoute& r = impl_->routes[l];
+    for (uint32_t h = 0; h < geometry.kv_heads; ++h) {
+      const HeadPolicy p = policies[size_t(l) * geometry.kv_heads + h];
+      (p == HeadPolicy::vidkv ? r.preset : p == HeadPolicy::full ? r.full : r.window).push_back(h);
+    }
+  }
 }
 
 Cache::~Cache() = default;
@@ -58,9 +69,7 @@ uint32_t Cache::create_sequence() {
   Impl& m = *impl_;
   while (m.next_id == 0 || m.sequences.count(m.next_id)) ++m.next_id;  // ids are never 0 (the C API's "none")
   const uint32_t id = m.next_id++;
-  Sequence s;
-  s.layers.resize(m.geometry.layers);
-  m.sequences.emplace(id, std::move(s));
+  m.sequences.emplace(id, m.make_sequence());
   return id;
 }
 
@@ -129,6 +138,25 @@ void Cache::prefill(uint32_t sequence, uint32_t layer, const rt::BufferView& key
   prefill_device(*impl_, sequence, layer, keys, values, type, tokens, &stp);
 }
 
+namespace {
+
+// A synchronous append to a mixed layer: the input is checked for NaN/Inf in a run of its own
+// before any store is written, since a window head's ring overwrites a live token.
+void append_mixed(Cache::Impl& m, Layer& l, uint32_t sequence, uint32_t layer, const rt::BufferView& key,
+                  const rt::BufferView& value) {
+  cache_detail::PendingWrite p = m.prepare_append(l);
+  const rt::BufferView check = m.begin_check();
+  m.run([&](VkCommandBuffer cmd) {
+    rt::compute_transfer_barrier(cmd);
+    m.record_scan(cmd, key, value, m.token_halves(), check);
+  });
+  m.finish_check(cache_checks::where(sequence, layer, "append"), l.tokens());
+  m.run([&](VkCommandBuffer cmd) { m.record_append(cmd, l, p, key, value, {}); });
+  m.commit(l, p, false);
+}
+
+}  // namespace
+
 void Cache::append(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& key,
                    const std::vector<uint16_t>& value) {
   Impl& m = *impl_;
@@ -136,6 +164,17 @@ void Cache::append(uint32_t sequence, uint32_t layer, const std::vector<uint16_t
   cache_checks::size("append key", key.size(), m.token_halves());
   cache_checks::size("append value", value.size(), m.token_halves());
   cache_checks::append_state(m, l, sequence, layer);
+  if (l.mixed) {
+    // Staged in a scratch token buffer: its heads go to different stores.
+    const uint64_t row = m.token_bytes();
+    const uint64_t align = std::max<uint64_t>(256, m.ctx->info().min_storage_buffer_offset_alignment);
+    const uint64_t second = (row + align - 1) / align * align;
+    rt::Buffer& staged = m.grow(m.scratch.route_token, second + row);
+    staged.upload(key.data(), row, 0);
+    staged.upload(value.data(), row, second);
+    append_mixed(m, l, sequence, layer, staged.view(0, row), staged.view(second, row));
+    return;
+  }
   cache_detail::PendingWrite p = m.prepare_append(l);
   // Uploaded straight into the residual, past its live tokens: nothing live is overwritten.
   const uint64_t row = m.token_bytes(), at = uint64_t(l.residual) * row;
@@ -152,6 +191,10 @@ void Cache::append(uint32_t sequence, uint32_t layer, const rt::BufferView& key,
   Layer& l = m.layer(sequence, layer);
   cache_checks::input_views(m, key, value, ElementType::f16, 1, "append");
   cache_checks::append_state(m, l, sequence, layer);
+  if (l.mixed) {
+    append_mixed(m, l, sequence, layer, key, value);
+    return;
+  }
   cache_detail::PendingWrite p = m.prepare_append(l);
   const rt::BufferView check = m.begin_check();
   m.run([&](VkCommandBuffer cmd) {

@@ -30,6 +30,7 @@ namespace vidkv::cache_detail {
 // (Scratch), and the segment holds 16-byte placeholders in their place.
 struct Segment {
   uint32_t tokens = 0;
+  uint32_t heads = 0;  // KV heads it holds: all of them, or a mixed layer's preset heads
   gpu::DevicePacked key_anomalous;  // 2-bit keys: all channels, in channel order
   gpu::DevicePacked key_normal;     // mins: a placeholder
   gpu::DevicePacked values;         // ternary: codes hold trits 5 per byte, mins a placeholder
@@ -52,7 +53,17 @@ struct Layer {
   std::unique_ptr<rt::Buffer> residual_keys, residual_values;  // null until first used
   uint32_t quantized = 0;  // tokens in segments
   uint32_t residual = 0;   // tokens in the residual
-  uint32_t tokens() const { return quantized + residual; }
+  // Per-head policies (head_policy.hpp), when this layer's heads do not all take the preset: the
+  // segments and residual above (the "preset part") hold only the layer's preset heads, gathered
+  // in increasing head order ([tokens][preset_heads][dim]); `full_*` hold the full heads'
+  // tokens [max_tokens][full heads][dim], `window_*` the window heads' [sink + recent][window
+  // heads][dim] slots (Impl::window_slot). All null until first written.
+  bool mixed = false;
+  uint32_t index = 0;         // mixed layers: which layer of the sequence (its HeadRoute)
+  uint32_t preset_heads = 0;  // mixed layers only (may be 0)
+  uint32_t count = 0;         // mixed layers: tokens written to the layer
+  std::unique_ptr<rt::Buffer> full_keys, full_values, window_keys, window_values;
+  uint32_t tokens() const { return mixed ? count : quantized + residual; }
 };
 
 struct Sequence {
@@ -76,6 +87,15 @@ struct PendingWrite {
   std::vector<PendingSegment> segments;                        // 0 or 1
   std::unique_ptr<rt::Buffer> residual_keys, residual_values;  // when the layer has none yet
   uint32_t quantized = 0, residual = 0;                        // the layer's counts afterwards
+  // Mixed layers: the full and window stores when the layer has none yet, the count afterwards.
+  std::unique_ptr<rt::Buffer> full_keys, full_values, window_keys, window_values;
+  uint32_t count = 0;
+};
+
+// The KV heads of one layer by policy, each list increasing.
+struct HeadRoute {
+  std::vector<uint32_t> preset, full, window;
+  bool mixed() const { return !full.empty() || !window.empty(); }
 };
 
 // Device scratch shared by all layers and sequences. Operations reuse it one after another: each
@@ -91,6 +111,9 @@ struct Scratch {
   std::unique_ptr<rt::Buffer> check;           // NaN/Inf scan of a synchronous call
   std::unique_ptr<rt::Buffer> recorded_check;  // the same, accumulated over recorded calls
   std::unique_ptr<rt::Buffer> q, out, partials, decoded_keys, decoded_values;
+  // Mixed layers: one token's K and V (host appends), the preset heads' K and V gathered out of
+  // the input (prefill) or decoded (dequantize), the query and output rows of each policy's pass.
+  std::unique_ptr<rt::Buffer> route_token, route_keys, route_values, route_rows;
   // Buffers replaced by larger ones while recorded work may still read them: released by
   // Cache::release_retired(), or at once by synchronous calls when nothing was recorded.
   std::vector<std::unique_ptr<rt::Buffer>> retired;
@@ -121,11 +144,25 @@ struct Cache::Impl {
   cache_detail::Scratch scratch;
   std::map<uint32_t, cache_detail::Sequence> sequences;
   uint32_t next_id = 1;
+  std::vector<cache_detail::HeadRoute> routes;  // per layer, from settings.head_policies
 
   bool fp16() const { return settings.key_mode == CacheSettings::KeyMode::fp16; }
   uint64_t token_halves() const { return uint64_t(geometry.kv_heads) * geometry.head_dim; }
   uint64_t token_bytes() const { return token_halves() * 2; }
   uint32_t residual_capacity() const { return fp16() ? max_tokens : settings.residual_length; }
+  // KV heads of a layer's preset part (all of them unless the layer is mixed), and the bytes of
+  // one of its tokens' K (or V).
+  uint32_t part_heads(const cache_detail::Layer& layer) const {
+    return layer.mixed ? layer.preset_heads : geometry.kv_heads;
+  }
+  uint64_t part_token_bytes(const cache_detail::Layer& layer) const {
+    return uint64_t(part_heads(layer)) * geometry.head_dim * 2;
+  }
+  // KV heads of a segment (0 in segments rebuilt from a saved cache, which never has mixed
+  // layers: all of them).
+  uint32_t seg_heads(const cache_detail::Segment& s) const { return s.heads ? s.heads : geometry.kv_heads; }
+  // A new sequence's layers, each knowing its route.
+  cache_detail::Sequence make_sequence() const;
   // The most tokens one segment can hold: a whole prefill or one residual flush.
   uint32_t max_segment_tokens() const;
   // The key spec the attention reads: settings.keys for VidKV keys, nbits 2 (every channel
@@ -162,6 +199,37 @@ struct Cache::Impl {
                         const rt::BufferView& out, float scale);
   void record_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& keys,
                          const rt::BufferView& values);
+  // The same over the preset part only ([tokens][part_heads][dim]; q and out of its query heads).
+  void record_part_attention(VkCommandBuffer cmd, const cache_detail::Layer& layer, const AttentionGeometry& geometry,
+                             const rt::BufferView& q, const rt::BufferView& out);
+  void record_part_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& keys,
+                              const rt::BufferView& values);
+
+  // --- cache_heads.cpp: mixed layers (per-head policies) ---
+  uint32_t window_capacity() const { return settings.head_policies.sink + settings.head_policies.recent; }
+  // The window slot of token `position` (sink slots first, then a ring of `recent` slots).
+  uint32_t window_slot(uint32_t position) const;
+  // The token a window slot holds when the layer holds `count` tokens (slot < min(count, capacity)).
+  uint32_t window_position(uint32_t slot, uint32_t count) const;
+  void prepare_routes(const cache_detail::Layer& layer, cache_detail::PendingWrite& pending, uint32_t count);
+  // Prefill of a mixed layer from fp16 `keys`/`values` [tokens][kv_heads][dim]: gathers the
+  // preset heads into the route scratch (returned, for the preset part) and writes the full and
+  // window stores.
+  std::pair<rt::BufferView, rt::BufferView> record_route_prefill(VkCommandBuffer cmd, const cache_detail::Layer& layer,
+                                                                 cache_detail::PendingWrite& pending,
+                                                                 const rt::BufferView& keys,
+                                                                 const rt::BufferView& values, uint32_t tokens);
+  // Append to a mixed layer: copies one token [kv_heads][dim] to each policy's store.
+  void record_route_append(VkCommandBuffer cmd, const cache_detail::Layer& layer,
+                           cache_detail::PendingWrite& pending, const rt::BufferView& key, const rt::BufferView& value);
+  void record_route_attention(VkCommandBuffer cmd, const cache_detail::Layer& layer,
+                              const rt::BufferView& q, const rt::BufferView& out, float scale);
+  void record_route_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer,
+                               const rt::BufferView& keys, const rt::BufferView& values);
+  // Bytes a mixed layer holds in its full and window stores (K and V, as allocated: the full
+  // store is sized for max_tokens, like the fp16 preset's).
+  uint64_t full_bytes(const cache_detail::Layer& layer) const;
+  uint64_t window_bytes(const cache_detail::Layer& layer) const;
 
   // --- cache_stp.cpp ---
   // The split of a prefill of `tokens` tokens (checked: visual span inside the quantized part,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #include "cache_internal.hpp"
 #include "vidkv/ternary_pack.hpp"
@@ -117,7 +118,7 @@ void Cache::Impl::begin_recording(VkCommandBuffer cmd) {
 namespace {
 
 PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t tokens, const TokenSplit* stp) {
-  const uint32_t H = m.geometry.kv_heads, D = m.geometry.head_dim, G = m.settings.group_size;
+  const uint32_t H = m.part_heads(layer), D = m.geometry.head_dim, G = m.settings.group_size;
   const TensorShape shape{H, tokens, D};
   const KeySpec ks = m.key_spec();
   const uint32_t k = anomalous_channel_count(ks, D), S = coefficient_streams(ks.fft, D - k);
@@ -129,6 +130,7 @@ PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t toke
   PendingSegment p;
   Segment& seg = p.segment;
   seg.tokens = tokens;
+  seg.heads = H;
   seg.key_anomalous = gpu::allocate_packed(m.ctx, a_spec, {H, tokens, k});
   const PackedBytes s = part_bytes(s_spec, {H, tokens, S}), v = packed_bytes(vs, shape);
   seg.key_normal.codes = buffer(m.ctx, s.codes);
@@ -163,7 +165,7 @@ PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t toke
 // Records the quantization of `tokens` fp16 tokens [T][H][D] of `k`/`v` into `p`.
 void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, PendingSegment& p,
                     const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens) {
-  const uint32_t H = m.geometry.kv_heads, D = m.geometry.head_dim, G = m.settings.group_size;
+  const uint32_t H = m.part_heads(layer), D = m.geometry.head_dim, G = m.settings.group_size;
   const TensorShape shape{H, tokens, D};
   const TensorLayout thd = TensorLayout::thd(shape);
   const QuantSpec a_spec{QuantBits::b2, QuantAxis::channel, G};
@@ -172,8 +174,8 @@ void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, Pen
   Segment& seg = p.segment;
   const bool select = !layer.channels;
   const rt::BufferView table = select ? p.new_channels->view() : layer.channels->view();
-  const rt::BufferView kin = offset_view(k, 0, uint64_t(tokens) * m.token_bytes());
-  const rt::BufferView vin = offset_view(v, 0, uint64_t(tokens) * m.token_bytes());
+  const rt::BufferView kin = offset_view(k, 0, uint64_t(tokens) * m.part_token_bytes(layer));
+  const rt::BufferView vin = offset_view(v, 0, uint64_t(tokens) * m.part_token_bytes(layer));
 
   if (m.settings.key_mode == CacheSettings::KeyMode::vidkv) {
     const PackedBuffers normal{seg.key_normal.codes->view(), seg.key_normal.scales->view(),
@@ -208,8 +210,8 @@ rt::BufferView Cache::Impl::residual_view(const Layer& layer, const PendingWrite
 namespace {
 
 void prepare_residual(Cache::Impl& m, const Layer& layer, PendingWrite& p) {
-  if (layer.residual_keys) return;
-  const uint64_t bytes = uint64_t(m.residual_capacity()) * m.token_bytes();
+  if (layer.residual_keys || m.part_heads(layer) == 0) return;
+  const uint64_t bytes = uint64_t(m.residual_capacity()) * m.part_token_bytes(layer);
   p.residual_keys = buffer(m.ctx, bytes);
   p.residual_values = buffer(m.ctx, bytes);
 }
@@ -220,9 +222,12 @@ PendingWrite Cache::Impl::prepare_prefill(const Layer& layer, uint32_t tokens, E
                                           const cache_detail::StpPlan& stp) {
   PendingWrite p;
   const uint32_t G = settings.group_size;
-  p.quantized = fp16() ? 0 : tokens - tokens % G;
-  p.residual = tokens - p.quantized;
+  // A mixed layer with no preset heads has no preset part: everything goes to its other stores.
+  const uint32_t part = part_heads(layer) > 0 ? tokens : 0;
+  p.quantized = fp16() ? 0 : part - part % G;
+  p.residual = part - p.quantized;
   if (type == ElementType::f32) ensure_convert_scratch();
+  if (layer.mixed) prepare_routes(layer, p, tokens);
   if (p.quantized > 0) {
     p.segments.push_back(prepare_segment(*this, layer, p.quantized, stp.active ? &stp.split : nullptr));
   }
@@ -234,13 +239,15 @@ void Cache::Impl::record_prefill(VkCommandBuffer cmd, const Layer& layer, Pendin
                                  const rt::BufferView& v, ElementType type, uint32_t tokens,
                                  const rt::BufferView& check) {
   const uint64_t halves = uint64_t(tokens) * token_halves();
-  const auto [k16, v16] = record_convert(cmd, k, v, type, halves);
+  auto [k16, v16] = record_convert(cmd, k, v, type, halves);
   record_scan(cmd, k16, v16, halves, check);
+  if (layer.mixed) std::tie(k16, v16) = record_route_prefill(cmd, layer, p, k16, v16, tokens);
   if (!p.segments.empty()) record_segment(*this, cmd, layer, p.segments.front(), k16, v16, p.quantized);
   if (p.residual > 0) {
     // The residual's old contents are dead (the layer holds 0 tokens), so overwriting them is
     // safe even if this operation fails.
-    const uint64_t bytes = uint64_t(p.residual) * token_bytes(), from = uint64_t(p.quantized) * token_bytes();
+    const uint64_t row = part_token_bytes(layer);
+    const uint64_t bytes = uint64_t(p.residual) * row, from = uint64_t(p.quantized) * row;
     rt::record_copy(cmd, offset_view(k16, from, bytes), residual_view(layer, p, true), bytes);
     rt::record_copy(cmd, offset_view(v16, from, bytes), residual_view(layer, p, false), bytes);
   }
@@ -249,6 +256,8 @@ void Cache::Impl::record_prefill(VkCommandBuffer cmd, const Layer& layer, Pendin
 PendingWrite Cache::Impl::prepare_append(const Layer& layer) {
   PendingWrite p;
   prepare_residual(*this, layer, p);
+  if (layer.mixed) prepare_routes(layer, p, layer.count + 1);
+  if (part_heads(layer) == 0) return p;  // no preset part: quantized and residual stay 0
   const bool flush = !fp16() && layer.residual + 1 == settings.residual_length;
   if (flush) {
     p.segments.push_back(prepare_segment(*this, layer, settings.residual_length, nullptr));
@@ -263,6 +272,17 @@ PendingWrite Cache::Impl::prepare_append(const Layer& layer) {
 
 void Cache::Impl::record_append(VkCommandBuffer cmd, const Layer& layer, PendingWrite& p, const rt::BufferView& k,
                                 const rt::BufferView& v, const rt::BufferView& check) {
+  if (layer.mixed) {
+    // The input token itself is scanned (the preset part's copy holds only some heads); a
+    // synchronous append has scanned it already and passes no check buffer.
+    if (check.buffer != VK_NULL_HANDLE) record_scan(cmd, k, v, token_halves(), check);
+    record_route_append(cmd, layer, p, k, v);
+    if (!p.segments.empty()) {
+      record_segment(*this, cmd, layer, p.segments.front(), residual_view(layer, p, true),
+                     residual_view(layer, p, false), settings.residual_length);
+    }
+    return;
+  }
   const uint64_t row = token_bytes(), at = uint64_t(layer.residual) * row;
   // Writes past the residual's live tokens: a failure leaves the layer as it was.
   const rt::BufferView rk = residual_view(layer, p, true), rv = residual_view(layer, p, false);
@@ -287,8 +307,14 @@ void Cache::Impl::commit(Layer& layer, PendingWrite& p, bool prefill) {
     layer.segments.push_back(std::move(s.segment));
     if (s.new_channels) layer.channels = std::move(s.new_channels);
   }
+  for (auto [mine, fresh] : {std::pair{&layer.full_keys, &p.full_keys}, std::pair{&layer.full_values, &p.full_values},
+                             std::pair{&layer.window_keys, &p.window_keys},
+                             std::pair{&layer.window_values, &p.window_values}}) {
+    if (*fresh) *mine = std::move(*fresh);
+  }
   layer.quantized = p.quantized;
   layer.residual = p.residual;
+  layer.count = p.count;
   (prefill ? layer.prefilled : layer.appended) = true;
 }
 
@@ -296,7 +322,15 @@ void Cache::Impl::commit(Layer& layer, PendingWrite& p, bool prefill) {
 
 void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& q,
                                    const rt::BufferView& out, float scale) {
-  const AttentionGeometry g{geometry.kv_heads, geometry.q_heads, geometry.head_dim, scale};
+  if (layer.mixed) {
+    record_route_attention(cmd, layer, q, out, scale);
+    return;
+  }
+  record_part_attention(cmd, layer, {geometry.kv_heads, geometry.q_heads, geometry.head_dim, scale}, q, out);
+}
+
+void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer, const AttentionGeometry& g,
+                                        const rt::BufferView& q, const rt::BufferView& out) {
   const Fp16KvBuffers residual{layer.residual, layer.residual_keys ? layer.residual_keys->view() : rt::BufferView{},
                                layer.residual_values ? layer.residual_values->view() : rt::BufferView{}};
   if (layer.segments.empty()) {
@@ -327,8 +361,17 @@ void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, cons
 
 void Cache::Impl::record_dequantize(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& k,
                                     const rt::BufferView& v) {
-  const uint32_t H = geometry.kv_heads, D = geometry.head_dim;
-  const uint64_t row = token_bytes();
+  if (layer.mixed) {
+    record_route_dequantize(cmd, layer, k, v);
+    return;
+  }
+  record_part_dequantize(cmd, layer, k, v);
+}
+
+void Cache::Impl::record_part_dequantize(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& k,
+                                         const rt::BufferView& v) {
+  const uint32_t H = part_heads(layer), D = geometry.head_dim;
+  const uint64_t row = part_token_bytes(layer);
   const KeySpec ks = key_spec();
   const QuantSpec vs = value_spec();
   uint64_t at = 0;

@@ -42,11 +42,34 @@ CacheStats Cache::stats() const {
   const Impl& m = *impl_;
   CacheStats st;
   st.sequences = uint32_t(m.sequences.size());
-  const uint64_t row = m.token_halves() * 2;  // bytes of one token of K (or V)
+  const uint64_t row = m.token_halves() * 2;  // bytes of one token of K (or V), all heads
+  const uint64_t head_row = uint64_t(m.geometry.head_dim) * 2;
   const KeySpec ks = m.key_spec();
+  CachePolicyStats& preset = st.policies[size_t(HeadPolicy::vidkv)];
+  CachePolicyStats& full = st.policies[size_t(HeadPolicy::full)];
+  CachePolicyStats& window = st.policies[size_t(HeadPolicy::window)];
+  for (const cache_detail::HeadRoute& r : m.routes) {
+    preset.heads += uint32_t(r.preset.size());
+    full.heads += uint32_t(r.full.size());
+    window.heads += uint32_t(r.window.size());
+  }
+  uint64_t quantized_values = 0;
   for (const auto& [id, seq] : m.sequences) {
     for (const Layer& l : seq.layers) {
+      const uint64_t part_row = m.part_token_bytes(l);
       st.tokens += l.tokens();
+      quantized_values += uint64_t(l.quantized) * m.part_heads(l) * m.geometry.head_dim;
+      if (l.mixed) {
+        const cache_detail::HeadRoute& r = m.routes[l.index];
+        full.tokens += uint64_t(l.count) * r.full.size();
+        full.bytes += m.full_bytes(l);
+        full.fp16_equivalent_bytes += uint64_t(l.count) * r.full.size() * head_row * 2;
+        window.tokens += uint64_t(std::min(l.count, m.window_capacity())) * r.window.size();
+        window.bytes += m.window_bytes(l);
+        window.fp16_equivalent_bytes += uint64_t(l.count) * r.window.size() * head_row * 2;
+      }
+      preset.tokens += uint64_t(l.quantized + l.residual) * m.part_heads(l);
+      preset.fp16_equivalent_bytes += uint64_t(l.quantized + l.residual) * part_row * 2;
       st.quantized_tokens += l.quantized;
       st.residual_tokens += l.residual;
       st.segments += uint32_t(l.segments.size());
@@ -61,12 +84,13 @@ CacheStats Cache::stats() const {
       }
       // The table the attention reads (uint32 per channel), not the dim-bit mask bit_accounting
       // counts as the minimum: this is what is held.
-      if (l.channels) st.keys.maps += GpuKeyQuantizer::channel_table_bytes(ks, m.geometry.kv_heads, m.geometry.head_dim);
-      st.residual_bytes += uint64_t(l.residual) * row * 2;
-      if (l.residual_keys) st.residual_capacity_bytes += uint64_t(m.residual_capacity()) * row * 2;
+      if (l.channels) st.keys.maps += GpuKeyQuantizer::channel_table_bytes(ks, m.part_heads(l), m.geometry.head_dim);
+      st.residual_bytes += uint64_t(l.residual) * part_row * 2;
+      if (l.residual_keys) st.residual_capacity_bytes += uint64_t(m.residual_capacity()) * part_row * 2;
     }
   }
-  const uint64_t values = st.quantized_tokens * m.token_halves();
+  preset.bytes = st.keys.total() + st.values.total() + st.residual_capacity_bytes;
+  const uint64_t values = quantized_values;
   if (m.fp16()) {
     st.key_bits = st.value_bits = 16.0;  // nothing quantized: every value is an fp16 half
   } else if (values > 0) {
@@ -91,7 +115,7 @@ CacheSegmentHost Cache::segment_host(uint32_t sequence, uint32_t layer, uint32_t
                                                  " (it has " + std::to_string(l.segments.size()) + ")");
   }
   const Segment& s = l.segments[index];
-  const uint32_t H = m.geometry.kv_heads, D = m.geometry.head_dim, T = s.tokens, G = m.settings.group_size;
+  const uint32_t H = m.seg_heads(s), D = m.geometry.head_dim, T = s.tokens, G = m.settings.group_size;
   const KeySpec ks = m.key_spec();
   const uint32_t k = anomalous_channel_count(ks, D), S = coefficient_streams(ks.fft, D - k);
   const uint32_t units = ks.scope == ChannelScope::head ? H : 1;
@@ -135,7 +159,7 @@ void Cache::residual_host(uint32_t sequence, uint32_t layer, std::vector<uint16_
                           std::vector<uint16_t>& values) const {
   const Impl& m = *impl_;
   const Layer& l = m.layer(sequence, layer);
-  const size_t n = size_t(l.residual) * m.token_halves();
+  const size_t n = size_t(l.residual) * m.part_token_bytes(l) / 2;
   std::vector<uint16_t> k, v;
   if (n > 0) {
     k = download<uint16_t>(*l.residual_keys, n);

@@ -72,7 +72,7 @@ StpPlan Cache::Impl::plan_stp(uint32_t tokens, const CacheStpInput* input) const
 }
 
 void Cache::Impl::prepare_stp_values(Segment& seg, const TokenSplit& split) {
-  const uint32_t H = geometry.kv_heads, D = geometry.head_dim, G = settings.group_size;
+  const uint32_t H = seg.heads, D = geometry.head_dim, G = settings.group_size;
   const uint32_t n = uint32_t(split.protected_tokens.size()), T = n + uint32_t(split.other_tokens.size());
   const TensorShape high{H, n, D}, low{H, T - n, D};
   const QuantSpec ls = value_spec();
@@ -104,15 +104,15 @@ rt::BufferView Cache::Impl::transient_list(const std::vector<uint32_t>& tokens) 
 
 namespace {
 
-// token_gather / token_scatter of `list` between the [T][H][D] tensor `full` and the dense rows
-// starting `at_token` rows into the scratch.
-void move_tokens(Cache::Impl& m, VkCommandBuffer cmd, const char* shader, const rt::BufferView& full,
+// token_gather / token_scatter of `list` between the [T][H][D] tensor `full` (H: the segment's
+// heads) and the dense rows starting `at_token` rows into the scratch.
+void move_tokens(Cache::Impl& m, VkCommandBuffer cmd, const char* shader, uint32_t H, const rt::BufferView& full,
                  const rt::BufferView& list, uint32_t count, uint32_t at_token) {
   if (count == 0) return;
-  const uint32_t H = m.geometry.kv_heads, D = m.geometry.head_dim;
+  const uint32_t D = m.geometry.head_dim;
   const MovePush push{H, D, count, D, H * D};
-  const uint64_t bytes = uint64_t(count) * m.token_bytes();
-  const rt::BufferView dense{m.scratch.stp_dense->handle(), uint64_t(at_token) * m.token_bytes(), bytes};
+  const uint64_t row = uint64_t(H) * D * 2, bytes = uint64_t(count) * row;
+  const rt::BufferView dense{m.scratch.stp_dense->handle(), uint64_t(at_token) * row, bytes};
   const bool gather = std::string(shader) == "token_gather";
   const rt::BufferView views[] = {gather ? full : dense, list, gather ? dense : full};
   m.pipelines.get(gpu::pipeline(shader, {}, 3, sizeof(push)))
@@ -122,50 +122,52 @@ void move_tokens(Cache::Impl& m, VkCommandBuffer cmd, const char* shader, const 
 }  // namespace
 
 void Cache::Impl::record_stp_values(VkCommandBuffer cmd, Segment& seg, const rt::BufferView& values) {
-  const uint32_t H = geometry.kv_heads, D = geometry.head_dim, G = settings.group_size;
+  const uint32_t H = seg_heads(seg), D = geometry.head_dim, G = settings.group_size;
   const uint32_t n = uint32_t(seg.split.protected_tokens.size()), rest = uint32_t(seg.split.other_tokens.size());
   const TensorShape high{H, n, D}, low{H, rest, D};
+  const uint64_t row = uint64_t(H) * D * 2;  // bytes of one token of the segment's heads
   const rt::BufferView plist = transient_list(seg.split.protected_tokens);
   const rt::BufferView olist = transient_list(seg.split.other_tokens);
   // Protected tokens' rows first, then the others', in the dense scratch: each part is then an
   // ordinary [count][H][D] tensor for the grouped quantizer.
-  move_tokens(*this, cmd, "token_gather", values, plist, n, 0);
-  move_tokens(*this, cmd, "token_gather", values, olist, rest, n);
+  move_tokens(*this, cmd, "token_gather", H, values, plist, n, 0);
+  move_tokens(*this, cmd, "token_gather", H, values, olist, rest, n);
   rt::compute_to_compute_barrier(cmd);
   const rt::BufferView dense = scratch.stp_dense->view();
   if (n > 0) {
     quantizer.record_quantize(cmd, high_spec(G), high, TensorLayout::thd(high), ElementType::f16,
-                              {dense.buffer, 0, uint64_t(n) * token_bytes()}, seg.values_high.views());
+                              {dense.buffer, 0, uint64_t(n) * row}, seg.values_high.views());
   }
   if (rest > 0) {
     const QuantSpec ls = value_spec();
     const PackedBuffers fields{scratch.value_fields->view(), seg.values.scales->view(), scratch.value_mins->view()};
     quantizer.record_quantize(cmd, ls, low, TensorLayout::thd(low), ElementType::f16,
-                              {dense.buffer, uint64_t(n) * token_bytes(), uint64_t(rest) * token_bytes()}, fields);
+                              {dense.buffer, uint64_t(n) * row, uint64_t(rest) * row}, fields);
     rt::compute_to_compute_barrier(cmd);
     quantizer.record_pack_trits(cmd, ls, low, scratch.value_fields->view(), seg.values.codes->view());
   }
 }
 
 void Cache::Impl::record_stp_decode(VkCommandBuffer cmd, const Segment& seg, const rt::BufferView& out) {
-  const uint32_t H = geometry.kv_heads, D = geometry.head_dim, G = settings.group_size;
+  const uint32_t H = seg_heads(seg), D = geometry.head_dim, G = settings.group_size;
   const uint32_t n = uint32_t(seg.split.protected_tokens.size()), rest = uint32_t(seg.split.other_tokens.size());
   const TensorShape high{H, n, D}, low{H, rest, D};
+  const uint64_t row = uint64_t(H) * D * 2;  // bytes of one token of the segment's heads
   const rt::BufferView dense = scratch.stp_dense->view();
   // The dense scratch may still be read by earlier work of this operation (none) or written by
   // an earlier segment's decode: the caller's barrier between segments orders them.
   if (n > 0) {
     quantizer.record_dequantize(cmd, high_spec(G), high, seg.values_high.views(), TensorLayout::thd(high),
-                                ElementType::f16, {dense.buffer, 0, uint64_t(n) * token_bytes()});
+                                ElementType::f16, {dense.buffer, 0, uint64_t(n) * row});
   }
   if (rest > 0) {
     const PackedBuffers trits{seg.values.codes->view(), seg.values.scales->view(), scratch.value_mins->view()};
     quantizer.record_dequantize_trits(cmd, value_spec(), low, trits, TensorLayout::thd(low), ElementType::f16,
-                                      {dense.buffer, uint64_t(n) * token_bytes(), uint64_t(rest) * token_bytes()});
+                                      {dense.buffer, uint64_t(n) * row, uint64_t(rest) * row});
   }
   rt::compute_to_compute_barrier(cmd);
-  move_tokens(*this, cmd, "token_scatter", out, transient_list(seg.split.protected_tokens), n, 0);
-  move_tokens(*this, cmd, "token_scatter", out, transient_list(seg.split.other_tokens), rest, n);
+  move_tokens(*this, cmd, "token_scatter", H, out, transient_list(seg.split.protected_tokens), n, 0);
+  move_tokens(*this, cmd, "token_scatter", H, out, transient_list(seg.split.other_tokens), rest, n);
 }
 
 }  // namespace vidkv

@@ -301,9 +301,92 @@ void stp_dict(CacheSettings& s, const PyValue& d) {
   }
 }
 
+// The per-head policy keys (head_policy.hpp), collected first so that each can be checked
+// against the others.
+struct HeadKeys {
+  const PyValue *list = nullptr, *scores = nullptr, *sparsity = nullptr, *low = nullptr, *high = nullptr,
+                *sink = nullptr, *recent = nullptr;
+};
+
+HeadPolicy policy(const std::string& key, const PyValue& v) {
+  if (v.kind != PyValue::Kind::string) bad(key, v, "is not a policy name (vidkv, full, window)");
+  try {
+    return parse_head_policy(v.text);
+  } catch (const Error&) {
+    bad(key, v, "is not a known policy (vidkv, full, window)");
+  }
+}
+
+// A flat layer-major list of names, or a list per layer (all of one length), flattened.
+std::vector<HeadPolicy> policy_list(const PyValue& v) {
+  const std::string key = "head_policies";
+  if (v.kind != PyValue::Kind::list) bad(key, v, "is not a list of policy names or a list per layer of them");
+  if (v.items.empty()) bad(key, v, "is empty");
+  std::vector<HeadPolicy> out;
+  const bool nested = v.items[0].kind == PyValue::Kind::list;
+  for (size_t l = 0; l < v.items.size(); ++l) {
+    const PyValue& item = v.items[l];
+    const std::string at = key + "[" + std::to_string(l) + "]";
+    if (!nested) {
+      out.push_back(policy(at, item));
+      continue;
+    }
+    if (item.kind != PyValue::Kind::list) bad(at, item, "is not a list of policy names like " + key + "[0]");
+    if (item.items.size() != v.items[0].items.size()) {
+      bad(at, item, "has " + std::to_string(item.items.size()) + " policies; " + key + "[0] has " +
+                        std::to_string(v.items[0].items.size()));
+    }
+    if (item.items.empty()) bad(at, item, "is empty");
+    for (size_t h = 0; h < item.items.size(); ++h) {
+      out.push_back(policy(at + "[" + std::to_string(h) + "]", item.items[h]));
+    }
+  }
+  return out;
+}
+
+void set_head_policies(CacheSettings& s, const HeadKeys& k) {
+  HeadPolicySpec& h = s.head_policies;
+  if (k.list && k.scores) bad("head_scores", *k.scores, "is given together with 'head_policies'; give one");
+  if (k.list) h.heads = policy_list(*k.list);
+  if (k.scores) {
+    const PyValue& v = *k.scores;
+    if (v.kind != PyValue::Kind::string) bad("head_scores", v, "is not a file name");
+    if (v.text.empty()) bad("head_scores", v, "is an empty file name");
+    try {
+      h.scores = read_head_scores(v.text);
+    } catch (const Error& e) {
+      bad("head_scores", v, std::string("is not a usable score file: ") + e.what(), e.code());
+    }
+    h.score_source = v.text;
+  }
+  // The assignment keys mean nothing without scores: surely a mistake, not a no-op.
+  for (const auto& only : {std::make_pair("sparsity", k.sparsity), std::make_pair("low_policy", k.low),
+                           std::make_pair("high_policy", k.high)}) {
+    if (only.second && !k.scores) bad(only.first, *only.second, "is given without 'head_scores'");
+  }
+  if (k.sparsity) {
+    if (!is_number(*k.sparsity)) bad("sparsity", *k.sparsity, "is not a number");
+    if (!(k.sparsity->d >= 0.0 && k.sparsity->d < 1.0)) bad("sparsity", *k.sparsity, "is not in [0, 1)");
+    h.sparsity = k.sparsity->d;
+  }
+  if (k.low) h.low = policy("low_policy", *k.low);
+  if (k.high) h.high = policy("high_policy", *k.high);
+  for (const auto& w : {std::make_pair("window_sink", k.sink), std::make_pair("window_recent", k.recent)}) {
+    if (w.second && !k.list && !k.scores) bad(w.first, *w.second, "is given without 'head_policies' or 'head_scores'");
+  }
+  if (k.sink) h.sink = count("window_sink", *k.sink);
+  if (k.recent) h.recent = count("window_recent", *k.recent);
+  if (uint64_t(h.sink) + h.recent == 0) {
+    const bool last_recent = k.recent && (!k.sink || k.recent->offset > k.sink->offset);
+    bad(last_recent ? "window_recent" : "window_sink", last_recent ? *k.recent : *k.sink,
+        "makes window sink + recent 0; it must be > 0");
+  }
+}
+
 CacheSettings from_dict(const PyValue& root) {
   CacheSettings s;
   const PyValue *backend = nullptr, *nbits = nullptr, *axis_key = nullptr, *axis_value = nullptr, *stp = nullptr;
+  HeadKeys heads;
   for (const auto& e : root.entries) {
     const std::string& k = e.first;
     const PyValue& v = e.second;
@@ -314,6 +397,13 @@ CacheSettings from_dict(const PyValue& root) {
     else if (k == "vidkv_stp") stp = &v;
     else if (k == "q_group_size") s.group_size = count(k, v);
     else if (k == "residual_length") s.residual_length = count(k, v);
+    else if (k == "head_policies") heads.list = &v;
+    else if (k == "head_scores") heads.scores = &v;
+    else if (k == "sparsity") heads.sparsity = &v;
+    else if (k == "low_policy") heads.low = &v;
+    else if (k == "high_policy") heads.high = &v;
+    else if (k == "window_sink") heads.sink = &v;
+    else if (k == "window_recent") heads.recent = &v;
     else s.ignored_keys.push_back(k);
   }
   s.keys.group_size = s.group_size;
@@ -365,6 +455,7 @@ CacheSettings from_dict(const PyValue& root) {
       bad("vidkv_stp", v, "is not a ratio, True, None or a dict");
     }
   }
+  set_head_policies(s, heads);
   // Opaque names are fine under ignored keys only (checked here, after the keys are known).
   for (const auto& e : root.entries) {
     const PyValue& v = e.second;

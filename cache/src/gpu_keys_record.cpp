@@ -72,9 +72,9 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
   KeyWorkspace::Buffers& w = *workspace.buffers_;
   const uint32_t H = shape.heads, T = shape.tokens, D = shape.dim;
   if (D > 256) throw Error(ErrorCode::invalid_argument, "key dim " + std::to_string(D) + " exceeds 256");
-  if (w.heads != H || w.dim != D || w.spec.nbits != spec.nbits || w.spec.fft != spec.fft ||
+  if (H > w.heads || w.dim != D || w.spec.nbits != spec.nbits || w.spec.fft != spec.fft ||
       w.spec.scope != spec.scope || w.spec.group_size != spec.group_size) {
-    throw Error(ErrorCode::invalid_argument, "the KeyWorkspace was made for another key spec or geometry");
+    throw Error(ErrorCode::invalid_argument, "the KeyWorkspace was made for another key spec, dim or fewer heads");
   }
   if (T > workspace.max_tokens()) {
     throw Error(ErrorCode::invalid_argument, std::to_string(T) + " tokens exceed the workspace's " +
@@ -143,9 +143,9 @@ void GpuKeyQuantizer::record_dequantize(VkCommandBuffer cmd, const KeySpec& spec
   Impl& m = *impl_;
   KeyWorkspace::Buffers& w = *workspace.buffers_;
   const uint32_t H = shape.heads, T = shape.tokens, D = shape.dim;
-  if (w.heads != H || w.dim != D || w.spec.nbits != spec.nbits || w.spec.fft != spec.fft ||
+  if (H > w.heads || w.dim != D || w.spec.nbits != spec.nbits || w.spec.fft != spec.fft ||
       w.spec.scope != spec.scope || w.spec.group_size != spec.group_size) {
-    throw Error(ErrorCode::invalid_argument, "the KeyWorkspace was made for another key spec or geometry");
+    throw Error(ErrorCode::invalid_argument, "the KeyWorkspace was made for another key spec, dim or fewer heads");
   }
   if (T > workspace.max_tokens()) {
     throw Error(ErrorCode::invalid_argument, std::to_string(T) + " tokens exceed the workspace's " +

@@ -68,6 +68,78 @@ StorageBreakdown fp16_storage(const TensorShape& shape) {
   return b;
 }
 
+bool valid(HeadPolicy p) { return p == HeadPolicy::vidkv || p == HeadPolicy::full || p == HeadPolicy::window; }
+
+// What validate() can check without the cache's geometry; resolve_head_policies() does the rest
+// (list length, heads missing, scored twice or outside the cache).
+void validate_heads(const HeadPolicySpec& h, const std::string& who) {
+  const std::string at = who + "head policies: ";
+  if (uint64_t(h.sink) + h.recent == 0) {
+    throw Error(ErrorCode::invalid_argument, at + "window sink + recent must be > 0 (sink 0, recent 0)");
+  }
+  if (!valid(h.low)) {
+    throw Error(ErrorCode::invalid_argument, at + "low policy enum value " + std::to_string(int(h.low)) + " is not known");
+  }
+  if (!valid(h.high)) {
+    throw Error(ErrorCode::invalid_argument,
+                at + "high policy enum value " + std::to_string(int(h.high)) + " is not known");
+  }
+  for (size_t i = 0; i < h.heads.size(); ++i) {
+    if (!valid(h.heads[i])) {
+      throw Error(ErrorCode::invalid_argument, at + "policy enum value " + std::to_string(int(h.heads[i])) +
+                                                   " at index " + std::to_string(i) + " is not known");
+    }
+  }
+  if (!h.heads.empty() && !h.scores.empty()) {
+    throw Error(ErrorCode::invalid_argument, at + "both an explicit list (" + std::to_string(h.heads.size()) +
+                                                 " heads) and " + std::to_string(h.scores.size()) +
+                                                 " head scores are given; give one");
+  }
+  if (h.scores.empty()) {
+    // Written as != so that NaN is caught too.
+    if (h.sparsity != 0.0) {
+      throw Error(ErrorCode::invalid_argument, at + "sparsity " + num(h.sparsity) + " is given without head scores");
+    }
+    return;
+  }
+  if (!(h.sparsity >= 0.0 && h.sparsity < 1.0)) {
+    throw Error(ErrorCode::invalid_argument, at + "sparsity " + num(h.sparsity) + " is not in [0, 1)");
+  }
+  for (const HeadScore& sc : h.scores) {
+    if (!std::isfinite(sc.score)) {
+      throw Error(ErrorCode::invalid_argument, at + "the score of layer " + std::to_string(sc.layer) + " head " +
+                                                   std::to_string(sc.head) + " is " + num(sc.score));
+    }
+  }
+}
+
+// ", heads: ..." for describe(); empty for uniform settings.
+std::string describe_heads(const HeadPolicySpec& h) {
+  if (h.uniform()) return "";
+  auto policy = [&](HeadPolicy p) {
+    std::string out = head_policy_name(p);
+    if (p == HeadPolicy::window) {
+      out += " (sink " + std::to_string(h.sink) + ", recent " + std::to_string(h.recent) + ")";
+    }
+    return out;
+  };
+  if (!h.heads.empty()) {
+    std::string out = ", heads: explicit list (" + std::to_string(h.heads.size()) + ":";
+    const char* sep = " ";
+    for (HeadPolicy p : {HeadPolicy::vidkv, HeadPolicy::full, HeadPolicy::window}) {
+      size_t n = 0;
+      for (HeadPolicy q : h.heads) n += q == p;
+      if (n == 0) continue;
+      out += sep + std::to_string(n) + " " + policy(p);
+      sep = ", ";
+    }
+    return out + ")";
+  }
+  const std::string from =
+      h.score_source.empty() ? std::to_string(h.scores.size()) + " scores" : "scores from " + h.score_source;
+  return ", heads: " + from + ", sparsity " + num(h.sparsity) + " -> " + policy(h.low) + " / " + policy(h.high);
+}
+
 }  // namespace
 
 const char* key_mode_name(KeyMode mode) noexcept {
@@ -140,13 +212,15 @@ void validate(const CacheSettings& s) {
       throw Error(ErrorCode::invalid_argument, who + "stp_ratio " + num(s.stp_ratio) + " is not in (0, 1)");
     }
   }
+  validate_heads(s.head_policies, who);
 }
 
 bool same_configuration(const CacheSettings& a, const CacheSettings& b) {
   return a.key_mode == b.key_mode && a.keys.nbits == b.keys.nbits && a.keys.group_size == b.keys.group_size &&
          a.keys.scope == b.keys.scope && a.keys.fft == b.keys.fft && a.value_mode == b.value_mode &&
          a.ternary == b.ternary && a.trits_base3 == b.trits_base3 && a.stp == b.stp &&
-         a.stp_ratio == b.stp_ratio && a.group_size == b.group_size && a.residual_length == b.residual_length;
+         a.stp_ratio == b.stp_ratio && a.group_size == b.group_size && a.residual_length == b.residual_length &&
+         same_head_policies(a.head_policies, b.head_policies);
 }
 
 std::vector<std::string> preset_names() {
@@ -180,6 +254,7 @@ std::string settings_name(const CacheSettings& s) {
   if (s.stp && s.stp_ratio != 0.2) name += "-p" + num(s.stp_ratio);
   if (s.group_size != 32) name += "-g" + std::to_string(s.group_size);
   if (s.residual_length != 128) name += "-r" + std::to_string(s.residual_length);
+  if (!s.head_policies.uniform()) name += "-heads";
   // Whatever is left (scope, fft, ternary scale, trit packing) is not in the name: never let the
   // name claim a preset the settings do not equal.
   for (const std::string& p : preset_names()) {
@@ -209,8 +284,12 @@ std::string describe(const CacheSettings& s) {
       if (s.stp) out += " with STP p " + num(s.stp_ratio) + " at 2-bit";
       break;
   }
-  if (s.key_mode == KeyMode::fp16 && s.value_mode == ValueMode::fp16) return out + " (no quantization)";
-  return out + ", group " + std::to_string(s.group_size) + ", residual " + std::to_string(s.residual_length);
+  if (s.key_mode == KeyMode::fp16 && s.value_mode == ValueMode::fp16) {
+    out += " (no quantization)";
+  } else {
+    out += ", group " + std::to_string(s.group_size) + ", residual " + std::to_string(s.residual_length);
+  }
+  return out + describe_heads(s.head_policies);
 }
 
 StorageBreakdown settings_key_storage(const CacheSettings& s, const TensorShape& shape, StorageFormat format) {

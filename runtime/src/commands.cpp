@@ -74,6 +74,31 @@ void record_copy(VkCommandBuffer cmd, const BufferView& src, const BufferView& d
   vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, 1, &region);
 }
 
+void record_copy_regions(VkCommandBuffer cmd, const BufferView& src, const BufferView& dst,
+                         const std::vector<CopyRegion>& regions) {
+  if (regions.empty()) return;
+  std::vector<VkBufferCopy> copies;
+  copies.reserve(regions.size());
+  for (const CopyRegion& r : regions) {
+    if (r.src_offset + r.bytes > src.size || r.dst_offset + r.bytes > dst.size) {
+      throw Error(ErrorCode::buffer_too_small, "copy region of " + std::to_string(r.bytes) + " bytes at " +
+                                                   std::to_string(r.src_offset) + " -> " +
+                                                   std::to_string(r.dst_offset) + " exceeds a view");
+    }
+    copies.push_back({src.offset + r.src_offset, dst.offset + r.dst_offset, r.bytes});
+  }
+  vkCmdCopyBuffer(cmd, src.buffer, dst.buffer, uint32_t(copies.size()), copies.data());
+}
+
+void record_fill(VkCommandBuffer cmd, const BufferView& view, VkDeviceSize bytes, uint32_t pattern) {
+  if (bytes > view.size || bytes % 4 != 0 || view.offset % 4 != 0) {
+    throw Error(ErrorCode::invalid_argument, "fill of " + std::to_string(bytes) + " bytes at offset " +
+                                                 std::to_string(view.offset) + " (a view of " +
+                                                 std::to_string(view.size) + " bytes; 4-byte multiples)");
+  }
+  if (bytes > 0) vkCmdFillBuffer(cmd, view.buffer, view.offset, bytes, pattern);
+}
+
 void compute_to_compute_barrier(VkCommandBuffer cmd) {
   memory_barrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_ACCESS_SHADER_WRITE_BIT,
                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,

@@ -14,6 +14,12 @@
 //  - fp16 preset: nothing is quantized; the whole sequence is one fp16 buffer of max_tokens
 //    tokens, allocated at the layer's first prefill/append.
 //  - prefill is accepted once per (sequence, layer), and only before any append to it.
+//  - per-head policies (settings.head_policies, head_policy.hpp): a layer whose KV heads do not
+//    all take the preset keeps the preset heads as above (gathered) and the others in fp16:
+//    `full` heads every token, `window` heads the first sink and the newest recent tokens only
+//    (the oldest of those is overwritten as each token arrives). Attention runs one pass per
+//    policy in the layer over its heads' query heads. dequantize() returns zeros for the tokens a
+//    window head no longer holds. Saving such a cache is not supported yet (Error).
 //
 // Every public function checks all of its arguments before it touches any state and throws
 // vidkv::Error naming the bad value; after an error the cache is exactly as before (new device
@@ -52,9 +58,8 @@
 // device (Context::wrap), the engine's own submissions to that queue must not overlap vidkv's:
 // hold Context::lock_queue() around them.
 //
-// Not supported yet (clear errors): semantic token protection (the k1.5-v1.58-stp preset or
-// stp = true), ternary values in 2-bit fields (trits_base3 = false), group sizes other than 32
-// for quantized presets (the fused attention reads groups of 32).
+// Not supported yet (clear errors): ternary values in 2-bit fields (trits_base3 = false), group
+// sizes other than 32 for quantized presets (the fused attention reads groups of 32).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -86,6 +91,15 @@ struct CachePartBytes {
   uint64_t total() const { return codes + scales + mins + maps; }
 };
 
+// Device memory of one per-head policy (head_policy.hpp), summed over sequences.
+struct CachePolicyStats {
+  uint32_t heads = 0;             // (layer, KV head) pairs with this policy, in the cache's geometry
+  uint64_t tokens = 0;            // tokens held x heads holding them, summed over sequences
+  uint64_t bytes = 0;             // allocated for them: vidkv the quantized store + its residual
+                                  // buffers, full max_tokens fp16 slots, window sink + recent slots
+  uint64_t fp16_equivalent_bytes = 0;  // what their tokens would take as fp16 K + V
+};
+
 struct CacheStats {
   uint32_t sequences = 0;
   uint64_t tokens = 0;            // all tokens held, summed over sequences and layers
@@ -100,6 +114,9 @@ struct CacheStats {
   double key_bits = 0.0, value_bits = 0.0;
   uint64_t fp16_equivalent_bytes = 0;  // tokens x kv_heads x dim x 2 bytes x 2 (K and V)
   uint64_t nonfinite_inputs = 0;  // NaN/Inf values seen by recorded prefills and appends
+  // Per head policy, indexed by HeadPolicy (vidkv, full, window). Without per-head policies every
+  // head is `vidkv`. The parts above (keys, values, residual) describe the vidkv heads' store.
+  CachePolicyStats policies[3];
 };
 
 // Semantic token protection input of a prefill (settings.stp): the visual tokens whose values

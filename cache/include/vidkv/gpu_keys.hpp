@@ -23,7 +23,8 @@ struct KeyPackedBuffers {
   PackedBuffers normal;
 };
 
-// Scratch of one recorded key quantization, sized for up to max_tokens tokens of one layer. It must
+// Scratch of one recorded key quantization, sized for up to max_tokens tokens and `heads` heads of
+// one layer (a cache's mixed layers quantize fewer heads with it). It must
 // outlive the command buffer it was recorded into, and not be shared by two recordings in flight.
 class VIDKV_API KeyWorkspace {
  public:

@@ -37,12 +37,23 @@
 //   vidkv_stp        with the STP backend: the protected ratio p (a number in (0, 1)), True or
 //                    None (p = 0.2), or a dict {'ratio': p} (also 'p'); absent means p = 0.2.
 //                    With the plain backend: absent, False or None; anything else is an error.
+// Per-head policies (head_policy.hpp; all optional, absent means every head takes the preset):
+//   head_policies    a list of policy names ('vidkv', 'full', 'window'), layer-major, or a list
+//                    per layer of them (all of one length), flattened
+//   head_scores      a score file's path (CSV or JSON, head_policy.hpp; relative to the working
+//                    directory), read while parsing; not together with head_policies
+//   sparsity         with head_scores: s in [0, 1), default 0 (no head takes low_policy)
+//   low_policy       with head_scores: the policy below the s quantile, default 'window'
+//   high_policy      with head_scores: the policy of the others, default 'full'
+//   window_sink      with head_policies or head_scores: int >= 0, default 16
+//   window_recent    likewise, default 64; window_sink + window_recent must be > 0
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "vidkv/bit_accounting.hpp"
 #include "vidkv/export.hpp"
+#include "vidkv/head_policy.hpp"
 #include "vidkv/quant_spec.hpp"
 #include "vidkv/vidkv_keys.hpp"
 
@@ -66,6 +77,8 @@ struct CacheSettings {
   double stp_ratio = 0.2;                    // p, in (0, 1); only read when stp
   uint32_t group_size = 32;                  // tokens per group (channels per group, per token)
   uint32_t residual_length = 128;            // newest tokens kept fp16, a multiple of group_size
+  // Per-head policies (head_policy.hpp); uniform() by default: every head takes this preset.
+  HeadPolicySpec head_policies;
   // Keys of a parsed dictionary that vidkv does not use (e.g. "compute_dtype"); not a setting.
   std::vector<std::string> ignored_keys;
 };
@@ -77,10 +90,14 @@ VIDKV_API const char* value_mode_name(CacheSettings::ValueMode mode) noexcept;  
 // outside [1, 2] (unsupported_bits); group_size 0, not a multiple of 32 or above 1024, or
 // keys.group_size different from it (bad_group_size); residual_length 0 or not a multiple of
 // group_size (bad_group_size); stp with values other than 1.58-bit, or stp_ratio outside (0, 1)
-// (invalid_argument).
+// (invalid_argument). Head policies (invalid_argument): window sink + recent of 0, unknown
+// policies, both an explicit list and scores, a sparsity other than 0 without scores or outside
+// [0, 1) with them, a score that is not finite; the checks that need the cache's geometry are
+// resolve_head_policies()'s.
 VIDKV_API void validate(const CacheSettings& settings);
 
-// Same storage configuration: every field but name and ignored_keys.
+// Same storage configuration: every field but name and ignored_keys (head policies compared by
+// same_head_policies()).
 VIDKV_API bool same_configuration(const CacheSettings& a, const CacheSettings& b);
 
 VIDKV_API std::vector<std::string> preset_names();

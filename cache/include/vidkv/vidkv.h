@@ -43,7 +43,15 @@ typedef struct vidkv_stats {
   uint64_t residual_bytes, residual_capacity_bytes, fp16_equivalent_bytes;
   double key_bits, value_bits; /* effective bits per quantized value (16 for the fp16 preset) */
   uint64_t nonfinite_inputs;   /* NaN/Inf values seen by recorded prefills and appends */
+  /* Per head policy (index: VIDKV_POLICY_VIDKV, _FULL, _WINDOW; vidkv::CachePolicyStats): (layer,
+   * head) pairs, tokens x heads held, bytes allocated, fp16 bytes of the same tokens. */
+  uint32_t policy_heads[3];
+  uint64_t policy_tokens[3], policy_bytes[3], policy_fp16_equivalent_bytes[3];
 } vidkv_stats;
+
+/* Per-head policies are set in the settings text (keys 'head_policies', 'head_scores',
+ * 'sparsity', 'low_policy', 'high_policy', 'window_sink', 'window_recent'; see presets.hpp). */
+enum { VIDKV_POLICY_VIDKV = 0, VIDKV_POLICY_FULL = 1, VIDKV_POLICY_WINDOW = 2 };
 
 /* The message of the last failing call on this thread ("" when none). Valid until the next call. */
 VIDKV_API const char* vidkv_last_error_message(void);

@@ -7,6 +7,7 @@
 // vidkv's outputs. Between its own dispatches vidkv records the barriers it needs.
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include <vulkan/vulkan_core.h>
 
@@ -37,6 +38,15 @@ class VIDKV_API CommandRunner {
 
 // Records a buffer-to-buffer copy (the profiling tools measure copy bandwidth with it).
 VIDKV_API void record_copy(VkCommandBuffer cmd, const BufferView& src, const BufferView& dst, VkDeviceSize bytes);
+// One copy command of several regions between two buffers; offsets are relative to the views and
+// every region must lie inside both (checked, Error(buffer_too_small)).
+struct CopyRegion {
+  VkDeviceSize src_offset = 0, dst_offset = 0, bytes = 0;
+};
+VIDKV_API void record_copy_regions(VkCommandBuffer cmd, const BufferView& src, const BufferView& dst,
+                                   const std::vector<CopyRegion>& regions);
+// Fills the first `bytes` (a multiple of 4) of a view with a 32-bit pattern.
+VIDKV_API void record_fill(VkCommandBuffer cmd, const BufferView& view, VkDeviceSize bytes, uint32_t pattern);
 
 // Makes compute-shader writes visible to later compute-shader reads and writes and transfers.
 VIDKV_API void compute_to_compute_barrier(VkCommandBuffer cmd);
