@@ -1,11 +1,16 @@
-// fp16 decode attention (the baseline) against the float64 reference, and argument checks.
+// fp16 decode attention (the baseline) against the float64 reference, argument checks, and which
+// shader path a device takes (with the conformance coverage check that follows that rule).
 // Error measure (attention_test_data.hpp): per query head max|out - ref| / max|ref|, worst head,
 // must stay below 1e-3. Outputs and partials are poisoned before every run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
 #include <string>
 
 #include "attention_test_data.hpp"
+#include "common/attention_checks.hpp"
+#include "common/gpu_checks_coverage.hpp"
 #include "vidkv/gpu_attention.hpp"
 #include "vulkan_fixture.hpp"
 
@@ -99,6 +104,144 @@ TEST_F(GpuAttention_, BadArgumentsAreClearErrors) {
     EXPECT_EQ(e.code(), ErrorCode::buffer_too_small);
     EXPECT_NE(std::string(e.what()).find("partials"), std::string::npos) << e.what();
   }
+}
+
+// The subgroup-of-8 path is for CPU devices only: a CPU device type, every compute subgroup
+// exactly 8 wide, and subgroup shuffles in compute. A GPU with 8-wide subgroups and shuffles
+// (Intel at SIMD8) takes the portable path, as does any device whose subgroup size may vary (0).
+TEST(GpuAttentionPath, Subgroup8RuleIsCpuAndSubgroupsOfEightAndShuffles) {
+  const rt::DeviceType types[] = {rt::DeviceType::discrete, rt::DeviceType::integrated,
+                                  rt::DeviceType::virtual_gpu, rt::DeviceType::cpu, rt::DeviceType::other};
+  for (rt::DeviceType type : types) {
+    for (uint32_t size : {0u, 1u, 4u, 8u, 16u, 32u, 64u}) {
+      for (bool shuffles : {false, true}) {
+        const bool expected = type == rt::DeviceType::cpu && size == 8 && shuffles;
+        EXPECT_EQ(GpuAttention::subgroup8_rule(type, size, shuffles), expected)
+            << rt::device_type_name(type) << " device, subgroup size " << size << ", shuffles " << shuffles;
+      }
+    }
+  }
+  EXPECT_FALSE(GpuAttention::subgroup8_rule(rt::DeviceType::integrated, 8, true));  // Intel SIMD8
+  EXPECT_TRUE(GpuAttention::subgroup8_rule(rt::DeviceType::cpu, 8, true));          // lavapipe
+}
+
+// Compute subgroup shuffles as the device reports them, read straight from Vulkan.
+bool compute_shuffles(const rt::Context& context) {
+  VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &subgroup};
+  vkGetPhysicalDeviceProperties2(context.physical_device(), &props);
+  return (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+}
+
+bool created(const rt::Context& context, const std::string& shader) {
+  const auto records = context.pipeline_records();
+  return std::any_of(records.begin(), records.end(), [&](const rt::PipelineRecord& p) { return p.name == shader; });
+}
+
+// This device follows the rule: the default path is the subgroup-of-8 one exactly when the device
+// is a CPU with subgroups of exactly 8 and shuffles, set_portable(true) forces the portable path
+// (and its default split), and the dispatches really take the shaders the path names. A fresh
+// context, so that its pipeline records hold only what this test ran.
+TEST_F(GpuAttention_, PathFollowsTheDeviceRule) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  const auto fresh = rt::Context::create(options);
+  const bool sg8 = fresh->info().type == rt::DeviceType::cpu && fresh->effective_subgroup_size() == 8 &&
+                   compute_shuffles(*fresh);
+  SCOPED_TRACE(std::string(rt::device_type_name(fresh->info().type)) + " device, subgroup size " +
+               std::to_string(fresh->effective_subgroup_size()));
+  EXPECT_EQ(GpuAttention::subgroup8_default(*fresh), sg8);
+
+  GpuAttention gpu(fresh);
+  EXPECT_EQ(gpu.subgroup8_path(), sg8);
+  EXPECT_EQ(gpu.split_tokens(), sg8 ? 1024u : 256u);
+  gpu.set_portable(true);
+  EXPECT_FALSE(gpu.subgroup8_path());
+  EXPECT_EQ(gpu.split_tokens(), 256u);
+  gpu.set_portable(false);
+  EXPECT_EQ(gpu.subgroup8_path(), sg8);
+
+  // The default path only (run_attention_check resets set_portable to false when done).
+  for (const char* keys : {"fp16", "k1.5"}) {
+    const tools::AttentionCheckCase c{keys, ValueFormat::ternary_trits, 2, 4, 64, 300};
+    for (const auto& r : tools::run_attention_check(gpu, c, seed)) EXPECT_TRUE(r.passed) << r.name << " " << r.detail;
+  }
+  EXPECT_EQ(created(*fresh, "attention_fp16_sg8"), sg8);
+  EXPECT_EQ(created(*fresh, "attention_vidkv_sg8"), sg8);
+  EXPECT_EQ(created(*fresh, "attention_fp16"), !sg8);
+  EXPECT_EQ(created(*fresh, "attention_vidkv"), !sg8);
+  // Forced portable: the portable shaders on every device.
+  for (const char* keys : {"fp16", "k1.5"}) {
+    tools::AttentionCheckCase c{keys, ValueFormat::ternary_trits, 2, 4, 64, 300};
+    c.portable = true;
+    for (const auto& r : tools::run_attention_check(gpu, c, seed)) EXPECT_TRUE(r.passed) << r.name << " " << r.detail;
+  }
+  EXPECT_TRUE(created(*fresh, "attention_fp16"));
+  EXPECT_TRUE(created(*fresh, "attention_vidkv"));
+  EXPECT_EQ(created(*fresh, "attention_fp16_sg8"), sg8);
+
+  // The conformance coverage check expects the subgroup-of-8 shaders exactly where they run.
+  const auto unused = tools::shaders_unused_on(*fresh);
+  std::set<std::string> unused_names;
+  for (const auto& u : unused) {
+    unused_names.insert(u.name);
+    EXPECT_NE(u.why.find(rt::device_type_name(fresh->info().type)), std::string::npos) << u.why;
+  }
+  const std::set<std::string> expected_unused =
+      sg8 ? std::set<std::string>{} : std::set<std::string>{"attention_fp16_sg8", "attention_vidkv_sg8"};
+  EXPECT_EQ(unused_names, expected_unused);
+  expect_no_validation_messages(*fresh, 0);
+}
+
+// The coverage check of vidkv-conformance, on pipeline lists made up from the shader sources: a
+// shader a device does not use is reported as such and must not run; every other must.
+TEST(GpuAttentionPath, CoverageCheckFollowsTheShadersADeviceUses) {
+  const auto sources = tools::shader_sources();
+  const std::vector<std::string> sg8{"attention_fp16_sg8", "attention_vidkv_sg8"};
+  for (const auto& s : sg8) ASSERT_TRUE(std::count(sources.begin(), sources.end(), s)) << s;
+  std::vector<tools::UnusedShader> unused;
+  for (const auto& s : sg8) unused.push_back({s, "test"});
+  auto records_without = [&](const std::set<std::string>& left_out) {
+    std::vector<rt::PipelineRecord> records;
+    for (const auto& s : sources) {
+      if (left_out.count(s)) continue;
+      rt::PipelineRecord r;
+      r.name = s;
+      records.push_back(r);
+    }
+    return records;
+  };
+  const std::set<std::string> sg8_set(sg8.begin(), sg8.end());
+
+  // A subgroup-of-8 device: every shader runs.
+  auto r = tools::shader_coverage_check("c", records_without({}));
+  EXPECT_TRUE(r.passed) << r.detail;
+  EXPECT_EQ(r.detail.find("not used"), std::string::npos) << r.detail;
+  r = tools::shader_coverage_check("c", records_without(sg8_set));
+  EXPECT_FALSE(r.passed);
+  EXPECT_NE(r.detail.find("never run: attention_fp16_sg8, attention_vidkv_sg8"), std::string::npos) << r.detail;
+
+  // A portable device: the sg8 shaders are listed as not used, and running them fails.
+  r = tools::shader_coverage_check("c", records_without(sg8_set), unused);
+  EXPECT_TRUE(r.passed) << r.detail;
+  EXPECT_EQ(r.max_error, 0.0);
+  EXPECT_NE(r.detail.find("not used on this device: attention_fp16_sg8, attention_vidkv_sg8"), std::string::npos)
+      << r.detail;
+  r = tools::shader_coverage_check("c", records_without({"attention_fp16_sg8"}), unused);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.max_error, 1.0);
+  EXPECT_NE(r.detail.find("ran though not used on this device: attention_vidkv_sg8"), std::string::npos)
+      << r.detail;
+  // The portable shaders stay expected there.
+  r = tools::shader_coverage_check("c", records_without({"attention_fp16_sg8", "attention_vidkv_sg8", "attention_fp16"}),
+                                   unused);
+  EXPECT_FALSE(r.passed);
+  EXPECT_NE(r.detail.find("never run: attention_fp16"), std::string::npos) << r.detail;
+  EXPECT_EQ(r.detail.find("attention_fp16_sg8"), std::string::npos) << r.detail;
 }
 
 }  // namespace

@@ -83,22 +83,26 @@ std::vector<uint32_t> attention_channel_table(const QuantizedKeys& keys) {
 }
 
 // The subgroup-of-8 shaders (attention_*_sg8.comp) need every compute subgroup to be exactly 8
-// invocations (the context's required size, or a device that has no other) and subgroup shuffles.
-namespace {
-bool subgroups_of_eight(const rt::Context& ctx) {
-  if (ctx.effective_subgroup_size() != 8) return false;
+// invocations and subgroup shuffles; they only pay off where a workgroup is one CPU task, so the
+// device must also be a CPU (gpu_attention.hpp says why a GPU with 8-wide subgroups is left out).
+bool GpuAttention::subgroup8_rule(rt::DeviceType type, uint32_t effective_subgroup_size,
+                                  bool compute_shuffles) noexcept {
+  return type == rt::DeviceType::cpu && effective_subgroup_size == 8 && compute_shuffles;
+}
+
+bool GpuAttention::subgroup8_default(const rt::Context& ctx) {
   VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
   VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
   props.pNext = &subgroup;
   vkGetPhysicalDeviceProperties2(ctx.physical_device(), &props);
-  return (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
-         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
-         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+  const bool shuffles = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                        (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+                        (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+  return subgroup8_rule(ctx.info().type, ctx.effective_subgroup_size(), shuffles);
 }
-}  // namespace
 
 GpuAttention::GpuAttention(std::shared_ptr<rt::Context> context)
-    : context_(context), pipelines_(context), runner_(context), sg8_(subgroups_of_eight(*context)) {}
+    : context_(context), pipelines_(context), runner_(context), sg8_(subgroup8_default(*context)) {}
 GpuAttention::~GpuAttention() = default;
 
 void GpuAttention::set_split_tokens(uint32_t tokens) {

@@ -7,6 +7,7 @@
 
 #include "common/random_data.hpp"
 #include "vidkv/attention_reference.hpp"
+#include "vidkv/error.hpp"
 #include "vidkv/fp16.hpp"
 #include "vidkv/ternary_pack.hpp"
 
@@ -81,8 +82,13 @@ QuantSpec value_spec_of(ValueFormat format) {
     case ValueFormat::ternary_trits: return {QuantBits::b1_58, QuantAxis::channel, kGroup, TernaryScale::lsq};
     case ValueFormat::b2_channel: return {QuantBits::b2, QuantAxis::channel, kGroup};
     case ValueFormat::b2_token: return {QuantBits::b2, QuantAxis::token, kGroup};
+    case ValueFormat::ternary_stp:
+      // Two formats per segment (stp.hpp), not one QuantSpec; the STP attention checks are the
+      // tests' (test_gpu_attention_stp.cpp), not this matrix's.
+      break;
   }
-  return {};
+  throw Error(ErrorCode::invalid_argument, std::string("attention check values ") + value_format_name(format) +
+                                               " are not supported (ternary_trits, b2_channel, b2_token)");
 }
 
 // One segment quantized by the CPU reference, trits packed for ternary values.
@@ -167,7 +173,8 @@ std::vector<AttentionCheckCase> attention_check_matrix() {
   // Layers of several segments and a residual: one softmax over all of them.
   add("k1.5", ValueFormat::ternary_trits, 2, 7, 128, 1005, 3);
   add("k1.5", ValueFormat::b2_token, 1, 4, 64, 300, 3);
-  // The portable path (plain loads), which devices whose subgroups are not 8 wide take.
+  // The portable path forced (set_portable): what GPUs take by default, and on a CPU device whose
+  // default is the subgroup-of-8 path the only cases that run the portable shaders.
   add("fp16", ValueFormat::ternary_trits, 2, 7, 128, 300, 1, true);
   add("k1.5", ValueFormat::ternary_trits, 2, 7, 128, 300, 1, true);
   add("k1.5full", ValueFormat::b2_channel, 2, 4, 64, 129, 1, true);

@@ -43,13 +43,14 @@ struct AttentionCheckCase {
   ValueFormat values = ValueFormat::ternary_trits;  // ignored for fp16
   uint32_t kv_heads = 2, ratio = 4, dim = 128, tokens = 300;
   uint32_t segments = 1;  // quantized segments the whole groups are cut into
-  bool portable = false;  // GpuAttention::set_portable: the path GPUs without subgroups of 8 take
+  bool portable = false;  // GpuAttention::set_portable(true): the portable shaders, which GPUs take anyway
 };
 std::string attention_case_name(const AttentionCheckCase& c);
 inline void PrintTo(const AttentionCheckCase& c, std::ostream* os) { *os << attention_case_name(c); }
 // fp16 and every value format (trits, 2-bit per channel, 2-bit per token) with GQA 1, 4, 7 and
 // D 64, 128; token counts 1 to 1000 around the group and split edges; every key variant; layers of
-// three segments; the portable path.
+// three segments; a few cases on the portable path forced, so that a device whose default is the
+// subgroup-of-8 path (GpuAttention::subgroup8_default) runs both paths' shaders.
 std::vector<AttentionCheckCase> attention_check_matrix();
 // Results "<case>/output" (the error measure, both poisons) and "<case>/repeatable" (the two
 // poisoned runs give bit-identical outputs: nothing reads an unwritten scratch byte).

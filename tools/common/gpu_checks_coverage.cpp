@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "vidkv/gpu_attention.hpp"
+
 #ifndef VIDKV_SHADER_SOURCES
 #error "tools/common/CMakeLists.txt passes the stems of shaders/*.comp, comma-separated, as VIDKV_SHADER_SOURCES"
 #endif
@@ -72,20 +74,54 @@ std::string capability_name(uint32_t capability) {
   return std::to_string(capability);
 }
 
-CheckResult shader_coverage_check(const std::string& name, const std::vector<rt::PipelineRecord>& pipelines) {
+std::vector<UnusedShader> shaders_unused_on(const rt::Context& context) {
+  std::vector<UnusedShader> unused;
+  if (GpuAttention::subgroup8_default(context)) return unused;
+  const uint32_t size = context.effective_subgroup_size();
+  const std::string why = std::string("GpuAttention takes the portable attention shaders on this ") +
+                          rt::device_type_name(context.info().type) + " device with subgroup size " +
+                          (size ? std::to_string(size) : std::string("varying")) +
+                          " (the subgroup-of-8 ones need a CPU device, subgroups of exactly 8 and shuffles)";
+  const std::string prefix = "attention_", suffix = "_sg8";
+  for (const auto& s : shader_sources()) {
+    const bool sg8 = s.size() > prefix.size() + suffix.size() && s.compare(0, prefix.size(), prefix) == 0 &&
+                     s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (sg8) unused.push_back({s, why});
+  }
+  return unused;
+}
+
+CheckResult shader_coverage_check(const std::string& name, const std::vector<rt::PipelineRecord>& pipelines,
+                                  const std::vector<UnusedShader>& unused) {
   std::set<std::string> created;
   for (const auto& p : pipelines) created.insert(p.name);
+  std::set<std::string> not_expected;
+  for (const auto& u : unused) not_expected.insert(u.name);
   const auto sources = shader_sources();
-  std::string missing;
-  size_t missing_count = 0;
+  std::string missing, unexpected, not_used;
+  size_t failures = 0;
+  auto append = [](std::string& list, const std::string& item) { list += (list.empty() ? "" : ", ") + item; };
   for (const auto& s : sources) {
-    if (created.count(s)) continue;
-    missing += (missing.empty() ? "" : ", ") + s;
-    ++missing_count;
+    const bool ran = created.count(s) != 0;
+    if (not_expected.count(s)) {
+      append(ran ? unexpected : not_used, s);
+      failures += ran;
+    } else if (!ran) {
+      append(missing, s);
+      ++failures;
+    }
   }
-  CheckResult r{name, std::to_string(sources.size()) + " shaders", double(missing_count), missing_count == 0, ""};
-  r.detail = missing_count == 0 ? "every shaders/*.comp ran, as " + std::to_string(pipelines.size()) + " pipelines"
-                                : "never run: " + missing;
+  CheckResult r{name, std::to_string(sources.size()) + " shaders", double(failures), failures == 0, ""};
+  if (failures == 0) {
+    r.detail = not_used.empty() ? "every shaders/*.comp ran" : "every shader this device uses ran";
+    r.detail += ", as " + std::to_string(pipelines.size()) + " pipelines";
+    if (!not_used.empty()) r.detail += "; not used on this device: " + not_used;
+  } else {
+    if (!missing.empty()) r.detail = "never run: " + missing;
+    if (!unexpected.empty()) {
+      r.detail += (r.detail.empty() ? "" : "; ") + std::string("ran though not used on this device: ") + unexpected;
+    }
+  }
   return r;
 }
 

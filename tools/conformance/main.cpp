@@ -7,8 +7,10 @@
 // The matrix runs in passes, each on its own context: one per power-of-two subgroup size the
 // device allows (VK_EXT_subgroup_size_control; the driver's default where there is no control),
 // then one with shaderFloat16, shaderInt8 and 16/8-bit storage switched off, as on a device
-// without them. Each pass also checks that every shaders/*.comp ran and that no module declares a
-// capability its context left off. One line per check, labelled with its pass, then
+// without them. Each pass also checks that every shaders/*.comp the device uses ran (the
+// subgroup-of-8 attention shaders only where GpuAttention takes them: CPU devices with subgroups of
+// exactly 8; elsewhere they are listed as not used on this device, and running them fails) and
+// that no module declares a capability its context left off. One line per check, labelled with its pass, then
 // "N passed, N failed"; exit status 1 on any failure, 77 when the asked subgroup size is not
 // available on the device (nothing run), 2 on bad usage.
 #include <cstdio>
@@ -222,9 +224,12 @@ std::shared_ptr<rt::Context> pass_context(const rt::ContextOptions& base, const 
 void run_pass(tools::ConformanceReport& report, const Options& o, const Pass& pass,
               const std::shared_ptr<rt::Context>& ctx, bool first) {
   const std::string features = tools::features_line(ctx->enabled_features(), ctx->effective_subgroup_size());
-  std::printf("== pass %s: %s\n", pass.label.c_str(), features.c_str());
+  // The attention shaders this context takes by default (the matrix also forces the portable ones).
+  const std::string attention_path = GpuAttention::subgroup8_default(*ctx) ? "subgroup8" : "portable";
+  std::printf("== pass %s: %s; attention path %s\n", pass.label.c_str(), features.c_str(), attention_path.c_str());
   json::Value info = json::Value::object();
   info.set("features", tools::features_json(ctx->enabled_features(), ctx->effective_subgroup_size()));
+  info.set("attention_path", attention_path);
   report.begin_pass(pass.label, info);
   {
     Gpus gpu(ctx);
@@ -234,7 +239,9 @@ void run_pass(tools::ConformanceReport& report, const Options& o, const Pass& pa
   }
   const auto pipelines = ctx->pipeline_records();
   if (o.filter.empty()) {
-    report.add(tools::shader_coverage_check("coverage/shaders", pipelines));
+    const auto unused = tools::shaders_unused_on(*ctx);
+    report.add(tools::shader_coverage_check("coverage/shaders", pipelines, unused));
+    for (const auto& u : unused) report.skip("coverage/shaders/" + u.name, "not used on this device: " + u.why);
   } else {
     report.skip("coverage/shaders", "--filter runs part of the matrix");
   }

@@ -204,6 +204,8 @@ class VIDKV_API Cache {
 
   CacheStats stats() const;
 
+  // Segments and residual as stored; in a layer with per-head policies they hold only the layer's
+  // `vidkv` heads (in increasing head order), the full and window heads being fp16 apart.
   uint32_t segment_count(uint32_t sequence, uint32_t layer) const;
   CacheSegmentHost segment_host(uint32_t sequence, uint32_t layer, uint32_t index) const;
   // The fp16 residual, [residual tokens][kv_heads][head_dim] each.

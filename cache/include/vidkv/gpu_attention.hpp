@@ -120,10 +120,23 @@ class VIDKV_API GpuAttention {
                                 const std::vector<HostSegment>& segments, const std::vector<uint16_t>& residual_keys,
                                 const std::vector<uint16_t>& residual_values, uint32_t residual_tokens);
 
+  // Which shader path a device takes by default. The subgroup-of-8 shaders (attention_*_sg8.comp)
+  // run each split as one workgroup of a single 8-lane subgroup: made for CPU drivers (lavapipe),
+  // where a workgroup is one CPU task and few, long ones are fastest. On a GPU the same few small
+  // workgroups would leave most of it idle, so a GPU takes the portable shaders even when its
+  // subgroups are 8 wide (Intel at SIMD8). The rule: the device type is
+  // VK_PHYSICAL_DEVICE_TYPE_CPU, every compute subgroup is exactly 8 invocations (the context's
+  // effective_subgroup_size(): its required size, or the device's only one) and compute supports
+  // subgroup shuffles.
+  static bool subgroup8_rule(rt::DeviceType type, uint32_t effective_subgroup_size, bool compute_shuffles) noexcept;
+  // subgroup8_rule applied to `context`'s device: what subgroup8_path() is there unless
+  // set_portable(true). Tools use it to know which attention shaders a context will run.
+  static bool subgroup8_default(const rt::Context& context);
+
   // Use the portable shader path even where the subgroup-of-8 path applies (tests cover both).
   void set_portable(bool portable) { portable_ = portable; }
-  // Whether dispatches take the subgroup-of-8 shaders (attention_*_sg8.comp): subgroups of
-  // exactly 8 with shuffle support (CPU drivers such as lavapipe) and not set_portable(true).
+  // Whether dispatches take the subgroup-of-8 shaders: subgroup8_default(context) and not
+  // set_portable(true).
   bool subgroup8_path() const { return sg8_ && !portable_; }
 
   // Byte every output and scratch buffer of the host functions is filled with first (tests).
@@ -155,7 +168,7 @@ class VIDKV_API GpuAttention {
   rt::CommandRunner runner_;
   uint32_t split_ = 0;  // 0: the path's default
   uint8_t poison_ = 0xff;
-  bool sg8_ = false;  // subgroups of exactly 8 with shuffles
+  bool sg8_ = false;  // subgroup8_default(*context_)
   bool portable_ = false;
 };
 
