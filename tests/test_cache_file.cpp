@@ -5,9 +5,12 @@
 // counts, lengths, ids, tables or settings disagree with the geometry.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <stdexcept>
 
 #include "common/random_data.hpp"
 #include "test_cache_file_data.hpp"
@@ -74,6 +77,7 @@ std::vector<SettingsCase> settings_cases() {
       {"kivi", [] { return preset("kivi"); }},
       {"k1_5_v2", [] { return preset("k1.5-v2"); }},
       {"k1_5_v1_58", [] { return preset("k1.5-v1.58"); }},
+      {"k1_5_v1_58_stp", [] { return preset("k1.5-v1.58-stp"); }},
       {"scope_layer_full_fft", [=] { return custom(1.5, ChannelScope::layer, FftLayout::full); }},
       {"nbits_1_all_streams", [=] { return custom(1.0, ChannelScope::head, FftLayout::half); }},
       {"nbits_2_no_streams", [=] { return custom(2.0, ChannelScope::head, FftLayout::half); }},
@@ -104,7 +108,7 @@ std::vector<uint8_t> small_file(const char* preset_name, uint64_t seed) {
 }
 
 TEST(CacheFileDamage, EveryTruncationIsRefused) {
-  for (const char* p : {"k1.5-v1.58", "fp16", "kivi"}) {
+  for (const char* p : {"k1.5-v1.58", "fp16", "kivi", "k1.5-v1.58-stp"}) {
     const std::vector<uint8_t> bytes = small_file(p, 11);
     SCOPED_TRACE(std::string(p) + ", " + std::to_string(bytes.size()) + " bytes");
     for (size_t n = 0; n < bytes.size(); ++n) {
@@ -115,7 +119,7 @@ TEST(CacheFileDamage, EveryTruncationIsRefused) {
 }
 
 TEST(CacheFileDamage, EveryByteFlipIsRefused) {
-  for (const char* p : {"k1.5-v1.58", "fp16"}) {
+  for (const char* p : {"k1.5-v1.58", "fp16", "k1.5-v1.58-stp"}) {
     const std::vector<uint8_t> bytes = small_file(p, 12);
     SCOPED_TRACE(std::string(p) + ", " + std::to_string(bytes.size()) + " bytes");
     for (size_t i = 0; i < bytes.size(); ++i) {
@@ -145,8 +149,11 @@ TEST(CacheFileDamage, WrongMagicAndVersionAreNamed) {
   EXPECT_TRUE(mentions(corrupt_message(bytes_of("{'not': 'a cache'}")), "not a vidkv cache file"));
   EXPECT_TRUE(mentions(corrupt_message({}), "truncated"));
   std::vector<uint8_t> future = bytes;
-  future[8] = 2;
-  EXPECT_TRUE(mentions(corrupt_message(future), "format version 2 is not supported (this library reads version 1)"));
+  future[8] = 3;
+  EXPECT_TRUE(
+      mentions(corrupt_message(future), "format version 3 is not supported (this library reads versions 1 and 2)"));
+  future[8] = 0;
+  EXPECT_TRUE(mentions(corrupt_message(future), "format version 0 is not supported"));
   CacheFileContents c = random_contents(preset("2bit"), {1, 1, 1, 64}, 13);
   c.format_version = 7;
   EXPECT_TRUE(mentions(corrupt_message(serialize_cache_file(c)), "format version 7"));
@@ -176,8 +183,12 @@ std::vector<Mutation> mutations() {
       {"group size 48", [](C& c) { c.settings.group_size = c.settings.keys.group_size = 48; }, "group_size 48"},
       {"nbits 3", [](C& c) { c.settings.keys.nbits = 3.0; }, "nbits 3 is outside [1, 2]"},
       {"unknown key mode", [](C& c) { c.settings.key_mode = CacheSettings::KeyMode(9); }, "key mode code 255 is not known"},
-      {"STP segments", [](C& c) { c.settings.stp = true; },
-       "segment 0: unsupported_bits: settings k1.5-v1.58: segments with semantic token protection have no saved form"},
+      {"STP segment without STP settings", [](C& c) { c.sequences[0].layers[1].segments[0].stp = true; },
+       "segment 0: invalid_argument: a segment with semantic token protection in settings k1.5-v1.58, which have "
+       "none"},
+      {"protected tokens without the STP flag",
+       [](C& c) { c.sequences[0].layers[0].segments[0].protected_count = 32; },
+       "segment 0: invalid_argument: a segment without semantic token protection protects 32 tokens"},
       {"fp16 keys with quantized values", [](C& c) { c.settings.key_mode = CacheSettings::KeyMode::fp16; },
        "both in fp16 or neither"},
       {"unprintable name", [](C& c) { c.settings.name = "k1.5\n"; }, "settings name holds a byte that is not printable"},
@@ -268,6 +279,183 @@ TEST(CacheFileContent, StatsCountEveryArray) {
   EXPECT_EQ(st.values.total(), values);
   EXPECT_EQ(st.keys.maps, maps);
   EXPECT_DOUBLE_EQ(st.key_bits, 8.0 * double(keys + maps) / double(quantized * 2 * 64));
+}
+
+// Semantic token protection: the protected count and list are checked before anything is sized
+// from them or handed to the device, each problem named.
+std::vector<Mutation> stp_mutations() {
+  using C = CacheFileContents;
+  // Layer 0 of sequence 7: an STP segment of 64 tokens protecting 32, then a flushed one of 128.
+  auto list = [](C& c) -> std::vector<uint8_t>& {
+    for (auto& a : c.sequences[0].layers[0].segments[0].arrays) {
+      if (a.id == CacheFileArrayId::stp_protected_tokens) return a.bytes;
+    }
+    throw std::runtime_error("no protected list");
+  };
+  auto set = [](std::vector<uint8_t>& bytes, size_t i, uint32_t v) {
+    for (int b = 0; b < 4; ++b) bytes[4 * i + b] = uint8_t(v >> (8 * b));
+  };
+  auto get = [](const std::vector<uint8_t>& bytes, size_t i) {
+    uint32_t v = 0;
+    for (int b = 3; b >= 0; --b) v = v << 8 | bytes[4 * i + b];
+    return v;
+  };
+  return {
+      {"protected count not a multiple of 32",
+       [](C& c) { c.sequences[0].layers[0].segments[0].protected_count = 16; },
+       "segment 0: invalid_argument: STP segment of 64 tokens protects 16; the count must be a multiple of "
+       "group_size 32"},
+      {"protected count above the tokens", [](C& c) { c.sequences[0].layers[0].segments[0].protected_count = 96; },
+       "STP segment of 64 tokens protects 96"},
+      {"protected count of 2^32 - 32",
+       [](C& c) { c.sequences[0].layers[0].segments[0].protected_count = 0xFFFFFFE0u; },
+       "protects 4294967264"},
+      {"unsorted list",
+       [=](C& c) {
+         auto& l = list(c);
+         const uint32_t a = get(l, 3), b = get(l, 4);
+         set(l, 3, b);
+         set(l, 4, a);
+       },
+       "protected token 4 is position"},
+      {"repeated position", [=](C& c) { set(list(c), 9, get(list(c), 8)); }, "(the positions are strictly increasing)"},
+      {"position out of range", [=](C& c) { set(list(c), 31, 64); },
+       "segment 0: protected token 31 is position 64, outside the segment's 64 tokens"},
+      {"list one entry short",
+       [=](C& c) {
+         auto& l = list(c);
+         l.resize(l.size() - 4);
+       },
+       "array stp_protected_tokens holds 124 bytes; 64 tokens of this geometry and settings give 128"},
+      {"protected part missing",
+       [](C& c) {
+         auto& a = c.sequences[0].layers[0].segments[0].arrays;
+         a.erase(a.begin() + 7);  // value_high_codes
+       },
+       "segment 0 has 10 arrays; the settings give 11"},
+      {"STP flag on a flushed segment", [](C& c) { c.sequences[0].layers[0].segments[1].stp = true; },
+       "segment 1 is marked STP; only a layer's prefill segment"},
+      {"STP segment in a layer not prefilled",
+       [](C& c) {
+         c.sequences[0].layers[1].prefilled = false;
+         c.sequences[0].layers[1].appended = true;
+       },
+       "segment 0 is marked STP"},
+      {"STP flag in settings without STP", [](C& c) { c.settings.stp = false; },
+       "a segment with semantic token protection in settings"},
+  };
+}
+
+TEST(CacheFileContent, EveryStpInconsistencyIsNamed) {
+  for (const Mutation& m : stp_mutations()) {
+    SCOPED_TRACE(m.what);
+    CacheFileContents c = random_contents(preset("k1.5-v1.58-stp"), {3, 2, 4, 64}, 24);
+    ASSERT_TRUE(c.sequences[0].layers[0].segments[0].stp);
+    ASSERT_EQ(c.sequences[0].layers[0].segments[0].protected_count, 32u);
+    m.apply(c);
+    const std::string message = corrupt_message(serialize_cache_file(c));
+    EXPECT_TRUE(mentions(message, m.message)) << message;
+  }
+}
+
+// Walks the sections of a whole file and writes the right CRC into each (after a patch).
+void repair_checksums(std::vector<uint8_t>& bytes) {
+  size_t at = 12;
+  while (at + 12 <= bytes.size()) {
+    uint64_t length = 0;
+    for (int i = 11; i >= 4; --i) length = length << 8 | bytes[at + i];
+    const uint32_t crc = crc32c(bytes.data() + at, 12 + length);
+    for (int i = 0; i < 4; ++i) bytes[at + 12 + length + i] = uint8_t(crc >> (8 * i));
+    at += 12 + length + 4;
+  }
+}
+
+TEST(CacheFileContent, UnknownSegmentFlagBitsAreNamed) {
+  const CacheFileContents c = random_contents(preset("k1.5-v1.58-stp"), {1, 1, 1, 64}, 25);
+  std::vector<uint8_t> bytes = serialize_cache_file(c);
+  // The first LAYR payload: 6 words, the channel table, then segment 0: tokens, flags, count.
+  const uint8_t tag[4] = {'L', 'A', 'Y', 'R'};
+  const size_t layr = size_t(std::search(bytes.begin(), bytes.end(), tag, tag + 4) - bytes.begin());
+  ASSERT_LT(layr, bytes.size());
+  const size_t flags = layr + 12 + 24 + 4 * c.sequences[0].layers[0].channels.size() + 4;
+  ASSERT_EQ(bytes[flags], 1u);      // STP
+  ASSERT_EQ(bytes[flags + 4], 32u);  // protected count
+  bytes[flags] = 0x05;
+  repair_checksums(bytes);
+  EXPECT_TRUE(mentions(corrupt_message(bytes), "segment 0: unknown flag bits 0x00000005")) << corrupt_message(bytes);
+}
+
+TEST(CacheFileContent, StpStatsCountTheTokenMap) {
+  // The device keeps a uint32 token map per STP segment token (the attention reads it): the file's
+  // statistics count it as the cache does, and the protected list itself not at all.
+  const CacheFileContents c = random_contents(preset("k1.5-v1.58-stp"), {3, 2, 4, 64}, 26);
+  const CacheStats st = cache_file_stats(c);
+  uint64_t values = 0, maps = 0;
+  for (const auto& s : c.sequences) {
+    for (const auto& l : s.layers) {
+      for (const auto& seg : l.segments) {
+        if (seg.stp) maps += uint64_t(seg.tokens) * 4;
+        for (const auto& a : seg.arrays) {
+          if (uint32_t(a.id) >= 6 && a.id != CacheFileArrayId::stp_protected_tokens) values += a.bytes.size();
+        }
+      }
+    }
+  }
+  EXPECT_EQ(maps, 3u * 64 * 4);  // every layer's prefill segment
+  EXPECT_EQ(st.values.maps, maps);
+  EXPECT_EQ(st.values.total(), values + maps);
+}
+
+TEST(CacheFileContent, ProtectedTokensAreReadBack) {
+  const CacheFileContents c = random_contents(preset("k1.5-v1.58-stp"), {3, 2, 4, 64}, 27);
+  const std::vector<uint8_t> bytes = serialize_cache_file(c);
+  const CacheFileContents parsed = parse_cache_file(bytes.data(), bytes.size(), "test");
+  const auto& layers = parsed.sequences[0].layers;
+  const std::vector<uint32_t> list = cache_file_protected_tokens(layers[0].segments[0]);
+  ASSERT_EQ(list.size(), 32u);
+  EXPECT_TRUE(std::is_sorted(list.begin(), list.end()));
+  EXPECT_EQ(std::adjacent_find(list.begin(), list.end()), list.end());
+  EXPECT_LT(list.back(), 64u);
+  // Layer 1 protects nothing (an STP segment all of whose tokens take 1.58 bits), layer 2 all.
+  EXPECT_TRUE(layers[1].segments[0].stp);
+  EXPECT_TRUE(cache_file_protected_tokens(layers[1].segments[0]).empty());
+  EXPECT_EQ(cache_file_protected_tokens(layers[2].segments[0]).size(), 64u);
+  EXPECT_FALSE(layers[0].segments[1].stp);
+}
+
+// Version 1 files (before segment flags): read as segments without protection, and written back in
+// their own layout. tests/data/cache_format1_k1.5-v1.58.vkv was saved by the version 1 library
+// (fuzz/corpus/k1.5-v1.58.vkv of that time: one layer, 40 tokens, a second empty sequence).
+TEST(CacheFileVersions, Version1FilesAreRead) {
+  const std::string path = std::string(VIDKV_TEST_DATA_DIR) + "/cache_format1_k1.5-v1.58.vkv";
+  const CacheFileContents v1 = read_cache_file(path);
+  EXPECT_EQ(v1.format_version, 1u);
+  EXPECT_EQ(v1.settings.name, "k1.5-v1.58");
+  ASSERT_EQ(v1.sequences.size(), 2u);
+  ASSERT_EQ(v1.sequences[0].layers[0].segments.size(), 1u);
+  EXPECT_EQ(v1.sequences[0].layers[0].segments[0].tokens, 32u);
+  EXPECT_FALSE(v1.sequences[0].layers[0].segments[0].stp);
+  EXPECT_EQ(v1.sequences[0].layers[0].residual, 8u);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(serialize_cache_file(v1), bytes);
+  // As version 2: 8 more bytes per segment (flags and protected count), the same contents.
+  CacheFileContents v2 = v1;
+  v2.format_version = kCacheFileFormatVersion;
+  const std::vector<uint8_t> v2_bytes = serialize_cache_file(v2);
+  EXPECT_EQ(v2_bytes.size(), bytes.size() + 8);
+  expect_same_contents(parse_cache_file(v2_bytes.data(), v2_bytes.size(), "v2"), v2);
+}
+
+TEST(CacheFileVersions, Version1RoundTripsForEveryQuantizedPreset) {
+  for (const char* p : {"2bit", "kivi", "k1.5-v2", "k1.5-v1.58", "fp16"}) {
+    SCOPED_TRACE(p);
+    CacheFileContents c = random_contents(preset(p), {2, 2, 4, 64}, 28);
+    c.format_version = 1;
+    const std::vector<uint8_t> bytes = serialize_cache_file(c);
+    expect_same_contents(parse_cache_file(bytes.data(), bytes.size(), "v1"), c);
+    EXPECT_EQ(serialize_cache_file(parse_cache_file(bytes.data(), bytes.size(), "v1")), bytes);
+  }
 }
 
 TEST(CacheFileIo, MissingAndUnwritablePathsAreIoErrors) {

@@ -32,10 +32,25 @@ inline std::vector<uint32_t> random_channel_table(const CacheGeometry& g, const 
   return table;
 }
 
-// A layer holding segments of `segment_tokens` each and `residual` fp16 tokens.
+// `count` distinct positions below `tokens`, increasing, as u32 little-endian bytes.
+inline std::vector<uint8_t> random_protected_list(uint32_t tokens, uint32_t count, std::mt19937_64& rng) {
+  std::vector<uint32_t> all(tokens);
+  std::iota(all.begin(), all.end(), 0u);
+  std::shuffle(all.begin(), all.end(), rng);
+  all.resize(count);
+  std::sort(all.begin(), all.end());
+  std::vector<uint8_t> bytes;
+  for (uint32_t p : all) {
+    for (int i = 0; i < 4; ++i) bytes.push_back(uint8_t(p >> (8 * i)));
+  }
+  return bytes;
+}
+
+// A layer holding segments of `segment_tokens` each and `residual` fp16 tokens. `protect` >= 0:
+// segment 0 is an STP segment protecting that many tokens (at random positions).
 inline CacheFileLayer random_layer(const CacheGeometry& g, const CacheSettings& s,
                                    const std::vector<uint32_t>& segment_tokens, uint32_t residual, bool prefilled,
-                                   bool appended, std::mt19937_64& rng) {
+                                   bool appended, std::mt19937_64& rng, int protect = -1) {
   CacheFileLayer l;
   l.prefilled = prefilled;
   l.appended = appended;
@@ -43,9 +58,14 @@ inline CacheFileLayer random_layer(const CacheGeometry& g, const CacheSettings& 
   for (uint32_t t : segment_tokens) {
     CacheFileSegment seg;
     seg.tokens = t;
-    for (const CacheFileArraySpec& spec : cache_file_segment_arrays(g, s, t)) {
+    if (protect >= 0 && l.segments.empty()) {
+      seg.stp = true;
+      seg.protected_count = uint32_t(protect);
+    }
+    for (const CacheFileArraySpec& spec : cache_file_segment_arrays(g, s, t, seg.stp, seg.protected_count)) {
       std::vector<uint8_t> bytes(spec.bytes);
       for (auto& b : bytes) b = uint8_t(rng());
+      if (spec.id == CacheFileArrayId::stp_protected_tokens) bytes = random_protected_list(t, seg.protected_count, rng);
       seg.arrays.push_back({spec.id, std::move(bytes)});
     }
     l.segments.push_back(std::move(seg));
@@ -60,7 +80,8 @@ inline CacheFileLayer random_layer(const CacheGeometry& g, const CacheSettings& 
 }
 
 // Two sequences over `g.layers` layers: a prefilled one with a segment and a tail (and a flushed
-// segment on layer 0), and one with an appended-only layer and empty layers.
+// segment on layer 0), and one with an appended-only layer and empty layers. With STP settings
+// the prefill segments protect G, 0, 2G (all), G, 0, ... tokens by layer.
 inline CacheFileContents random_contents(const CacheSettings& s, const CacheGeometry& g, uint64_t seed) {
   std::mt19937_64 rng(seed);
   CacheFileContents c;
@@ -78,7 +99,8 @@ inline CacheFileContents random_contents(const CacheSettings& s, const CacheGeom
     } else {
       std::vector<uint32_t> segs{2 * G};
       if (l == 0) segs.push_back(R);
-      a.layers.push_back(random_layer(g, s, segs, l == 0 ? 9 : G - 1, true, l == 0, rng));
+      const int protect = s.stp ? int((l % 3 == 2 ? 2 : l % 3 == 0 ? 1 : 0) * G) : -1;
+      a.layers.push_back(random_layer(g, s, segs, l == 0 ? 9 : G - 1, true, l == 0, rng, protect));
       b.layers.push_back(l == 0 ? random_layer(g, s, {}, 5, false, true, rng) : CacheFileLayer{});
     }
   }
@@ -114,6 +136,8 @@ inline void expect_same_contents(const CacheFileContents& a, const CacheFileCont
       ASSERT_EQ(p.segments.size(), q.segments.size());
       for (size_t s = 0; s < p.segments.size(); ++s) {
         EXPECT_EQ(p.segments[s].tokens, q.segments[s].tokens);
+        EXPECT_EQ(p.segments[s].stp, q.segments[s].stp);
+        EXPECT_EQ(p.segments[s].protected_count, q.segments[s].protected_count);
         ASSERT_EQ(p.segments[s].arrays.size(), q.segments[s].arrays.size());
         for (size_t k = 0; k < p.segments[s].arrays.size(); ++k) {
           EXPECT_EQ(p.segments[s].arrays[k].id, q.segments[s].arrays[k].id);

@@ -1,7 +1,7 @@
 # The vidkv-cache tool end to end (ctest cache_tool): compress a tiny K/V dump written with
-# write_npy into a saved cache, inspect it, and inspect damaged files, which must fail with exit
-# status 1 and a message naming the damage. Variables: TOOL (vidkv-cache), DATA
-# (vidkv_cache_tool_data), WORK (a scratch directory).
+# write_npy into a saved cache, inspect it, the fuzzer's seeds (an STP cache, a version 1 file), and
+# damaged files, which must fail with exit status 1 and a message naming the damage. Variables:
+# TOOL (vidkv-cache), DATA (vidkv_cache_tool_data), WORK (a scratch directory).
 foreach(var TOOL DATA WORK)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "test_cache_file_tool.cmake needs -D${var}=...")
@@ -37,6 +37,13 @@ expect(0 "saved" "${TOOL}" compress --kv "${WORK}/dump" -o "${WORK}/d.vkv" --max
 expect(0 "k1\\.5-v2.*4 query heads.*max_tokens 1000" "${TOOL}" inspect "${WORK}/d.vkv")
 expect(1 "above --max-tokens 64" "${TOOL}" compress --kv "${WORK}/dump" --preset 2bit -o "${WORK}/e.vkv" --max-tokens 64)
 expect(1 "unknown preset" "${TOOL}" compress --kv "${WORK}/dump" --preset k3 -o "${WORK}/e.vkv")
+
+# The fuzzer's seeds: an STP cache shows its protected counts per sequence and per segment; a
+# version 1 file is still read.
+expect(0 "" "${DATA}" corpus "${WORK}/corpus")
+expect(0 "format version 2.*32 tokens protected \\(STP\\) in 2 segments.*layer 0: 200 tokens, segments \\[64 \\(STP: 32 protected\\)\\+128\\].*layer 1: 32 tokens, segments \\[32 \\(STP: 0 protected\\)\\]"
+       "${TOOL}" inspect "${WORK}/corpus/k1.5-v1.58-stp.vkv" --layers)
+expect(0 "format version 1.*k1\\.5-v1\\.58" "${TOOL}" inspect "${WORK}/corpus/format1-k1.5-v1.58.vkv")
 
 # Damage: a byte inside the first layer section, the tail cut off, not a cache file at all.
 expect(0 "" "${DATA}" flip "${WORK}/c.vkv" "${WORK}/flipped.vkv" 300)

@@ -5,7 +5,8 @@
 //   vidkv_cache_tool_data flip IN OUT OFFSET     IN with the byte at OFFSET inverted
 //   vidkv_cache_tool_data cut IN OUT BYTES       the first BYTES bytes of IN
 //   vidkv_cache_tool_data corpus DIR             the fuzzer's seed files (fuzz/corpus): tiny caches
-//                                                saved by Cache::save, and two damaged copies
+//                                                saved by Cache::save (an STP one among them), one
+//                                                rewritten as format version 1, two damaged copies
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,7 @@
 
 #include "common/npy.hpp"
 #include "vidkv/cache.hpp"
+#include "vidkv/cache_file.hpp"
 #include "vidkv/fp16.hpp"
 
 namespace {
@@ -83,6 +85,25 @@ void corpus(const std::string& dir) {
     cache.create_sequence();  // an empty second sequence
     cache.save(dir + "/" + s.preset + ".vkv");
   }
+  // Semantic token protection: a prefill protecting its second group, with a tail, then appends
+  // across a flush (an STP segment, a plain one and a residual); a second layer's prefill protects
+  // nothing (an STP segment of 1.58-bit values only).
+  {
+    vidkv::Cache cache(ctx, {2, 1, 1, 64}, vidkv::preset("k1.5-v1.58-stp"), 256);
+    const uint32_t seq = cache.create_sequence();
+    vidkv::CacheStpInput stp;
+    for (uint32_t t = 32; t < 64; ++t) stp.protected_tokens.push_back(t);
+    cache.prefill(seq, 0, halves(70), halves(70), 70, stp);
+    for (uint32_t i = 0; i < 130; ++i) cache.append(seq, 0, halves(1), halves(1));
+    cache.prefill(seq, 1, halves(32), halves(32), 32, vidkv::CacheStpInput{});
+    cache.save(dir + "/k1.5-v1.58-stp.vkv");
+  }
+  // The same plain cache in format version 1 (no segment flags), which the parser still reads.
+  vidkv::CacheFileContents v1 = vidkv::read_cache_file(dir + "/k1.5-v1.58.vkv");
+  v1.format_version = 1;
+  const std::vector<uint8_t> v1_bytes = vidkv::serialize_cache_file(v1);
+  write_all(dir + "/format1-k1.5-v1.58.vkv", std::vector<char>(v1_bytes.begin(), v1_bytes.end()));
+
   std::vector<char> bytes = read_all(dir + "/k1.5-v1.58.vkv");
   std::vector<char> flipped = bytes;
   flipped[flipped.size() / 2] = char(flipped[flipped.size() / 2] ^ 0x04);

@@ -123,7 +123,7 @@ class Parser {
   CacheFileContents parse() {
     read_file_header();
     CacheFileContents c;
-    c.format_version = kCacheFileFormatVersion;
+    c.format_version = version_;
     const uint32_t sequences = read_head(c);
     std::set<uint32_t> ids;
     for (uint32_t i = 0; i < sequences; ++i) {
@@ -146,10 +146,16 @@ class Parser {
     }
     const uint8_t* p = data_ + magic;
     const uint32_t version = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-    if (version != kCacheFileFormatVersion) {
-      fail("format version " + std::to_string(version) + " is not supported (this library reads version " +
-           std::to_string(kCacheFileFormatVersion) + ")");
+    if (version < kCacheFileOldestFormatVersion || version > kCacheFileFormatVersion) {
+      const std::string oldest = std::to_string(kCacheFileOldestFormatVersion);
+      const std::string newest = std::to_string(kCacheFileFormatVersion);
+      const std::string reads = kCacheFileOldestFormatVersion == kCacheFileFormatVersion ? "version " + newest
+                                : kCacheFileOldestFormatVersion + 1 == kCacheFileFormatVersion
+                                    ? "versions " + oldest + " and " + newest
+                                    : "versions " + oldest + " to " + newest;
+      fail("format version " + std::to_string(version) + " is not supported (this library reads " + reads + ")");
     }
+    version_ = version;
     pos_ = cache_file::kFileHeaderBytes;
   }
 
@@ -324,7 +330,7 @@ class Parser {
 
     uint64_t segment_tokens = 0;
     for (uint32_t i = 0; i < segments; ++i) {
-      l.segments.push_back(read_segment(in, c, i, segment_tokens));
+      l.segments.push_back(read_segment(in, c, i, l.prefilled, segment_tokens));
     }
     if (segment_tokens != l.quantized) {
       in.fail("segments hold " + std::to_string(segment_tokens) + " tokens; the layer says " +
@@ -362,19 +368,34 @@ class Parser {
     }
   }
 
-  CacheFileSegment read_segment(Cursor& in, const CacheFileContents& c, uint32_t index, uint64_t& layer_tokens) {
+  CacheFileSegment read_segment(Cursor& in, const CacheFileContents& c, uint32_t index, bool prefilled,
+                                uint64_t& layer_tokens) {
     const std::string seg = "segment " + std::to_string(index);
     CacheFileSegment s;
     s.tokens = in.u32("segment tokens");
+    uint32_t flags = 0;
+    if (version_ >= 2) {
+      flags = in.u32("segment flags");
+      s.protected_count = in.u32("protected token count");
+    }
     const uint32_t count = in.u32("segment array count");
     layer_tokens += s.tokens;
     if (layer_tokens > c.max_tokens) {
       in.fail(seg + " brings the layer to " + std::to_string(layer_tokens) + " tokens, above max_tokens " +
               std::to_string(c.max_tokens));
     }
+    if (flags & ~kCacheFileSegmentStp) in.fail(seg + ": unknown flag bits " + hex32(flags));
+    s.stp = flags & kCacheFileSegmentStp;
+    // The cache protects tokens only in a prefill's segment, which is a layer's first.
+    if (s.stp && (index != 0 || !prefilled)) {
+      in.fail(seg + " is marked STP; only a layer's prefill segment (segment 0 of a prefilled layer) protects "
+                    "tokens");
+    }
+    // Checks the protected count (multiple of group_size, at most the tokens) before any size is
+    // computed from it.
     std::vector<CacheFileArraySpec> specs;
     try {
-      specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens);
+      specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens, s.stp, s.protected_count);
     } catch (const Error& e) {
       in.fail(seg + ": " + e.what());
     }
@@ -409,7 +430,26 @@ class Parser {
       s.arrays.push_back({specs[which].id, std::vector<uint8_t>(p, p + length)});
       found[which] = true;
     }
-    return s;  // count == specs.size(), each in its place: every array was found
+    // count == specs.size(), each in its place: every array was found.
+    if (s.stp) check_protected_tokens(in, seg, s);
+    return s;
+  }
+
+  // The device's token map is rebuilt from this list (index in its part, per token), and the
+  // attention and decode index tokens with it: positions strictly increasing, inside the segment.
+  static void check_protected_tokens(const Cursor& in, const std::string& seg, const CacheFileSegment& s) {
+    const std::vector<uint32_t> list = cache_file_protected_tokens(s);
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i] >= s.tokens) {
+        in.fail(seg + ": protected token " + std::to_string(i) + " is position " + std::to_string(list[i]) +
+                ", outside the segment's " + std::to_string(s.tokens) + " tokens");
+      }
+      if (i > 0 && list[i] <= list[i - 1]) {
+        in.fail(seg + ": protected token " + std::to_string(i) + " is position " + std::to_string(list[i]) +
+                ", not above the previous " + std::to_string(list[i - 1]) +
+                " (the positions are strictly increasing)");
+      }
+    }
   }
 
   void read_end() {
@@ -432,6 +472,7 @@ class Parser {
   std::string name_;
   uint64_t pos_ = 0;
   uint32_t sections_ = 0;
+  uint32_t version_ = kCacheFileFormatVersion;  // the file's, once its header is read
 };
 
 void Cursor::fail(const std::string& message) const { parser_.fail(what_ + ": " + message); }

@@ -44,25 +44,40 @@ const char* cache_file_array_name(CacheFileArrayId id) noexcept {
     case CacheFileArrayId::value_codes: return "value_codes";
     case CacheFileArrayId::value_scales: return "value_scales";
     case CacheFileArrayId::value_mins: return "value_mins";
+    case CacheFileArrayId::value_high_codes: return "value_high_codes";
+    case CacheFileArrayId::value_high_scales: return "value_high_scales";
+    case CacheFileArrayId::value_high_mins: return "value_high_mins";
+    case CacheFileArrayId::stp_protected_tokens: return "stp_protected_tokens";
   }
   return "unknown";
 }
 
 std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheGeometry& g, const CacheSettings& s,
-                                                          uint32_t tokens) {
+                                                          uint32_t tokens, bool stp, uint32_t protected_count) {
   if (s.key_mode == KeyMode::fp16 || s.value_mode == ValueMode::fp16) {
     throw Error(ErrorCode::invalid_argument, "settings " + s.name + " store keys or values in fp16: no segments");
-  }
-  if (s.stp) {
-    // An STP segment also holds a token map and a second value part: arrays this version does not
-    // define yet. Refusing here keeps a save from dropping them silently.
-    throw Error(ErrorCode::unsupported_bits, "settings " + s.name +
-                                                 ": segments with semantic token protection have no saved form yet");
   }
   const uint32_t H = g.kv_heads, D = g.head_dim, G = s.group_size;
   if (tokens == 0 || G == 0 || tokens % G != 0) {
     throw Error(ErrorCode::bad_group_size, "segment of " + std::to_string(tokens) +
                                                " tokens is not a positive multiple of group_size " + std::to_string(G));
+  }
+  if (!stp && protected_count != 0) {
+    throw Error(ErrorCode::invalid_argument, "a segment without semantic token protection protects " +
+                                                 std::to_string(protected_count) + " tokens");
+  }
+  if (stp) {
+    if (!s.stp || s.value_mode != ValueMode::per_channel_ternary) {
+      throw Error(ErrorCode::invalid_argument, "a segment with semantic token protection in settings " + s.name +
+                                                   ", which have none");
+    }
+    // Both parts are quantized in whole groups along their gathered token axis.
+    if (protected_count > tokens || protected_count % G != 0) {
+      throw Error(ErrorCode::invalid_argument, "STP segment of " + std::to_string(tokens) + " tokens protects " +
+                                                   std::to_string(protected_count) +
+                                                   "; the count must be a multiple of group_size " +
+                                                   std::to_string(G) + " and at most the segment's tokens");
+    }
   }
   using Id = CacheFileArrayId;
   using Part = CacheFilePart;
@@ -82,13 +97,24 @@ std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheGeometry& g
     out.push_back({Id::key_stream_codes, Part::keys, Role::codes, st.codes});
     out.push_back({Id::key_stream_scales, Part::keys, Role::scales, st.scales});
   }
-  const TensorShape shape{H, tokens, D};
+  // An STP segment's 1.58-bit part holds the tokens it does not protect, gathered.
+  const TensorShape shape{H, tokens - protected_count, D};
   switch (s.value_mode) {
     case ValueMode::per_channel_ternary: {
       // Trits 5 per byte; the decode is code * scale, so there are no mins.
-      const Packed v = packed({QuantBits::b1_58, QuantAxis::channel, G, s.ternary}, shape);
-      out.push_back({Id::value_codes, Part::values, Role::codes, trit_packed_bytes(shape, G)});
-      out.push_back({Id::value_scales, Part::values, Role::scales, v.scales});
+      if (shape.tokens > 0) {
+        const Packed v = packed({QuantBits::b1_58, QuantAxis::channel, G, s.ternary}, shape);
+        out.push_back({Id::value_codes, Part::values, Role::codes, trit_packed_bytes(shape, G)});
+        out.push_back({Id::value_scales, Part::values, Role::scales, v.scales});
+      }
+      if (protected_count > 0) {
+        // The protected tokens' 2-bit part, as GpuStp / reference::quantize_values_stp store it.
+        const Packed h = packed({QuantBits::b2, QuantAxis::channel, G, TernaryScale::mean_abs}, {H, protected_count, D});
+        out.push_back({Id::value_high_codes, Part::values, Role::codes, h.codes});
+        out.push_back({Id::value_high_scales, Part::values, Role::scales, h.scales});
+        out.push_back({Id::value_high_mins, Part::values, Role::mins, h.scales});
+        out.push_back({Id::stp_protected_tokens, Part::values, Role::tokens, uint64_t(protected_count) * 4});
+      }
       break;
     }
     case ValueMode::per_channel_2bit:
@@ -103,6 +129,18 @@ std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheGeometry& g
     default:
       throw Error(ErrorCode::invalid_argument,
                   "value mode enum value " + std::to_string(int(s.value_mode)) + " has no segment layout");
+  }
+  return out;
+}
+
+std::vector<uint32_t> cache_file_protected_tokens(const CacheFileSegment& segment) {
+  std::vector<uint32_t> out;
+  for (const CacheFileArray& a : segment.arrays) {
+    if (a.id != CacheFileArrayId::stp_protected_tokens) continue;
+    const uint8_t* p = a.bytes.data();
+    for (size_t i = 0; i + 4 <= a.bytes.size(); i += 4) {
+      out.push_back(uint32_t(p[i]) | uint32_t(p[i + 1]) << 8 | uint32_t(p[i + 2]) << 16 | uint32_t(p[i + 3]) << 24);
+    }
   }
   return out;
 }
@@ -128,15 +166,18 @@ CacheStats cache_file_stats(const CacheFileContents& c) {
       st.residual_tokens += l.residual;
       st.segments += uint32_t(l.segments.size());
       for (const CacheFileSegment& s : l.segments) {
-        const auto specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens);
+        const auto specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens, s.stp, s.protected_count);
         for (const CacheFileArray& a : s.arrays) {
           for (const CacheFileArraySpec& spec : specs) {
-            if (spec.id != a.id) continue;
+            if (spec.id != a.id || spec.role == CacheFileRole::tokens) continue;
             CachePartBytes& part = spec.part == CacheFilePart::keys ? st.keys : st.values;
             (spec.role == CacheFileRole::codes ? part.codes : spec.role == CacheFileRole::scales ? part.scales : part.mins) +=
                 a.bytes.size();
           }
         }
+        // The device keeps, for the attention, a uint32 token map over the segment (rebuilt
+        // from the protected list when loaded), counted as the cache counts it.
+        if (s.stp) st.values.maps += uint64_t(s.tokens) * 4;
       }
       st.keys.maps += uint64_t(l.channels.size()) * 4;
       st.residual_bytes += uint64_t(l.residual) * row * 2;

@@ -90,7 +90,7 @@ void write_head(Writer& w, const CacheFileContents& c) {
   w.end_section();
 }
 
-void write_layer(Writer& w, uint32_t index, const CacheFileLayer& l) {
+void write_layer(Writer& w, uint32_t version, uint32_t index, const CacheFileLayer& l) {
   w.begin_section(cache_file::kTagLayer);
   w.u32(index);
   w.u32((l.prefilled ? cache_file::kLayerPrefilled : 0) | (l.appended ? cache_file::kLayerAppended : 0));
@@ -101,6 +101,11 @@ void write_layer(Writer& w, uint32_t index, const CacheFileLayer& l) {
   w.words(l.channels);
   for (const CacheFileSegment& s : l.segments) {
     w.u32(s.tokens);
+    if (version >= 2) {
+      // Version 1 segments have no flags or protected count (and cannot be STP segments).
+      w.u32(s.stp ? kCacheFileSegmentStp : 0);
+      w.u32(s.protected_count);
+    }
     w.u32(uint32_t(s.arrays.size()));
     for (const CacheFileArray& a : s.arrays) {
       w.u32(uint32_t(a.id));
@@ -126,7 +131,7 @@ std::vector<uint8_t> serialize_cache_file(const CacheFileContents& c) {
     w.u32(seq.id);
     w.u32(uint32_t(seq.layers.size()));
     w.end_section();
-    for (uint32_t i = 0; i < seq.layers.size(); ++i) write_layer(w, i, seq.layers[i]);
+    for (uint32_t i = 0; i < seq.layers.size(); ++i) write_layer(w, c.format_version, i, seq.layers[i]);
   }
   // The end section records the file's length and section count, so a file cut at a section
   // boundary, or with sections added or lost, is told apart from a whole one.

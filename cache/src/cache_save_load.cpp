@@ -3,6 +3,11 @@
 // loading parses and checks the whole file on the host first (parse_cache_file), then checks it
 // against the cache, uploads every sequence into new device buffers set aside, and only then adds
 // them: a file that fails anywhere leaves the cache exactly as it was.
+//
+// Semantic token protection: an STP segment is saved as its two value parts and the sorted list of
+// protected positions; loading rebuilds the split and the token map from that list through the
+// same code that builds them at prefill (prepare_stp_values), so the device state is the one the
+// prefill made.
 #include <algorithm>
 #include <string>
 
@@ -33,6 +38,10 @@ std::unique_ptr<rt::Buffer>& segment_buffer(Segment& s, CacheFileArrayId id) {
     case CacheFileArrayId::value_codes: return s.values.codes;
     case CacheFileArrayId::value_scales: return s.values.scales;
     case CacheFileArrayId::value_mins: return s.values.mins;
+    case CacheFileArrayId::value_high_codes: return s.values_high.codes;
+    case CacheFileArrayId::value_high_scales: return s.values_high.scales;
+    case CacheFileArrayId::value_high_mins: return s.values_high.mins;
+    case CacheFileArrayId::stp_protected_tokens: break;  // host data: the split, not a buffer
   }
   throw Error(ErrorCode::invalid_argument,
               "cache: array id " + std::to_string(uint32_t(id)) + " has no place in a device segment");
@@ -42,6 +51,15 @@ template <typename T>
 std::vector<T> download(const rt::Buffer& buffer, uint64_t count) {
   std::vector<T> out(count);
   if (count > 0) buffer.download(out.data(), count * sizeof(T));
+  return out;
+}
+
+std::vector<uint8_t> little_endian(const std::vector<uint32_t>& words) {
+  std::vector<uint8_t> out;
+  out.reserve(words.size() * 4);
+  for (uint32_t w : words) {
+    for (int i = 0; i < 4; ++i) out.push_back(uint8_t(w >> (8 * i)));
+  }
   return out;
 }
 
@@ -61,7 +79,14 @@ CacheFileLayer save_layer(const Cache::Impl& m, const Layer& l) {
   for (const Segment& s : l.segments) {
     CacheFileSegment fs;
     fs.tokens = s.tokens;
-    for (const CacheFileArraySpec& spec : cache_file_segment_arrays(m.geometry, m.settings, s.tokens)) {
+    fs.stp = s.stp;
+    fs.protected_count = s.stp ? uint32_t(s.split.protected_tokens.size()) : 0;
+    for (const CacheFileArraySpec& spec :
+         cache_file_segment_arrays(m.geometry, m.settings, s.tokens, fs.stp, fs.protected_count)) {
+      if (spec.id == CacheFileArrayId::stp_protected_tokens) {
+        fs.arrays.push_back({spec.id, little_endian(s.split.protected_tokens)});
+        continue;
+      }
       const auto& buffer = segment_buffer(const_cast<Segment&>(s), spec.id);
       fs.arrays.push_back({spec.id, download<uint8_t>(*buffer, spec.bytes)});
     }
@@ -92,8 +117,9 @@ CacheFileSequence save_sequence(const Cache::Impl& m, uint32_t id, const Sequenc
 }
 
 // New device buffers holding one layer of a parsed file (checked by the parser and
-// check_fits): nothing of the cache is touched.
-Layer upload_layer(const Cache::Impl& m, const CacheFileLayer& f) {
+// check_fits): nothing of the cache is touched but its scratch (an STP segment makes sure the
+// decode's gather buffer exists, as its prefill does).
+Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f) {
   Layer l;
   l.prefilled = f.prefilled;
   l.appended = f.appended;
@@ -103,10 +129,26 @@ Layer upload_layer(const Cache::Impl& m, const CacheFileLayer& f) {
   for (const CacheFileSegment& fs : f.segments) {
     Segment s;
     s.tokens = fs.tokens;
-    const auto specs = cache_file_segment_arrays(m.geometry, m.settings, fs.tokens);
+    s.heads = m.geometry.kv_heads;  // a saved cache has no per-head policies: every head
+    if (fs.stp) {
+      // The split as the prefill made it (other tokens: the complement, increasing), then the
+      // buffers, token map and value byte counts exactly as prepare_segment allocates them.
+      const TokenSplit split =
+          reference::split_from_list(cache_file_protected_tokens(fs), fs.tokens, m.settings.group_size);
+      m.prepare_stp_values(s, split);
+    }
+    const auto specs = cache_file_segment_arrays(m.geometry, m.settings, fs.tokens, fs.stp, fs.protected_count);
     for (const CacheFileArray& a : fs.arrays) {
       const auto spec = std::find_if(specs.begin(), specs.end(), [&](const auto& x) { return x.id == a.id; });
-      segment_buffer(s, a.id) = upload(m.ctx, a.bytes.data(), a.bytes.size());
+      if (spec->role == CacheFileRole::tokens) continue;  // rebuilt above
+      std::unique_ptr<rt::Buffer>& slot = segment_buffer(s, a.id);
+      if (slot && slot->size() >= a.bytes.size()) {
+        if (!a.bytes.empty()) slot->upload(a.bytes.data(), a.bytes.size());
+      } else {
+        slot = upload(m.ctx, a.bytes.data(), a.bytes.size());
+      }
+      // prepare_stp_values has counted an STP segment's values (with its token map).
+      if (spec->part == CacheFilePart::values && fs.stp) continue;
       CachePartBytes& part = spec->part == CacheFilePart::keys ? s.key_bytes : s.value_bytes;
       (spec->role == CacheFileRole::codes ? part.codes : spec->role == CacheFileRole::scales ? part.scales : part.mins) +=
           a.bytes.size();
@@ -163,7 +205,7 @@ void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::str
   }
 }
 
-std::vector<Sequence> upload_sequences(const Cache::Impl& m, const CacheFileContents& c) {
+std::vector<Sequence> upload_sequences(Cache::Impl& m, const CacheFileContents& c) {
   std::vector<Sequence> out;
   for (const CacheFileSequence& f : c.sequences) {
     Sequence s;
@@ -173,10 +215,19 @@ std::vector<Sequence> upload_sequences(const Cache::Impl& m, const CacheFileCont
   return out;
 }
 
+// The file has no place for per-head policies yet: refuse rather than drop them.
+void check_savable(const Cache::Impl& m) {
+  if (!m.settings.head_policies.uniform()) {
+    throw Error(ErrorCode::invalid_argument,
+                "saving caches with per-head policies (head_policies) is not supported yet");
+  }
+}
+
 }  // namespace
 
 void Cache::save(const std::string& path) const {
   const Impl& m = *impl_;
+  check_savable(m);
   CacheFileContents c = save_header(m);
   for (const auto& [id, seq] : m.sequences) c.sequences.push_back(save_sequence(m, id, seq));
   write_cache_file(path, serialize_cache_file(c));
@@ -184,6 +235,7 @@ void Cache::save(const std::string& path) const {
 
 void Cache::save(const std::string& path, uint32_t sequence) const {
   const Impl& m = *impl_;
+  check_savable(m);
   const Sequence& seq = m.sequence(sequence);  // throws naming an unknown id
   CacheFileContents c = save_header(m);
   c.sequences.push_back(save_sequence(m, sequence, seq));

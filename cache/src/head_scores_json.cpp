@@ -30,8 +30,11 @@ struct JValue {
   std::string text;    // number source text, string contents
   double d = 0.0;      // numbers
   bool integer = false;  // a number written without fraction or exponent
-  std::vector<JValue> items;                            // array
-  std::vector<std::pair<std::string, JValue>> members;  // object, in order
+  std::vector<JValue> items;        // array
+  // Object members in order, as two parallel lists: a vector of pairs holding the incomplete
+  // JValue does not compile with clang's C++20 library checks.
+  std::vector<std::string> keys;
+  std::vector<JValue> members;
 };
 
 class JsonError {
@@ -114,13 +117,14 @@ class Reader {
       if (peek() != '"') fail_(pos_, "expected a string key");
       const size_t key_at = pos_;
       std::string key = string().text;
-      for (const auto& m : v.members) {
-        if (m.first == key) fail_(key_at, "repeated key \"" + key + "\"");
+      for (const std::string& k : v.keys) {
+        if (k == key) fail_(key_at, "repeated key \"" + key + "\"");
       }
       skip();
       if (peek() != ':') fail_(pos_, "expected ':' after key \"" + key + "\"");
       ++pos_;
-      v.members.emplace_back(std::move(key), value(depth + 1));
+      v.members.push_back(value(depth + 1));
+      v.keys.push_back(std::move(key));
       skip();
       if (peek() == ',') {
         ++pos_;
@@ -311,10 +315,10 @@ uint32_t index(const JValue& v, const std::string& what, const JsonError& fail) 
 
 HeadScore from_object(const JValue& o, const JsonError& fail) {
   const JValue *layer = nullptr, *head = nullptr, *score = nullptr;
-  for (const auto& m : o.members) {
-    if (m.first == "layer") layer = &m.second;
-    else if (m.first == "head") head = &m.second;
-    else if (m.first == "score") score = &m.second;
+  for (size_t i = 0; i < o.keys.size(); ++i) {
+    if (o.keys[i] == "layer") layer = &o.members[i];
+    else if (o.keys[i] == "head") head = &o.members[i];
+    else if (o.keys[i] == "score") score = &o.members[i];
   }
   for (const auto& need : {std::make_pair("layer", layer), std::make_pair("head", head), std::make_pair("score", score)}) {
     if (!need.second) fail(o.offset, std::string("the object has no \"") + need.first + "\"");

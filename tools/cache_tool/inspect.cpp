@@ -18,18 +18,25 @@ void print_part(const char* name, const CachePartBytes& p, double bits) {
 
 void print_sequence(const CacheFileContents& c, const CacheFileSequence& s, bool layers) {
   uint32_t lo = UINT32_MAX, hi = 0;
-  uint64_t quantized = 0, residual = 0, segments = 0;
+  uint64_t quantized = 0, residual = 0, segments = 0, protected_tokens = 0, stp_segments = 0;
   for (const CacheFileLayer& l : s.layers) {
     lo = std::min(lo, l.quantized + l.residual);
     hi = std::max(hi, l.quantized + l.residual);
     quantized += l.quantized;
     residual += l.residual;
     segments += l.segments.size();
+    for (const CacheFileSegment& seg : l.segments) {
+      stp_segments += seg.stp ? 1 : 0;
+      protected_tokens += seg.protected_count;
+    }
   }
   const std::string per_layer = lo == hi ? std::to_string(lo) : std::to_string(lo) + ".." + std::to_string(hi);
-  std::printf("  id %u: %s tokens per layer; over %u layers %llu quantized in %llu segments, %llu in residuals\n", s.id,
-              per_layer.c_str(), c.geometry.layers, (unsigned long long)quantized, (unsigned long long)segments,
-              (unsigned long long)residual);
+  const std::string stp = stp_segments == 0 ? std::string()
+                                            : "; " + std::to_string(protected_tokens) + " tokens protected (STP) in " +
+                                                  std::to_string(stp_segments) + " segments";
+  std::printf("  id %u: %s tokens per layer; over %u layers %llu quantized in %llu segments, %llu in residuals%s\n",
+              s.id, per_layer.c_str(), c.geometry.layers, (unsigned long long)quantized, (unsigned long long)segments,
+              (unsigned long long)residual, stp.c_str());
   if (!layers) return;
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const CacheFileLayer& l = s.layers[i];
@@ -37,6 +44,8 @@ void print_sequence(const CacheFileContents& c, const CacheFileSequence& s, bool
     for (const CacheFileSegment& seg : l.segments) {
       if (!sizes.empty()) sizes += '+';
       sizes += std::to_string(seg.tokens);
+      // Semantic token protection: how many of the segment's tokens keep 2-bit values.
+      if (seg.stp) sizes += " (STP: " + std::to_string(seg.protected_count) + " protected)";
     }
     std::printf("    layer %zu: %u tokens, segments [%s], residual %u%s%s\n", i, l.quantized + l.residual,
                 sizes.c_str(), l.residual, l.prefilled ? ", prefilled" : "", l.appended ? ", appended" : "");

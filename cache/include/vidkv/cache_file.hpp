@@ -7,10 +7,11 @@
 // serialize_cache_file() writes one.
 //
 // A segment is a list of arrays, each named by an id (CacheFileArrayId). Which arrays a segment
-// holds, and their exact byte lengths, follow from the geometry, the settings and the segment's
-// token count (cache_file_segment_arrays); a file whose segment lacks one, repeats one, has an
-// unknown id or a different length is rejected. Adding an array to segments later is a new id,
-// a line in that function and the device mapping in cache/src/cache_save_load.cpp.
+// holds, and their exact byte lengths, follow from the geometry, the settings, the segment's
+// token count and (semantic token protection) its protected-token count
+// (cache_file_segment_arrays); a file whose segment lacks one, repeats one, has an unknown id or a
+// different length is rejected. Adding an array to segments later is a new id, a line in that
+// function and the device mapping in cache/src/cache_save_load.cpp.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -21,9 +22,13 @@
 
 namespace vidkv {
 
-// The format this library writes and reads (docs/cache-format.md). Files of another version are
-// refused with Error(corrupt_data) naming both versions.
-inline constexpr uint32_t kCacheFileFormatVersion = 1;
+// The format this library writes (docs/cache-format.md). It reads versions
+// kCacheFileOldestFormatVersion..kCacheFileFormatVersion; files of another version are refused
+// with Error(corrupt_data) naming the file's version and the ones read. Version 2 added a flags
+// word and a protected-token count to every segment (semantic token protection); a version 1
+// file reads as one whose segments have neither.
+inline constexpr uint32_t kCacheFileFormatVersion = 2;
+inline constexpr uint32_t kCacheFileOldestFormatVersion = 1;
 
 // Array ids of a segment. Stable numbers: they are stored in files.
 enum class CacheFileArrayId : uint32_t {
@@ -35,10 +40,18 @@ enum class CacheFileArrayId : uint32_t {
   value_codes = 6,           // 2-bit codes, or trits 5 per byte for 1.58-bit values
   value_scales = 7,
   value_mins = 8,            // none for 1.58-bit values
+  // Semantic token protection (STP segments only; value_codes/value_scales then hold the other
+  // tokens' 1.58-bit part, gathered in increasing position):
+  value_high_codes = 9,      // the protected tokens' 2-bit values per channel, gathered
+  value_high_scales = 10,
+  value_high_mins = 11,
+  stp_protected_tokens = 12,  // u32 positions within the segment, strictly increasing
 };
 
 enum class CacheFilePart { keys, values };
-enum class CacheFileRole { codes, scales, mins };
+// `tokens`: the protected-token list, from which the device's token map is rebuilt; no byte of
+// the device's quantized store (stats count the token map the attention reads instead).
+enum class CacheFileRole { codes, scales, mins, tokens };
 
 struct CacheFileArraySpec {
   CacheFileArrayId id;
@@ -51,10 +64,14 @@ struct CacheFileArraySpec {
 VIDKV_API const char* cache_file_array_name(CacheFileArrayId id) noexcept;
 
 // The arrays a segment of `tokens` tokens holds, in file order; empty parts (no anomalous channels
-// at nbits 1.0, no streams at nbits 2.0 and for 2-bit keys) have no arrays. The fp16 preset has no
-// segments. Throws Error naming the problem for settings or token counts no segment can have.
+// at nbits 1.0, no streams at nbits 2.0 and for 2-bit keys; an STP segment's protected part when
+// it protects no token, its other part when it protects all) have no arrays. The fp16 preset has
+// no segments. `stp`: the segment protects `protected_count` tokens (settings.stp only; a multiple
+// of group_size, at most `tokens`). Throws Error naming the problem for settings or counts no
+// segment can have.
 VIDKV_API std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheGeometry& geometry,
-                                                                    const CacheSettings& settings, uint32_t tokens);
+                                                                    const CacheSettings& settings, uint32_t tokens,
+                                                                    bool stp = false, uint32_t protected_count = 0);
 // uint32 entries of a layer's channel table: [units][head_dim], units = kv_heads for channel scope
 // head, 1 for scope layer (and kv_heads for 2-bit keys, whose table is the identity); 0 for fp16.
 VIDKV_API uint64_t cache_file_channel_table_entries(const CacheGeometry& geometry, const CacheSettings& settings);
@@ -64,10 +81,22 @@ struct CacheFileArray {
   std::vector<uint8_t> bytes;
 };
 
+// Segment flags (format version 2 on).
+inline constexpr uint32_t kCacheFileSegmentStp = 1u << 0;  // semantic token protection
+
 struct CacheFileSegment {
   uint32_t tokens = 0;
+  // Semantic token protection: the prefill segment of an STP cache (segment 0 of a prefilled
+  // layer) keeps `protected_count` tokens' values at 2 bits; their positions are the array
+  // stp_protected_tokens. Neither exists in version 1 files.
+  bool stp = false;
+  uint32_t protected_count = 0;
   std::vector<CacheFileArray> arrays;  // parse_cache_file returns them in cache_file_segment_arrays order
 };
+
+// The stp_protected_tokens array of `segment` as positions (empty when it has none). The parser
+// has checked them: strictly increasing, each below the segment's tokens, protected_count of them.
+VIDKV_API std::vector<uint32_t> cache_file_protected_tokens(const CacheFileSegment& segment);
 
 struct CacheFileLayer {
   bool prefilled = false;  // prefill was called on this layer
@@ -85,6 +114,7 @@ struct CacheFileSequence {
 };
 
 struct CacheFileContents {
+  // The file's version (parse_cache_file); serialize_cache_file writes this version's layout.
   uint32_t format_version = kCacheFileFormatVersion;
   std::string library_version;  // of the library that wrote the file, e.g. "0.1.0"
   CacheGeometry geometry;
