@@ -24,6 +24,7 @@
 #include "vidkv/runtime/context.hpp"
 #include "vidkv/runtime/timestamps.hpp"
 #include "vidkv/ternary_pack.hpp"
+#include "policy_cases.hpp"
 
 using namespace vidkv;
 
@@ -33,6 +34,7 @@ struct Options {
   uint32_t tokens = 32768, kv_heads = 4, q_heads = 28, dim = 128, runs = 7, split = 0;  // split 0: the library's default
   std::vector<std::string> only;  // --case: run only these presets (copy and fp16 always run)
   bool portable = false;          // --portable: the shaders GPUs run, even on a subgroup-of-8 device
+  bool policies = false;          // --policies: also whole caches with per-head policies (policy_cases.hpp)
   bool wanted(const std::string& name) const {
     return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
   }
@@ -193,11 +195,12 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--dim") ok = value(o.dim);
     else if (a == "--case" && i + 1 < argc) o.only.push_back(argv[++i]);
     else if (a == "--portable") o.portable = true;
+    else if (a == "--policies") o.policies = true;
     else ok = false;
     if (!ok) {
       std::fprintf(stderr,
                    "usage: vidkv-attention-bench [--tokens N] [--runs N] [--split N] [--kv-heads N] [--q-heads N] "
-                   "[--dim N] [--case PRESET]... [--portable]\n");
+                   "[--dim N] [--case PRESET]... [--portable] [--policies]\n");
       return false;
     }
   }
@@ -261,6 +264,15 @@ int main(int argc, char** argv) {
       cases.push_back({p.name, layer->bytes, [&, layer, scratch](VkCommandBuffer cmd) {
                          attention.record_vidkv(cmd, g, layer->buffers, q->view(), scratch->view(), out.view());
                        }});
+    }
+    std::vector<std::unique_ptr<Cache>> caches;
+    if (o.policies) {
+      // The fp16 K/V above are finite halves around 1: a real prefill input.
+      for (auto& c : tools::make_policy_cases(ctx, {o.tokens, o.kv_heads, o.q_heads, o.dim, keys->view(0, kv_bytes),
+                                                    values->view(0, kv_bytes), q->view(0, q_bytes), out.view()},
+                                              caches)) {
+        cases.push_back({c.name, c.bytes, c.record});
+      }
     }
     // Runs interleave the cases (one warm-up round first), so a load change on the machine hits
     // all of them alike; medians per case.
