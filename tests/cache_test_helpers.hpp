@@ -53,8 +53,9 @@ inline bool same_stats(const CacheStats& a, const CacheStats& b) {
 }
 
 // Every byte the cache holds for these sequences, in a fixed order: per layer the token counts,
-// each segment's arrays (codes, scales, mins, channel splits, trits) and the fp16 residual. Two
-// equal snapshots mean the cache's contents are identical.
+// each segment's arrays (codes, scales, mins, channel splits, trits, STP split and 2-bit part) and
+// the fp16 residual. Two equal snapshots mean the cache's contents are identical (a layer with
+// per-head policies: its vidkv heads'; compare dequantize() for the others).
 inline std::vector<uint8_t> snapshot(const Cache& cache, std::initializer_list<uint32_t> sequences) {
   std::vector<uint8_t> out;
   auto put = [&](const void* data, size_t bytes) {
@@ -87,6 +88,9 @@ inline std::vector<uint8_t> snapshot(const Cache& cache, std::initializer_list<u
         }
         put_tensor(s.values);
         put_vec(s.trits);
+        put_vec(s.split.protected_tokens);  // STP segments: the split and the 2-bit part
+        put_vec(s.split.other_tokens);
+        put_tensor(s.values_high);
       }
       std::vector<uint16_t> rk, rv;
       cache.residual_host(seq, l, rk, rv);
