@@ -93,6 +93,8 @@ TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
     for (const char* key : {"bits_k", "bits_v", "bytes", "fp16_bytes", "k_rel_l2", "v_rel_l2", "attn_rel_err",
                             "prefill_ms", "decode_ms", "fp16_decode_ms", "speedup_vs_fp16", "achieved_gbps"})
       ASSERT_TRUE(res.contains(key)) << key;
+    // Without --head-scores the results are plain caches, with no per-head policy keys.
+    for (const char* key : {"sparsity", "policy_bytes", "policy_heads"}) EXPECT_FALSE(res.contains(key)) << key;
     if (res.contains("error")) {
       // STP while the cache takes it only in part; then the row is measured like the others.
       // What was not measured is null, and so is everything after it.
@@ -135,6 +137,7 @@ TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
     }
   }
   EXPECT_EQ(presets, std::set<std::string>({"fp16", "2bit", "kivi", "k1.5-v2", "k1.5-v1.58", "k1.5-v1.58-stp"}));
+  EXPECT_FALSE(root.contains("head_policies"));
 
   const json::Value trace = json::parse_file(file("r.trace.json"));
   std::vector<std::pair<double, double>> host;  // [start, end) of each host phase, in order
@@ -217,6 +220,112 @@ TEST_F(BenchCli, ReadsADumpDirectory) {
   EXPECT_EQ(root["results"].as_array().size(), 2u);
   EXPECT_EQ(root["results"][0]["tokens"].as_number(), 112.0);
   EXPECT_EQ(root["results"][0]["k_rel_l2"].as_number(), 0.0);
+}
+
+// Per-head policies from a score file: 2 layers x 4 KV heads, 144 tokens, windows of 4 + 16 tokens.
+// Ranked over both layers the scores are (0,3) < (1,1) < (0,1) < (1,3) < (1,0) < (0,2) < (0,0) < (1,2).
+const char* kScoresCsv = "layer,head,score\n0,0,0.8\n0,1,0.3\n0,2,0.6\n0,3,0.1\n1,0,0.5\n1,1,0.2\n1,2,0.9\n1,3,0.4\n";
+const char* kPolicyRun = "--frames 2 --tokens-per-frame 64 --text-tokens 16 --layers 2 --queries 2 --runs 2 --no-progress";
+
+TEST_F(BenchCli, HeadPoliciesFromAScoreFile) {
+  std::ofstream(file("scores.csv")) << kScoresCsv;
+  const BenchRun r = bench(std::string(kPolicyRun) + " --preset k1.5-v1.58 --head-scores '" + file("scores.csv") +
+                           "' --sparsity 0,0.5,0.9 --window-sink 4 --window-recent 16 --json '" + file("p.json") + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("memory per head policy"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("k1.5-v1.58 s=0.5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("note: no head takes the preset"), std::string::npos) << r.out;
+
+  const json::Value root = json::parse_file(file("p.json"));
+  EXPECT_EQ(root["head_policies"]["low"].as_string(), "window");
+  EXPECT_EQ(root["head_policies"]["high"].as_string(), "full");
+  const auto& results = root["results"].as_array();
+  ASSERT_EQ(results.size(), 3u);
+  const double sparsity[] = {0.0, 0.5, 0.9};
+  const double window_heads[] = {0, 4, 7};  // floor(s x 8)
+  // Layer 1 (the decode timing's, layers / 2) at each sparsity, by the ranking above.
+  const std::vector<std::vector<std::string>> timing = {{"full", "full", "full", "full"},
+                                                        {"full", "window", "full", "window"},
+                                                        {"window", "window", "full", "window"}};
+  const double token_bytes = 128 * 2 * 2;  // one head's K and V of one token in fp16
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& res = results[i];
+    SCOPED_TRACE("sparsity " + std::to_string(sparsity[i]));
+    ASSERT_FALSE(res.contains("error")) << res["error"].as_string();
+    EXPECT_EQ(res["sparsity"].as_number(), sparsity[i]);
+    EXPECT_EQ(res["policy_heads"]["vidkv"].as_number(), 0.0);
+    EXPECT_EQ(res["policy_heads"]["window"].as_number(), window_heads[i]);
+    EXPECT_EQ(res["policy_heads"]["full"].as_number(), 8 - window_heads[i]);
+    // Full heads hold every token (144), window heads their 20; nothing else is held.
+    EXPECT_EQ(res["policy_bytes"]["full"].as_number(), (8 - window_heads[i]) * 144 * token_bytes);
+    EXPECT_EQ(res["policy_bytes"]["window"].as_number(), window_heads[i] * 20 * token_bytes);
+    EXPECT_EQ(res["policy_bytes"]["vidkv"].as_number(), 0.0);
+    EXPECT_EQ(res["bytes"].as_number(),
+              res["policy_bytes"]["full"].as_number() + res["policy_bytes"]["window"].as_number());
+    EXPECT_EQ(res["fp16_bytes"].as_number(), 2.0 * 144 * 4 * token_bytes);
+    EXPECT_TRUE(res["bits_k"].is_null());  // no head takes the preset
+    EXPECT_GT(res["decode_ms"].as_number(), 0.0);
+    EXPECT_GT(res["fp16_decode_ms"].as_number(), 0.0);
+    std::vector<std::string> got;
+    for (const auto& p : res["timing_layer_policies"].as_array()) got.push_back(p.as_string());
+    EXPECT_EQ(got, timing[i]);
+    if (i > 0) {
+      // Memory falls as sparsity grows; the error against full attention over every token rises.
+      EXPECT_LT(res["bytes"].as_number(), results[i - 1]["bytes"].as_number());
+      EXPECT_GT(res["attn_rel_err"].as_number(), results[i - 1]["attn_rel_err"].as_number());
+      EXPECT_GT(res["k_rel_l2"].as_number(), results[i - 1]["k_rel_l2"].as_number());
+    }
+  }
+  // Sparsity 0: every head full, fp16 of every token: the shader's rounding only.
+  EXPECT_LT(results[0]["attn_rel_err"].as_number(), 1e-3);
+  EXPECT_EQ(results[0]["k_rel_l2"].as_number(), 0.0);
+  EXPECT_GT(results[2]["attn_rel_err"].as_number(), 0.01);  // 7 of 8 heads see 20 of 144 tokens
+}
+
+// High-score heads on the preset: at sparsity 0 the cache is the plain preset's, bit for bit.
+TEST_F(BenchCli, HeadPoliciesWithThePresetMatchAPlainRunAtSparsityZero) {
+  const std::string common = std::string(kPolicyRun) + " --preset k1.5-v1.58";
+  const BenchRun plain = bench(common + " --json '" + file("plain.json") + "'");
+  ASSERT_EQ(plain.status, 0) << plain.out << plain.err;
+  const BenchRun mixed = bench(common + " --head-scores synthetic --high-policy vidkv --sparsity 0,0.5 --json '" +
+                               file("mixed.json") + "'");
+  ASSERT_EQ(mixed.status, 0) << mixed.out << mixed.err;
+  EXPECT_EQ(mixed.out.find("note: no head takes the preset"), std::string::npos);
+  const json::Value plain_root = json::parse_file(file("plain.json")), mixed_root = json::parse_file(file("mixed.json"));
+  const json::Value& a = plain_root["results"].as_array().at(0);
+  const auto& results = mixed_root["results"].as_array();
+  ASSERT_EQ(results.size(), 2u);
+  const json::Value& b = results[0];
+  EXPECT_EQ(b["policy_heads"]["vidkv"].as_number(), 8.0);
+  for (const char* key : {"bits_k", "bits_v", "bytes", "fp16_bytes", "k_rel_l2", "v_rel_l2", "attn_rel_err"})
+    EXPECT_EQ(b[key].as_number(), a[key].as_number()) << key;
+  // Half the heads on windows: the preset's bits stay, and the heads are split 4 / 4.
+  const json::Value& half = results[1];
+  ASSERT_FALSE(half.contains("error")) << half["error"].as_string();
+  EXPECT_EQ(half["policy_heads"]["vidkv"].as_number(), 4.0);
+  EXPECT_EQ(half["policy_heads"]["window"].as_number(), 4.0);
+  EXPECT_GT(half["bits_k"].as_number(), 1.0);
+  EXPECT_LT(half["bits_k"].as_number(), 4.0);
+  EXPECT_GT(half["policy_bytes"]["window"].as_number(), 0.0);
+  EXPECT_GT(half["attn_rel_err"].as_number(), 0.0);
+}
+
+TEST_F(BenchCli, BadHeadPolicyInput) {
+  BenchRun r = bench("--head-scores synthetic --sparsity 1.0");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--sparsity 1.0"), std::string::npos) << r.err;
+  r = bench("--sparsity 0.5");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--head-scores"), std::string::npos) << r.err;
+  r = bench(std::string(kPolicyRun) + " --head-scores '" + file("absent.csv") + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("absent.csv"), std::string::npos) << r.err;
+  // Scores for a model with more layers than the run: refused before any device work.
+  std::ofstream(file("deep.csv")) << kScoresCsv << "5,0,0.7\n";
+  r = bench(std::string(kPolicyRun) + " --head-scores '" + file("deep.csv") + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("layer 5"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("context"), std::string::npos) << "nothing measured: " << r.out;
 }
 
 TEST_F(BenchCli, HelpVersionAndBadInput) {

@@ -3,13 +3,15 @@
 // effective bits, memory, reconstruction and attention error against a float64 reference, prefill
 // time, and decode attention time beside the fp16 shader and a copy bandwidth measured in the same
 // run; GPU time per kernel from the runtime profiler; optionally JSON, a Chrome trace and an SVG
-// plot. `--help` lists the options; README "The benchmark" explains the output.
+// plot. With --head-scores every preset is measured at each sparsity under per-head policies. `--help` lists the options; README "The benchmark" explains the output.
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "bench/head_policies.hpp"
 #include "bench/measure.hpp"
 #include "bench/options.hpp"
 #include "bench/progress.hpp"
@@ -91,6 +93,12 @@ int main(int argc, char** argv) {
   const auto wall_start = std::chrono::steady_clock::now();
   try {
     auto workloads = make_workloads(options);
+    // Head scores are read (or made) and checked against the geometry before any device work.
+    std::optional<HeadPolicySpec> head_policies;
+    if (options.head_policies()) {
+      const WorkloadInfo& g = workloads.front()->info();
+      head_policies = head_policy_spec(options, g.layers, g.kv_heads);
+    }
     auto ctx = rt::Context::create();
     const auto& info = ctx->info();
     std::printf("vidkv-bench %s on %s (%s, %s %s)\n", VIDKV_VERSION_STRING, info.name.c_str(),
@@ -100,6 +108,16 @@ int main(int argc, char** argv) {
       std::printf("sweep over %zu context lengths:", workloads.size());
       for (const auto& w : workloads) std::printf(" %u", w->info().tokens);
       std::printf(" tokens\n");
+    }
+    if (head_policies) {
+      std::printf("per-head policies: scores %s; below the sparsity quantile %s, above it %s",
+                  head_policies->score_source.c_str(), options.low_policy.c_str(), options.high_policy.c_str());
+      if (options.low_policy == "window") std::printf(" (window: sink %u, recent %u)", options.window_sink,
+                                                      options.window_recent);
+      std::printf("\n");
+      if (options.low_policy != "vidkv" && options.high_policy != "vidkv")
+        std::printf("note: no head takes the preset (--low-policy and --high-policy are not vidkv): every preset "
+                    "gives the same cache\n");
     }
     std::printf("\n");
     std::fflush(stdout);
@@ -112,6 +130,8 @@ int main(int argc, char** argv) {
     }
     RunProfile profile(profiler.get());
     MeasurePlan plan{options.presets, options.error_layers, options.queries, options.runs, options.seed};
+    plan.head_policies = head_policies;
+    plan.sparsities = options.sparsity;
     uint64_t steps = 0;
     for (const auto& w : workloads) steps += progress_steps(w->info(), plan);
     Progress progress(options.progress, steps);

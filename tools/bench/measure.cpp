@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "bench/attention_reference.hpp"
+#include "bench/head_policies.hpp"
 #include "bench/random.hpp"
 #include "bench/stp_input.hpp"
 #include "vidkv/cache.hpp"
@@ -56,7 +57,12 @@ const LayerKv& load_layer(Workload& workload, uint32_t layer, RunProfile& profil
   return *kv;
 }
 
-uint64_t bytes_held(const CacheStats& s) { return s.keys.total() + s.values.total() + s.residual_bytes; }
+// The preset heads' quantized store and the residual tokens they hold, plus the fp16 stores of
+// full and window heads (zero without per-head policies).
+uint64_t bytes_held(const CacheStats& s) {
+  return s.keys.total() + s.values.total() + s.residual_bytes + s.policies[size_t(HeadPolicy::full)].bytes +
+         s.policies[size_t(HeadPolicy::window)].bytes;
+}
 
 uint64_t steps_per_preset(const WorkloadInfo& info, const MeasurePlan& plan) {
   return info.layers + 2 * sample_layers(info.layers, plan.error_layers).size() + 1;
@@ -65,8 +71,8 @@ uint64_t steps_per_preset(const WorkloadInfo& info, const MeasurePlan& plan) {
 }  // namespace
 
 uint64_t progress_steps(const WorkloadInfo& info, const MeasurePlan& plan) {
-  return sample_layers(info.layers, plan.error_layers).size() + plan.presets.size() * steps_per_preset(info, plan) +
-         plan.runs + 1;
+  return sample_layers(info.layers, plan.error_layers).size() +
+         plan.presets.size() * plan.runs_per_preset() * steps_per_preset(info, plan) + plan.runs + 1;
 }
 
 SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& workload, const MeasurePlan& plan,
@@ -88,13 +94,31 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
     progress.step("float64 reference, layer " + std::to_string(l));
   }
 
+  // Each preset, at each sparsity with per-head policies.
+  struct Run {
+    std::string preset;
+    std::optional<double> sparsity;
+  };
+  std::vector<Run> runs;
+  for (const std::string& p : plan.presets) {
+    if (!plan.head_policies) runs.push_back({p, std::nullopt});
+    else
+      for (double s : plan.sparsities) runs.push_back({p, s});
+  }
+
   std::vector<TimingSlot> timing;
-  for (const std::string& name : plan.presets) {
+  for (const Run& run : runs) {
     PresetResult r;
-    r.preset = name;
+    r.preset = run.preset;
+    r.sparsity = run.sparsity;
     r.tokens = info.tokens;
     r.frames = info.frames;
-    const CacheSettings settings = parse_settings(name);
+    const std::string name = r.label();
+    CacheSettings settings = parse_settings(run.preset);
+    if (plan.head_policies) {
+      settings.head_policies = *plan.head_policies;
+      settings.head_policies.sparsity = *run.sparsity;
+    }
     r.settings = describe(settings);
     uint64_t steps_left = steps_per_preset(info, plan);
     auto step = [&](const std::string& what) {
@@ -135,6 +159,10 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
       r.fp16_bytes = stats.fp16_equivalent_bytes;
       r.residual_bytes = stats.residual_bytes;
       r.bits_total = r.fp16_bytes ? 16.0 * double(r.bytes) / double(r.fp16_bytes) : 0.0;
+      for (size_t p = 0; p < 3; ++p) {
+        r.policy_heads[p] = stats.policies[p].heads;
+        r.policy_bytes[p] = stats.policies[p].bytes;
+      }
       r.done = Stage::stored;
 
       ErrorSum keys, values, attention;
@@ -163,12 +191,21 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
       r.done = Stage::attended;
       cache.reset();  // its memory goes back before the next preset's cache is made
 
+      // The timing cache is one layer: with per-head policies its heads take the timing layer's
+      // policies, so that the step timed is that layer's, one attention pass per policy in it.
+      CacheSettings one_layer = settings;
+      if (plan.head_policies) {
+        one_layer.head_policies =
+            layer_policy_spec(settings.head_policies, info.layers, info.kv_heads, out.timing_layer);
+        r.timing_policies = one_layer.head_policies.heads;
+      }
       TimingSlot slot;
       slot.label = name;
       slot.result = out.results.size();
-      slot.fp16 = settings.key_mode == CacheSettings::KeyMode::fp16;
+      // The speed-up's baseline is the plain fp16 cache, not fp16 heads under policies.
+      slot.fp16 = settings.key_mode == CacheSettings::KeyMode::fp16 && settings.head_policies.uniform();
       slot.cache = std::make_unique<Cache>(context, CacheGeometry{1, info.kv_heads, info.q_heads, info.head_dim},
-                                           settings, info.tokens);
+                                           one_layer, info.tokens);
       slot.sequence = slot.cache->create_sequence();
       const LayerKv& kv = load_layer(workload, out.timing_layer, profile, at);
       const auto stp = stp_for(settings, kv, info);

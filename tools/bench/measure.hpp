@@ -1,9 +1,12 @@
 #pragma once
-// One context length of the bench: every preset through vidkv::Cache (prefill of all layers,
-// stats, dequantize and attention on the sampled layers against the float64 reference), then
-// decode attention timed in interleaved rounds beside the fp16 shader and a buffer copy.
+// One context length of the bench: every preset (at every sparsity, with per-head policies)
+// through vidkv::Cache (prefill of all layers, stats, dequantize and attention on the sampled
+// layers against the float64 reference), then decode attention timed in interleaved rounds beside
+// the fp16 shader and a buffer copy. The reference is full attention over every token whatever the
+// policies: the error a window head causes by dropping tokens is what is measured.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +14,7 @@
 #include "bench/results.hpp"
 #include "bench/run_profile.hpp"
 #include "bench/workload.hpp"
+#include "vidkv/head_policy.hpp"
 #include "vidkv/runtime/context.hpp"
 
 namespace vidkv::bench {
@@ -21,6 +25,11 @@ struct MeasurePlan {
   uint32_t queries = 4;
   uint32_t runs = 7;
   uint64_t seed = 1;
+  // Per-head policies (--head-scores): every preset once per sparsity, its settings'
+  // head_policies this spec at that sparsity. Empty: plain caches, one run per preset.
+  std::optional<HeadPolicySpec> head_policies;
+  std::vector<double> sparsities;
+  size_t runs_per_preset() const { return head_policies ? sparsities.size() : 1; }
 };
 
 // Progress steps measure_size() will take for this workload (for the bar's total).

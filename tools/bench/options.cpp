@@ -44,6 +44,24 @@ std::vector<std::string> split_list(const std::string& option, const std::string
   return items;
 }
 
+// Sparsities: each in [0, 1) (1 would leave no head its high policy, and the cache refuses it).
+std::vector<double> parse_sparsities(const std::string& option, const std::string& text) {
+  std::vector<double> out;
+  for (const auto& item : split_list(option, text)) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (end != item.c_str() + item.size() || !(v >= 0.0 && v < 1.0))
+      throw bad(option + " " + item + ": not a number in [0, 1)");
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::string parse_policy(const std::string& option, const std::string& text, const char* other) {
+  if (text != "vidkv" && text != other) throw bad(option + " " + text + ": " + other + " or vidkv");
+  return text;
+}
+
 std::vector<uint32_t> parse_sizes(const std::string& option, const std::string& text, uint64_t max) {
   std::vector<uint32_t> sizes;
   for (const auto& item : split_list(option, text)) sizes.push_back(uint32_t(parse_unsigned(option, item, 1, max)));
@@ -84,6 +102,18 @@ what is measured
   --queries N             random queries per sampled layer (default 4)
   --runs N                timed decode rounds after one warm-up (default 7; median reported)
 
+per-head cache policies (RLKV; every preset is measured at each sparsity)
+  --head-scores FILE      head scores, CSV "layer,head,score" or JSON (vidkv/head_policy.hpp),
+                          one per layer and KV head; "synthetic": deterministic pseudo-random
+                          scores, uniform in [0, 1) from --seed, for every layer and KV head
+                          (./synthetic for a file of that name)
+  --sparsity LIST         fractions s in [0, 1) of heads, the lowest scores over all layers,
+                          that take --low-policy, e.g. 0,0.5,0.9 (default 0)
+  --low-policy P          window (default) or vidkv (the preset)
+  --high-policy P         full (default, fp16 of every token) or vidkv (the preset)
+  --window-sink N         window heads keep the first N tokens (default 16)
+  --window-recent N       and the newest N (default 64)
+
 output
   --json FILE             everything, as JSON
   --trace FILE            Chrome trace-event JSON (host phases and GPU kernels; open in Perfetto)
@@ -96,6 +126,7 @@ output
 BenchOptions parse_options(int argc, const char* const* argv) {
   BenchOptions o;
   bool frames_given = false;
+  std::vector<std::string> policy_options;  // given, for the check that --head-scores came too
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -135,7 +166,25 @@ BenchOptions parse_options(int argc, const char* const* argv) {
     } else if (a == "--error-layers") o.error_layers = uint32_t(parse_unsigned(a, value(), 0, 4096));
     else if (a == "--queries") o.queries = uint32_t(parse_unsigned(a, value(), 1, 256));
     else if (a == "--runs") o.runs = uint32_t(parse_unsigned(a, value(), 1, 1000));
-    else if (a == "--json") o.json_path = value();
+    else if (a == "--head-scores") {
+      o.head_scores = value();
+      if (o.head_scores.empty()) throw bad("--head-scores needs a file or 'synthetic'");
+    } else if (a == "--sparsity") {
+      o.sparsity = parse_sparsities(a, value());
+      policy_options.push_back(a);
+    } else if (a == "--low-policy") {
+      o.low_policy = parse_policy(a, value(), "window");
+      policy_options.push_back(a);
+    } else if (a == "--high-policy") {
+      o.high_policy = parse_policy(a, value(), "full");
+      policy_options.push_back(a);
+    } else if (a == "--window-sink") {
+      o.window_sink = uint32_t(parse_unsigned(a, value(), 0, 1u << 24));
+      policy_options.push_back(a);
+    } else if (a == "--window-recent") {
+      o.window_recent = uint32_t(parse_unsigned(a, value(), 0, 1u << 24));
+      policy_options.push_back(a);
+    } else if (a == "--json") o.json_path = value();
     else if (a == "--trace") o.trace_path = value();
     else if (a == "--plot") o.plot_path = value();
     else if (a == "--no-progress") o.progress = false;
@@ -146,6 +195,13 @@ BenchOptions parse_options(int argc, const char* const* argv) {
   if (o.kv_dir.empty() && (o.first_visual >= 0 || o.visual_tokens >= 0))
     throw bad("--first-visual and --visual-tokens describe a dump (--kv); the generator knows its video");
   if (!o.kv_dir.empty() && frames_given) throw bad("--frames is for the generator; use --tokens with --kv");
+  if (!o.head_policies() && !policy_options.empty())
+    throw bad(policy_options.front() + " describes per-head policies: give --head-scores FILE (or synthetic) too");
+  if (o.head_policies()) {
+    if (o.sparsity.empty()) o.sparsity = {0.0};
+    if (o.window_sink + uint64_t(o.window_recent) == 0)
+      throw bad("--window-sink 0 and --window-recent 0 leave window heads no tokens");
+  }
   return o;
 }
 

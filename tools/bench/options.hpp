@@ -30,6 +30,15 @@ struct BenchOptions {
   uint32_t queries = 4;
   uint32_t runs = 7;                      // timed decode rounds (after one warm-up round)
 
+  // Per-head cache policies (RLKV, vidkv/head_policy.hpp): with head scores every preset is
+  // measured at each sparsity; without them the bench measures plain caches, as before.
+  std::string head_scores;                // a CSV/JSON file, "synthetic", or empty: no policies
+  std::vector<double> sparsity;           // each in [0, 1); {0} when --head-scores comes alone
+  std::string low_policy = "window";      // heads below the sparsity quantile: window or vidkv
+  std::string high_policy = "full";       // the others: full or vidkv
+  uint32_t window_sink = 16, window_recent = 64;
+  bool head_policies() const { return !head_scores.empty(); }
+
   std::string json_path, trace_path, plot_path;
   bool progress = true;                   // only drawn when stderr is a terminal
   bool help = false, version = false;

@@ -15,11 +15,14 @@ json::Value result_json(const PresetResult& r, const SizeResults& size) {
   o.set("settings", r.settings);
   o.set("tokens", r.tokens);
   o.set("frames", size.workload.frames > 0 ? json::Value(r.frames) : json::Value(nullptr));
-  auto num = [&](const char* key, double v, Stage needed) {
-    o.set(key, r.reached(needed) ? json::Value(v) : json::Value(nullptr));
+  auto num = [&](const char* key, double v, Stage needed, bool known = true) {
+    o.set(key, known && r.reached(needed) ? json::Value(v) : json::Value(nullptr));
   };
-  num("bits_k", r.bits_k, Stage::stored);
-  num("bits_v", r.bits_v, Stage::stored);
+  // With per-head policies the run's sparsity sits beside the other settings; bits are the
+  // preset heads' and null when no head takes the preset.
+  if (r.sparsity) o.set("sparsity", *r.sparsity);
+  num("bits_k", r.bits_k, Stage::stored, r.has_bits());
+  num("bits_v", r.bits_v, Stage::stored, r.has_bits());
   num("bits_total", r.bits_total, Stage::stored);
   num("bytes", double(r.bytes), Stage::stored);
   num("fp16_bytes", double(r.fp16_bytes), Stage::stored);
@@ -36,6 +39,21 @@ json::Value result_json(const PresetResult& r, const SizeResults& size) {
   num("decode_bytes", double(r.decode_bytes), Stage::timed);
   num("achieved_gbps", r.achieved_gbps, Stage::timed);
   num("copy_gbps", r.copy_gbps, Stage::timed);
+  if (r.sparsity) {
+    // Per policy: (layer, KV head) pairs and bytes over all layers; the timing layer's policies.
+    json::Value heads = json::Value::object(), bytes = json::Value::object();
+    for (HeadPolicy p : {HeadPolicy::vidkv, HeadPolicy::full, HeadPolicy::window}) {
+      const size_t i = size_t(p);
+      heads.set(head_policy_name(p), r.reached(Stage::stored) ? json::Value(r.policy_heads[i]) : json::Value(nullptr));
+      bytes.set(head_policy_name(p),
+                r.reached(Stage::stored) ? json::Value(double(r.policy_bytes[i])) : json::Value(nullptr));
+    }
+    o.set("policy_heads", heads);
+    o.set("policy_bytes", bytes);
+    json::Value timing = json::Value::array();
+    for (HeadPolicy p : r.timing_policies) timing.push_back(std::string(head_policy_name(p)));
+    o.set("timing_layer_policies", timing);
+  }
   if (!r.error.empty()) o.set("error", r.error);
   return o;
 }
@@ -84,6 +102,18 @@ json::Value report_json(const RunSummary& run, const BenchOptions& options, cons
     workload.set("visual_tokens", w.visual_tokens);
   }
   root.set("workload", workload);
+  if (options.head_policies()) {
+    json::Value hp = json::Value::object();
+    hp.set("scores", options.head_scores);
+    hp.set("low", options.low_policy);
+    hp.set("high", options.high_policy);
+    hp.set("sink", options.window_sink);
+    hp.set("recent", options.window_recent);
+    json::Value list = json::Value::array();
+    for (double s : options.sparsity) list.push_back(s);
+    hp.set("sparsities", list);
+    root.set("head_policies", hp);
+  }
 
   json::Value sampled = json::Value::object();
   sampled.set("memory_layers", w.layers);

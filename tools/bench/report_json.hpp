@@ -4,7 +4,10 @@
 // driver}, copy_gbps, results[] {preset, tokens, bits_k, bits_v, bytes, fp16_bytes, k_rel_l2,
 // v_rel_l2, attn_rel_err, prefill_ms, decode_ms, fp16_decode_ms, speedup_vs_fp16, achieved_gbps}.
 // A preset that was not (fully) measured keeps every key, null where nothing was measured, plus
-// "error" saying why.
+// "error" saying why. With per-head policies (--head-scores) each result also has sparsity,
+// policy_heads and policy_bytes {vidkv, full, window}, timing_layer_policies, and the root
+// has head_policies {scores, low, high, sink, recent, sparsities}; without them none of these
+// keys appear (the JSON is as before).
 #include <string>
 #include <vector>
 

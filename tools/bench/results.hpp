@@ -1,12 +1,14 @@
 #pragma once
 // What the bench measures, per preset and context length, and for the whole run.
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/run_profile.hpp"
 #include "bench/workload.hpp"
+#include "vidkv/head_policy.hpp"
 
 namespace vidkv::bench {
 
@@ -22,8 +24,26 @@ struct PresetResult {
   std::string error;        // why it stopped there ("unsupported: ..." or "failed: ..."), or empty
   bool reached(Stage s) const { return done >= s; }
 
+  // Per-head policies (--head-scores; none otherwise). Stage stored: per policy, indexed by
+  // HeadPolicy (vidkv, full, window), its (layer, KV head) pairs and bytes over all layers
+  // (Cache::stats().policies). The decode timing layer's policy per KV head.
+  std::optional<double> sparsity;
+  uint32_t policy_heads[3] = {};
+  uint64_t policy_bytes[3] = {};
+  std::vector<HeadPolicy> timing_policies;
+  // "k1.5-v1.58", or "k1.5-v1.58 s=0.5" with per-head policies (table rows, plot lines).
+  std::string label() const {
+    if (!sparsity) return preset;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " s=%g", *sparsity);
+    return preset + buf;
+  }
+  // K/V bits are those of the preset's (vidkv) heads: none to measure when no head takes it.
+  bool has_bits() const { return !sparsity || policy_heads[size_t(HeadPolicy::vidkv)] > 0; }
+
   // Stage stored. Storage of all layers (Cache::stats after prefill); bits over the quantized store only
-  // (DESIGN section 4), bytes including the fp16 residual and channel maps.
+  // (DESIGN section 4), bytes including the fp16 residual and channel maps, and the full and window
+  // heads' fp16 stores with per-head policies.
   double bits_k = 0, bits_v = 0, bits_total = 0;
   uint64_t bytes = 0, fp16_bytes = 0, residual_bytes = 0;
   // Stages reconstructed (K, V) and attended (attention). Errors over the sampled layers:

@@ -115,8 +115,9 @@ std::string memory_decode_svg(const std::vector<SizeResults>& sizes, const std::
   for (const auto& size : sizes)
     for (const auto& r : size.results) {
       if (!r.reached(Stage::stored)) continue;
-      auto [it, added] = index.emplace(r.preset, series.size());
-      if (added) series.push_back({r.preset, {}});
+      // One line per preset, and per sparsity with per-head policies.
+      auto [it, added] = index.emplace(r.label(), series.size());
+      if (added) series.push_back({r.label(), {}});
       Series& s = series[it->second];
       s.points[0].push_back({double(r.tokens), r.bytes / 1e6});
       if (r.reached(Stage::timed)) s.points[1].push_back({double(r.tokens), r.decode_ms});
