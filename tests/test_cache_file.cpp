@@ -131,8 +131,12 @@ TEST(CacheFileDamage, EveryByteFlipIsRefused) {
         damaged[i] ^= uint8_t(1u << bit);
         const std::string m = corrupt_message(damaged);
         // The magic and the version are outside any section; every other byte is covered by a
-        // checksum, or is a length the file cannot hold.
-        const char* expected = i < 8 ? "wrong magic" : i < 12 ? "format version" : nullptr;
+        // checksum, or is a length the file cannot hold. A version flipped to another one this
+        // library reads (3 to 2 or 1) is refused by the layout that version expects.
+        const uint32_t version = uint32_t(damaged[8]) | uint32_t(damaged[9]) << 8 |
+                                 uint32_t(damaged[10]) << 16 | uint32_t(damaged[11]) << 24;
+        const bool readable = version >= kCacheFileOldestFormatVersion && version <= kCacheFileFormatVersion;
+        const char* expected = i < 8 ? "wrong magic" : i < 12 ? (readable ? "" : "format version") : nullptr;
         if (expected) {
           EXPECT_TRUE(mentions(m, expected)) << "byte " << i << " bit " << bit << ": " << m;
         } else {
@@ -149,9 +153,9 @@ TEST(CacheFileDamage, WrongMagicAndVersionAreNamed) {
   EXPECT_TRUE(mentions(corrupt_message(bytes_of("{'not': 'a cache'}")), "not a vidkv cache file"));
   EXPECT_TRUE(mentions(corrupt_message({}), "truncated"));
   std::vector<uint8_t> future = bytes;
-  future[8] = 3;
+  future[8] = 4;
   EXPECT_TRUE(
-      mentions(corrupt_message(future), "format version 3 is not supported (this library reads versions 1 and 2)"));
+      mentions(corrupt_message(future), "format version 4 is not supported (this library reads versions 1 to 3)"));
   future[8] = 0;
   EXPECT_TRUE(mentions(corrupt_message(future), "format version 0 is not supported"));
   CacheFileContents c = random_contents(preset("2bit"), {1, 1, 1, 64}, 13);
@@ -439,22 +443,30 @@ TEST(CacheFileVersions, Version1FilesAreRead) {
   std::ifstream in(path, std::ios::binary);
   const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(serialize_cache_file(v1), bytes);
-  // As version 2: 8 more bytes per segment (flags and protected count), the same contents.
+  // As version 2: 8 more bytes per segment (flags and protected count), the same contents; as
+  // version 3 also the 24 bytes of "no per-head policies" in HEAD.
   CacheFileContents v2 = v1;
-  v2.format_version = kCacheFileFormatVersion;
+  v2.format_version = 2;
   const std::vector<uint8_t> v2_bytes = serialize_cache_file(v2);
   EXPECT_EQ(v2_bytes.size(), bytes.size() + 8);
   expect_same_contents(parse_cache_file(v2_bytes.data(), v2_bytes.size(), "v2"), v2);
+  CacheFileContents v3 = v1;
+  v3.format_version = kCacheFileFormatVersion;
+  const std::vector<uint8_t> v3_bytes = serialize_cache_file(v3);
+  EXPECT_EQ(v3_bytes.size(), bytes.size() + 8 + 24);
+  expect_same_contents(parse_cache_file(v3_bytes.data(), v3_bytes.size(), "v3"), v3);
 }
 
-TEST(CacheFileVersions, Version1RoundTripsForEveryQuantizedPreset) {
-  for (const char* p : {"2bit", "kivi", "k1.5-v2", "k1.5-v1.58", "fp16"}) {
-    SCOPED_TRACE(p);
-    CacheFileContents c = random_contents(preset(p), {2, 2, 4, 64}, 28);
-    c.format_version = 1;
-    const std::vector<uint8_t> bytes = serialize_cache_file(c);
-    expect_same_contents(parse_cache_file(bytes.data(), bytes.size(), "v1"), c);
-    EXPECT_EQ(serialize_cache_file(parse_cache_file(bytes.data(), bytes.size(), "v1")), bytes);
+TEST(CacheFileVersions, OlderVersionsRoundTripForEveryPreset) {
+  for (uint32_t version : {1u, 2u}) {
+    for (const char* p : {"2bit", "kivi", "k1.5-v2", "k1.5-v1.58", "fp16"}) {
+      SCOPED_TRACE(std::string(p) + ", version " + std::to_string(version));
+      CacheFileContents c = random_contents(preset(p), {2, 2, 4, 64}, 28);
+      c.format_version = version;
+      const std::vector<uint8_t> bytes = serialize_cache_file(c);
+      expect_same_contents(parse_cache_file(bytes.data(), bytes.size(), "old"), c);
+      EXPECT_EQ(serialize_cache_file(parse_cache_file(bytes.data(), bytes.size(), "old")), bytes);
+    }
   }
 }
 

@@ -108,6 +108,57 @@ inline CacheFileContents random_contents(const CacheSettings& s, const CacheGeom
   return c;
 }
 
+// A layer of a cache with per-head policies: the preset part over `heads.preset` heads (as
+// random_layer gives it over the part geometry), then, in a mixed layer, `count` tokens of random
+// full and window stores. A layer without preset heads takes no segments or residual.
+inline CacheFileLayer random_policy_layer(const CacheFileContents& c, const CacheFileLayerHeads& heads,
+                                          const std::vector<uint32_t>& segment_tokens, uint32_t residual,
+                                          uint32_t count, bool prefilled, bool appended, std::mt19937_64& rng) {
+  CacheFileLayer l;
+  if (heads.preset > 0) {
+    l = random_layer(cache_file_part_geometry(c.geometry, heads.preset), c.settings, segment_tokens, residual,
+                     prefilled, appended, rng);
+  }
+  l.prefilled = prefilled;
+  l.appended = appended;
+  if (!heads.mixed()) return l;
+  l.mixed = true;
+  l.count = count;
+  const HeadPolicySpec& h = c.settings.head_policies;
+  const size_t D = c.geometry.head_dim, window = std::min<size_t>(count, size_t(h.sink) + h.recent);
+  for (auto* store : {&l.full_keys, &l.full_values}) store->resize(size_t(count) * heads.full * D);
+  for (auto* store : {&l.window_keys, &l.window_values}) store->resize(window * heads.window * D);
+  for (auto* store : {&l.full_keys, &l.full_values, &l.window_keys, &l.window_values}) {
+    for (auto& x : *store) x = uint16_t(rng());
+  }
+  return l;
+}
+
+// Two sequences of a cache with per-head policies (quantized settings): sequence 5 prefilled on
+// every layer (preset part: a segment of 2G and a tail of 9; layer 0 also a flushed segment of R,
+// and appended to), sequence 2 with layer 0 appended to only (5 tokens) and its other layers empty.
+inline CacheFileContents random_policy_contents(const CacheSettings& s, const CacheGeometry& g, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  CacheFileContents c;
+  c.library_version = "test";
+  c.geometry = g;
+  c.settings = s;
+  c.max_tokens = 512;
+  const uint32_t G = s.group_size, R = s.residual_length;
+  const std::vector<CacheFileLayerHeads> heads = cache_file_layer_heads(g, s);
+  CacheFileSequence a{5, {}}, b{2, {}};
+  for (uint32_t l = 0; l < g.layers; ++l) {
+    std::vector<uint32_t> segs{2 * G};
+    if (l == 0) segs.push_back(R);
+    const uint32_t count = 2 * G + (l == 0 ? R : 0) + 9;
+    a.layers.push_back(random_policy_layer(c, heads[l], segs, 9, count, true, l == 0, rng));
+    b.layers.push_back(l == 0 ? random_policy_layer(c, heads[l], {}, 5, 5, false, true, rng)
+                              : random_policy_layer(c, heads[l], {}, 0, 0, false, false, rng));
+  }
+  c.sequences = {a, b};
+  return c;
+}
+
 inline void expect_same_contents(const CacheFileContents& a, const CacheFileContents& b) {
   EXPECT_EQ(a.format_version, b.format_version);
   EXPECT_EQ(a.library_version, b.library_version);
@@ -133,6 +184,12 @@ inline void expect_same_contents(const CacheFileContents& a, const CacheFileCont
       EXPECT_EQ(p.channels, q.channels);
       EXPECT_EQ(p.residual_keys, q.residual_keys);
       EXPECT_EQ(p.residual_values, q.residual_values);
+      EXPECT_EQ(p.mixed, q.mixed);
+      EXPECT_EQ(p.count, q.count);
+      EXPECT_EQ(p.full_keys, q.full_keys);
+      EXPECT_EQ(p.full_values, q.full_values);
+      EXPECT_EQ(p.window_keys, q.window_keys);
+      EXPECT_EQ(p.window_values, q.window_values);
       ASSERT_EQ(p.segments.size(), q.segments.size());
       for (size_t s = 0; s < p.segments.size(); ++s) {
         EXPECT_EQ(p.segments[s].tokens, q.segments[s].tokens);

@@ -1,9 +1,9 @@
-// Saved caches with semantic token protection (format version 2): an STP cache (prefills with
+// Saved caches with semantic token protection (format version 2 on): an STP cache (prefills with
 // scores, with explicit lists protecting some, none or all of their tokens, appends across a flush)
 // saves and loads bit for bit, split and token map included, so attention, dequantize and later
 // appends equal the original's; load_sequences adds such sequences to an existing STP cache; a file
 // whose STP fields are damaged (count, order, range) is refused before anything is loaded; a
-// version 1 file still loads; caches with per-head policies are refused.
+// version 1 file still loads. (Caches with per-head policies: test_cache_file_heads.cpp.)
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -304,9 +304,9 @@ TEST_F(CacheFileStp, DamagedStpFieldsAreRefusedAndNothingIsLoaded) {
   (void)f;
 }
 
-TEST_F(CacheFileStp, Version1FileLoadsAndSavesAsVersion2) {
+TEST_F(CacheFileStp, Version1FileLoadsAndSavesAsTheCurrentVersion) {
   // Saved by the version 1 library (see test_cache_file.cpp): it loads, and saving the loaded
-  // cache gives version 2 with the same contents.
+  // cache gives the current version with the same contents.
   const std::string path = std::string(VIDKV_TEST_DATA_DIR) + "/cache_format1_k1.5-v1.58.vkv";
   const CacheFileContents v1 = read_cache_file(path);
   std::unique_ptr<Cache> loaded = Cache::load(path, ctx);
@@ -316,38 +316,13 @@ TEST_F(CacheFileStp, Version1FileLoadsAndSavesAsVersion2) {
   TempDir dir;
   loaded->save(dir.file("v2.vkv"));
   CacheFileContents v2 = read_cache_file(dir.file("v2.vkv"));
-  EXPECT_EQ(v2.format_version, 2u);
+  EXPECT_EQ(v2.format_version, kCacheFileFormatVersion);
   v2.format_version = 1;
   v2.library_version = v1.library_version;
   expect_same_contents(v2, v1);
   // And it runs: attention over the loaded segment and residual.
   const std::vector<float> q(64, 0.125f);
   EXPECT_EQ(loaded->attention(1, 0, q).size(), 64u);
-}
-
-TEST_F(CacheFileStp, PerHeadPoliciesAreNotSavedYet) {
-  CacheSettings s = preset("k1.5-v1.58");
-  s.head_policies.heads.assign(size_t(kGeometry.layers) * kGeometry.kv_heads, HeadPolicy::vidkv);
-  s.head_policies.heads[1] = HeadPolicy::full;
-  Cache cache(ctx, kGeometry, s, 256);
-  const uint32_t seq = cache.create_sequence();
-  TempDir dir;
-  for (int which = 0; which < 2; ++which) {
-    try {
-      if (which == 0) {
-        cache.save(dir.file("heads.vkv"));
-      } else {
-        cache.save(dir.file("heads.vkv"), seq);
-      }
-      ADD_FAILURE() << "saved a cache with per-head policies";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
-      EXPECT_TRUE(mentions(e.what(), "saving caches with per-head policies (head_policies) is not supported yet"))
-          << e.what();
-    }
-    EXPECT_FALSE(fs::exists(dir.file("heads.vkv")));
-    EXPECT_FALSE(fs::exists(dir.file("heads.vkv.partial")));
-  }
 }
 
 }  // namespace

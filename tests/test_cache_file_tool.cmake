@@ -39,11 +39,15 @@ expect(1 "above --max-tokens 64" "${TOOL}" compress --kv "${WORK}/dump" --preset
 expect(1 "unknown preset" "${TOOL}" compress --kv "${WORK}/dump" --preset k3 -o "${WORK}/e.vkv")
 
 # The fuzzer's seeds: an STP cache shows its protected counts per sequence and per segment; a
-# version 1 file is still read.
+# cache with per-head policies its heads per layer and per policy; version 1 and 2 files are still
+# read.
 expect(0 "" "${DATA}" corpus "${WORK}/corpus")
-expect(0 "format version 2.*32 tokens protected \\(STP\\) in 2 segments.*layer 0: 200 tokens, segments \\[64 \\(STP: 32 protected\\)\\+128\\].*layer 1: 32 tokens, segments \\[32 \\(STP: 0 protected\\)\\]"
+expect(0 "format version 3.*32 tokens protected \\(STP\\) in 2 segments.*layer 0: 200 tokens, segments \\[64 \\(STP: 32 protected\\)\\+128\\].*layer 1: 32 tokens, segments \\[32 \\(STP: 0 protected\\)\\]"
        "${TOOL}" inspect "${WORK}/corpus/k1.5-v1.58-stp.vkv" --layers)
+expect(0 "format version 3.*heads: explicit list \\(6: 1 vidkv, 2 full, 3 window \\(sink 2, recent 6\\)\\).*id 1: 35 tokens per layer.*layer 0: 35 tokens, segments \\[32\\], residual 3, prefilled, appended; heads: 1 vidkv, 1 full, 1 window \\(holding 8 tokens\\).*layer 1: 35 tokens, segments \\[\\], residual 0, prefilled, appended; heads: 0 vidkv, 1 full, 2 window.*policies:.*vidkv +1 heads.*full +2 heads +70 tokens.*window +3 heads +24 tokens"
+       "${TOOL}" inspect "${WORK}/corpus/k1.5-v1.58-heads.vkv" --layers)
 expect(0 "format version 1.*k1\\.5-v1\\.58" "${TOOL}" inspect "${WORK}/corpus/format1-k1.5-v1.58.vkv")
+expect(0 "format version 2.*k1\\.5-v1\\.58" "${TOOL}" inspect "${WORK}/corpus/format2-k1.5-v1.58.vkv")
 
 # Damage: a byte inside the first layer section, the tail cut off, not a cache file at all.
 expect(0 "" "${DATA}" flip "${WORK}/c.vkv" "${WORK}/flipped.vkv" 300)

@@ -5,8 +5,10 @@
 //   vidkv_cache_tool_data flip IN OUT OFFSET     IN with the byte at OFFSET inverted
 //   vidkv_cache_tool_data cut IN OUT BYTES       the first BYTES bytes of IN
 //   vidkv_cache_tool_data corpus DIR             the fuzzer's seed files (fuzz/corpus): tiny caches
-//                                                saved by Cache::save (an STP one among them), one
-//                                                rewritten as format version 1, two damaged copies
+//                                                saved by Cache::save (an STP one and one with
+//                                                per-head policies among them), one rewritten as
+//                                                format version 1, one as version 2, two damaged
+//                                                copies
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -98,11 +100,33 @@ void corpus(const std::string& dir) {
     cache.prefill(seq, 1, halves(32), halves(32), 32, vidkv::CacheStpInput{});
     cache.save(dir + "/k1.5-v1.58-stp.vkv");
   }
-  // The same plain cache in format version 1 (no segment flags), which the parser still reads.
-  vidkv::CacheFileContents v1 = vidkv::read_cache_file(dir + "/k1.5-v1.58.vkv");
-  v1.format_version = 1;
-  const std::vector<uint8_t> v1_bytes = vidkv::serialize_cache_file(v1);
-  write_all(dir + "/format1-k1.5-v1.58.vkv", std::vector<char>(v1_bytes.begin(), v1_bytes.end()));
+  // Per-head policies (an explicit list): layer 0 mixes vidkv, full and window heads, layer 1 has
+  // no preset head; a prefill of a group and a tail, then appends past the window's 2 + 6 slots.
+  {
+    using P = vidkv::HeadPolicy;
+    vidkv::CacheSettings s = vidkv::preset("k1.5-v1.58");
+    s.head_policies.heads = {P::vidkv, P::full, P::window, P::full, P::window, P::window};
+    s.head_policies.sink = 2;
+    s.head_policies.recent = 6;
+    s.name = vidkv::settings_name(s);
+    vidkv::Cache cache(ctx, {2, 3, 3, 64}, s, 64);
+    const uint32_t seq = cache.create_sequence();
+    for (uint32_t layer = 0; layer < 2; ++layer) {
+      cache.prefill(seq, layer, halves(3 * 33), halves(3 * 33), 33);
+      for (uint32_t i = 0; i < 2; ++i) cache.append(seq, layer, halves(3), halves(3));
+    }
+    cache.create_sequence();  // an empty second sequence
+    cache.save(dir + "/k1.5-v1.58-heads.vkv");
+  }
+  // The same plain cache in format versions 1 (no segment flags) and 2 (no per-head policies),
+  // which the parser still reads.
+  for (uint32_t version : {1u, 2u}) {
+    vidkv::CacheFileContents old = vidkv::read_cache_file(dir + "/k1.5-v1.58.vkv");
+    old.format_version = version;
+    const std::vector<uint8_t> bytes = vidkv::serialize_cache_file(old);
+    write_all(dir + "/format" + std::to_string(version) + "-k1.5-v1.58.vkv",
+              std::vector<char>(bytes.begin(), bytes.end()));
+  }
 
   std::vector<char> bytes = read_all(dir + "/k1.5-v1.58.vkv");
   std::vector<char> flipped = bytes;

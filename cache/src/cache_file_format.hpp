@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "vidkv/head_policy.hpp"
 #include "vidkv/presets.hpp"
 
 namespace vidkv::cache_file {
@@ -82,6 +83,29 @@ inline uint8_t code_of(TernaryScale t) { return t == TernaryScale::mean_abs ? 0 
 inline std::optional<TernaryScale> ternary_of(uint8_t c) {
   if (c == 0) return TernaryScale::mean_abs;
   if (c == 1) return TernaryScale::lsq;
+  return std::nullopt;
+}
+
+// Per-head policies (format version 3): how HEAD gives them, and each policy's number.
+inline constexpr uint8_t kPoliciesNone = 0;    // every head takes the preset
+inline constexpr uint8_t kPoliciesList = 1;    // an explicit list, [layers][kv_heads]
+inline constexpr uint8_t kPoliciesScores = 2;  // head scores and a sparsity
+inline constexpr uint64_t kScoreEntryBytes = 16;  // u32 layer, u32 head, f64 score
+
+inline uint8_t code_of(HeadPolicy p) {
+  switch (p) {
+    case HeadPolicy::vidkv: return 0;
+    case HeadPolicy::full: return 1;
+    case HeadPolicy::window: return 2;
+  }
+  return 0xFF;
+}
+inline std::optional<HeadPolicy> policy_of(uint8_t c) {
+  switch (c) {
+    case 0: return HeadPolicy::vidkv;
+    case 1: return HeadPolicy::full;
+    case 2: return HeadPolicy::window;
+  }
   return std::nullopt;
 }
 

@@ -213,6 +213,7 @@ class Parser {
     s.keys.group_size = in.u32("key group_size");
     s.residual_length = in.u32("residual_length");
     const uint32_t sequences = in.u32("sequence count");
+    if (version_ >= 3) read_policies(in, c);  // earlier versions hold none: every head the preset
     in.finish();
 
     auto enum_field = [&](auto parsed, uint8_t code, const char* field) {
@@ -239,7 +240,72 @@ class Parser {
       in.fail(std::string("keys ") + key_mode_name(s.key_mode) + " with values " + value_mode_name(s.value_mode) +
               ": a cache stores both in fp16 or neither");
     }
+    // The policies against the geometry (list length, every head scored once, ...): what the
+    // cache's constructor resolves. Its allocations are bounded by the list the file holds.
+    try {
+      heads_ = cache_file_layer_heads(g, s);
+    } catch (const Error& e) {
+      in.fail(std::string("head policies: ") + e.what());
+    }
     return sequences;
+  }
+
+  // Version 3: the per-head policy spec at the end of HEAD. Entries are counted before anything
+  // is sized from their count: a list has layers x kv_heads of them (each head once), and they
+  // must be in the section.
+  void read_policies(Cursor& in, CacheFileContents& c) {
+    using namespace cache_file;
+    HeadPolicySpec& h = c.settings.head_policies;
+    const uint8_t kind = in.u8("head policy kind"), low = in.u8("low head policy"), high = in.u8("high head policy"),
+                  reserved = in.u8("head policy reserved byte");
+    h.sink = in.u32("window sink");
+    h.recent = in.u32("window recent");
+    h.sparsity = in.f64("sparsity");
+    const uint32_t entries = in.u32("head policy entries");
+    if (kind > kPoliciesScores) in.fail("head policy kind " + std::to_string(kind) + " is not known");
+    if (reserved != 0) in.fail("head policy reserved byte is " + std::to_string(reserved) + ", not 0");
+    auto policy = [&](uint8_t code, const std::string& field) {
+      const std::optional<HeadPolicy> p = policy_of(code);
+      if (!p) in.fail(field + " code " + std::to_string(code) + " is not known (0 vidkv, 1 full, 2 window)");
+      return *p;
+    };
+    h.low = policy(low, "low head policy");
+    h.high = policy(high, "high head policy");
+    const CacheGeometry& g = c.geometry;
+    const uint64_t heads = uint64_t(g.layers) * g.kv_heads;  // the geometry is read, not yet checked
+    if (kind == kPoliciesNone && entries != 0) {
+      in.fail(std::to_string(entries) + " head policy entries with kind 0 (none)");
+    }
+    if (kind != kPoliciesNone && entries != heads) {
+      in.fail(std::to_string(entries) + " head policy entries; the geometry has " + std::to_string(g.layers) +
+              " layers x " + std::to_string(g.kv_heads) + " KV heads = " + std::to_string(heads) +
+              " (one entry per head)");
+    }
+    if (kind == kPoliciesList) {
+      const uint8_t* codes = in.take(entries, "head policy list");
+      h.heads.reserve(entries);
+      for (uint32_t i = 0; i < entries; ++i) {
+        const std::optional<HeadPolicy> p = policy_of(codes[i]);
+        if (!p) {
+          policy(codes[i], "head policy " + std::to_string(i) + " (layer " + std::to_string(i / g.kv_heads) +
+                               ", head " + std::to_string(i % g.kv_heads) + ")");
+        }
+        h.heads.push_back(*p);
+      }
+    } else if (kind == kPoliciesScores) {
+      if (entries > in.remaining() / kScoreEntryBytes) {
+        in.fail(std::to_string(entries) + " head scores of " + std::to_string(kScoreEntryBytes) +
+                " bytes; the section has " + std::to_string(in.remaining()) + " left");
+      }
+      h.scores.reserve(entries);
+      for (uint32_t i = 0; i < entries; ++i) {
+        HeadScore score;
+        score.layer = in.u32("head score layer");
+        score.head = in.u32("head score head");
+        score.score = in.f64("head score");
+        h.scores.push_back(score);
+      }
+    }
   }
 
   // Bounds that keep every size below 2^64 and match what a cache can be: the cache itself checks
@@ -302,13 +368,19 @@ class Parser {
     const uint32_t entries = in.u32("channel table entries");
 
     const bool fp16 = s.key_mode == CacheSettings::KeyMode::fp16;
+    // A mixed layer's preset part holds its preset heads only (possibly none).
+    const CacheFileLayerHeads heads = heads_[index];
+    l.mixed = heads.mixed();
+    const CacheGeometry part = cache_file_part_geometry(g, heads.preset);
     const uint64_t tokens = uint64_t(l.quantized) + l.residual;
     if (tokens > c.max_tokens) {
       in.fail(std::to_string(tokens) + " tokens exceed max_tokens " + std::to_string(c.max_tokens));
     }
-    if ((tokens > 0) != (l.prefilled || l.appended)) {
-      in.fail(std::to_string(tokens) + " tokens with prefilled " + std::to_string(l.prefilled) + " and appended " +
-              std::to_string(l.appended) + " (a layer holds tokens exactly when it was prefilled or appended to)");
+    // A mixed layer's count comes after its residual: checked there.
+    if (!l.mixed) check_written(in, l, tokens);
+    if (heads.preset == 0 && (tokens != 0 || segments != 0)) {
+      in.fail("no preset heads (every head of the layer is full or window) but " + std::to_string(segments) +
+              " segments and " + std::to_string(tokens) + " tokens in them and the residual");
     }
     const uint64_t capacity = fp16 ? c.max_tokens : uint64_t(s.residual_length) - 1;
     if (l.residual > capacity) {
@@ -320,7 +392,7 @@ class Parser {
               " quantized tokens");
     }
     // The channel table exists from the first segment on.
-    const uint64_t want_entries = segments > 0 ? cache_file_channel_table_entries(g, s) : 0;
+    const uint64_t want_entries = segments > 0 ? cache_file_channel_table_entries(part, s) : 0;
     if (entries != want_entries) {
       in.fail(std::to_string(entries) + " channel table entries with " + std::to_string(segments) +
               " segments; " + std::to_string(want_entries) + " expected");
@@ -330,17 +402,48 @@ class Parser {
 
     uint64_t segment_tokens = 0;
     for (uint32_t i = 0; i < segments; ++i) {
-      l.segments.push_back(read_segment(in, c, i, l.prefilled, segment_tokens));
+      l.segments.push_back(read_segment(in, c, part, i, l.prefilled, segment_tokens));
     }
     if (segment_tokens != l.quantized) {
       in.fail("segments hold " + std::to_string(segment_tokens) + " tokens; the layer says " +
               std::to_string(l.quantized) + " quantized");
     }
-    const uint64_t halves = uint64_t(l.residual) * g.kv_heads * g.head_dim;
+    const uint64_t halves = uint64_t(l.residual) * part.kv_heads * g.head_dim;
     l.residual_keys = in.words<uint16_t>(halves, "residual keys");
     l.residual_values = in.words<uint16_t>(halves, "residual values");
+    if (l.mixed) read_stores(in, c, heads, tokens, l);
     in.finish();
     return l;
+  }
+
+  static void check_written(const Cursor& in, const CacheFileLayer& l, uint64_t tokens) {
+    if ((tokens > 0) != (l.prefilled || l.appended)) {
+      in.fail(std::to_string(tokens) + " tokens with prefilled " + std::to_string(l.prefilled) + " and appended " +
+              std::to_string(l.appended) + " (a layer holds tokens exactly when it was prefilled or appended to)");
+    }
+  }
+
+  // A mixed layer's token count and its full and window heads' fp16 stores; their lengths follow
+  // from the count, which is checked first.
+  static void read_stores(Cursor& in, const CacheFileContents& c, const CacheFileLayerHeads& heads,
+                          uint64_t part_tokens, CacheFileLayer& l) {
+    const HeadPolicySpec& h = c.settings.head_policies;
+    l.count = in.u32("layer token count");
+    if (l.count > c.max_tokens) {
+      in.fail("token count " + std::to_string(l.count) + " exceeds max_tokens " + std::to_string(c.max_tokens));
+    }
+    // Every token goes to every head: the preset part holds them all when it has heads.
+    if (heads.preset > 0 && l.count != part_tokens) {
+      in.fail("token count " + std::to_string(l.count) + "; its preset heads hold " + std::to_string(part_tokens) +
+              " (quantized + residual)");
+    }
+    check_written(in, l, l.count);
+    const uint64_t D = c.geometry.head_dim;
+    const uint64_t window = std::min<uint64_t>(l.count, uint64_t(h.sink) + h.recent);
+    l.full_keys = in.words<uint16_t>(uint64_t(l.count) * heads.full * D, "full keys");
+    l.full_values = in.words<uint16_t>(uint64_t(l.count) * heads.full * D, "full values");
+    l.window_keys = in.words<uint16_t>(window * heads.window * D, "window keys");
+    l.window_values = in.words<uint16_t>(window * heads.window * D, "window values");
   }
 
   // Per unit (head, or the layer for scope layer): the anomalous channels then the normal ones,
@@ -368,8 +471,9 @@ class Parser {
     }
   }
 
-  CacheFileSegment read_segment(Cursor& in, const CacheFileContents& c, uint32_t index, bool prefilled,
-                                uint64_t& layer_tokens) {
+  // `part`: the geometry of the layer's preset part (kv_heads = its preset heads).
+  CacheFileSegment read_segment(Cursor& in, const CacheFileContents& c, const CacheGeometry& part, uint32_t index,
+                                bool prefilled, uint64_t& layer_tokens) {
     const std::string seg = "segment " + std::to_string(index);
     CacheFileSegment s;
     s.tokens = in.u32("segment tokens");
@@ -395,7 +499,7 @@ class Parser {
     // computed from it.
     std::vector<CacheFileArraySpec> specs;
     try {
-      specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens, s.stp, s.protected_count);
+      specs = cache_file_segment_arrays(part, c.settings, s.tokens, s.stp, s.protected_count);
     } catch (const Error& e) {
       in.fail(seg + ": " + e.what());
     }
@@ -473,6 +577,7 @@ class Parser {
   uint64_t pos_ = 0;
   uint32_t sections_ = 0;
   uint32_t version_ = kCacheFileFormatVersion;  // the file's, once its header is read
+  std::vector<CacheFileLayerHeads> heads_;        // per layer, from the policies in HEAD
 };
 
 void Cursor::fail(const std::string& message) const { parser_.fail(what_ + ": " + message); }

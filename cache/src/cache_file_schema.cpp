@@ -2,6 +2,7 @@
 // table the writer, the parser, the device upload and the statistics share (cache_file.hpp).
 // It mirrors what the cache keeps of a segment (cache_internal.hpp's Segment): only the arrays the
 // attention reads, at the sizes the quantizers write.
+#include <algorithm>
 #include <string>
 
 #include "vidkv/cache_file.hpp"
@@ -152,26 +153,72 @@ uint64_t cache_file_channel_table_entries(const CacheGeometry& g, const CacheSet
   return units * g.head_dim;
 }
 
+std::vector<CacheFileLayerHeads> cache_file_layer_heads(const CacheGeometry& g, const CacheSettings& s) {
+  std::vector<CacheFileLayerHeads> out(g.layers, CacheFileLayerHeads{g.kv_heads, 0, 0});
+  if (s.head_policies.uniform()) return out;
+  const std::vector<HeadPolicy> all = resolve_head_policies(s.head_policies, g.layers, g.kv_heads);
+  for (uint32_t l = 0; l < g.layers; ++l) {
+    CacheFileLayerHeads& h = out[l];
+    h = {};
+    for (uint32_t k = 0; k < g.kv_heads; ++k) {
+      const HeadPolicy p = all[size_t(l) * g.kv_heads + k];
+      ++(p == HeadPolicy::vidkv ? h.preset : p == HeadPolicy::full ? h.full : h.window);
+    }
+  }
+  return out;
+}
+
 CacheStats cache_file_stats(const CacheFileContents& c) {
   CacheStats st;
-  const uint64_t halves = uint64_t(c.geometry.kv_heads) * c.geometry.head_dim;
-  const uint64_t row = halves * 2;  // bytes of one token of K (or V)
+  const uint32_t D = c.geometry.head_dim;
+  const uint64_t row = uint64_t(c.geometry.kv_heads) * D * 2;  // bytes of one token of K (or V), all heads
+  const uint64_t head_row = uint64_t(D) * 2;                     // of one head
   const bool fp16 = c.settings.key_mode == KeyMode::fp16;
   const uint64_t capacity = fp16 ? c.max_tokens : c.settings.residual_length;
+  const uint64_t window = uint64_t(c.settings.head_policies.sink) + c.settings.head_policies.recent;
+  const std::vector<CacheFileLayerHeads> heads = cache_file_layer_heads(c.geometry, c.settings);
+  CachePolicyStats& preset = st.policies[size_t(HeadPolicy::vidkv)];
+  CachePolicyStats& full = st.policies[size_t(HeadPolicy::full)];
+  CachePolicyStats& windowed = st.policies[size_t(HeadPolicy::window)];
+  for (const CacheFileLayerHeads& h : heads) {
+    preset.heads += h.preset;
+    full.heads += h.full;
+    windowed.heads += h.window;
+  }
+  uint64_t quantized_values = 0;
   st.sequences = uint32_t(c.sequences.size());
   for (const CacheFileSequence& seq : c.sequences) {
-    for (const CacheFileLayer& l : seq.layers) {
-      st.tokens += uint64_t(l.quantized) + l.residual;
+    for (size_t i = 0; i < seq.layers.size(); ++i) {
+      const CacheFileLayer& l = seq.layers[i];
+      // A mixed layer's preset part holds only its preset heads (the cache's Impl::part_heads).
+      const CacheFileLayerHeads h = i < heads.size() ? heads[i] : CacheFileLayerHeads{c.geometry.kv_heads, 0, 0};
+      const CacheGeometry part = cache_file_part_geometry(c.geometry, l.mixed ? h.preset : c.geometry.kv_heads);
+      const uint64_t part_row = uint64_t(part.kv_heads) * head_row;
+      const uint64_t part_tokens = uint64_t(l.quantized) + l.residual;
+      const bool written = l.prefilled || l.appended;
+      st.tokens += l.mixed ? l.count : part_tokens;
       st.quantized_tokens += l.quantized;
       st.residual_tokens += l.residual;
+      quantized_values += uint64_t(l.quantized) * part.kv_heads * D;
+      preset.tokens += part_tokens * part.kv_heads;
+      preset.fp16_equivalent_bytes += part_tokens * part_row * 2;
+      if (l.mixed) {
+        // The stores are allocated at a layer's first write: full for max_tokens, window for its slots.
+        full.tokens += uint64_t(l.count) * h.full;
+        full.fp16_equivalent_bytes += uint64_t(l.count) * h.full * head_row * 2;
+        if (written && h.full > 0) full.bytes += 2 * uint64_t(c.max_tokens) * h.full * head_row;
+        windowed.tokens += std::min<uint64_t>(l.count, window) * h.window;
+        windowed.fp16_equivalent_bytes += uint64_t(l.count) * h.window * head_row * 2;
+        if (written && h.window > 0) windowed.bytes += 2 * window * h.window * head_row;
+      }
       st.segments += uint32_t(l.segments.size());
       for (const CacheFileSegment& s : l.segments) {
-        const auto specs = cache_file_segment_arrays(c.geometry, c.settings, s.tokens, s.stp, s.protected_count);
+        const auto specs = cache_file_segment_arrays(part, c.settings, s.tokens, s.stp, s.protected_count);
         for (const CacheFileArray& a : s.arrays) {
           for (const CacheFileArraySpec& spec : specs) {
             if (spec.id != a.id || spec.role == CacheFileRole::tokens) continue;
-            CachePartBytes& part = spec.part == CacheFilePart::keys ? st.keys : st.values;
-            (spec.role == CacheFileRole::codes ? part.codes : spec.role == CacheFileRole::scales ? part.scales : part.mins) +=
+            CachePartBytes& p = spec.part == CacheFilePart::keys ? st.keys : st.values;
+            (spec.role == CacheFileRole::codes ? p.codes : spec.role == CacheFileRole::scales ? p.scales : p.mins) +=
                 a.bytes.size();
           }
         }
@@ -180,17 +227,18 @@ CacheStats cache_file_stats(const CacheFileContents& c) {
         if (s.stp) st.values.maps += uint64_t(s.tokens) * 4;
       }
       st.keys.maps += uint64_t(l.channels.size()) * 4;
-      st.residual_bytes += uint64_t(l.residual) * row * 2;
-      // The cache allocates a layer's residual at its first prefill or append.
-      if (l.prefilled || l.appended) st.residual_capacity_bytes += capacity * row * 2;
+      st.residual_bytes += uint64_t(l.residual) * part_row * 2;
+      // The cache allocates a layer's residual at its first prefill or append (none for a mixed
+      // layer without preset heads).
+      if (written && part.kv_heads > 0) st.residual_capacity_bytes += capacity * part_row * 2;
     }
   }
-  const uint64_t values = st.quantized_tokens * halves;
+  preset.bytes = st.keys.total() + st.values.total() + st.residual_capacity_bytes;
   if (fp16) {
     st.key_bits = st.value_bits = 16.0;
-  } else if (values > 0) {
-    st.key_bits = 8.0 * double(st.keys.total()) / double(values);
-    st.value_bits = 8.0 * double(st.values.total()) / double(values);
+  } else if (quantized_values > 0) {
+    st.key_bits = 8.0 * double(st.keys.total()) / double(quantized_values);
+    st.value_bits = 8.0 * double(st.values.total()) / double(quantized_values);
   }
   st.fp16_equivalent_bytes = st.tokens * row * 2;
   return st;

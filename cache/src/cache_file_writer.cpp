@@ -62,6 +62,32 @@ class Writer {
   uint32_t sections_ = 0;
 };
 
+// Version 3: the per-head policy spec (its score_source is not part of the configuration).
+void write_policies(Writer& w, const HeadPolicySpec& h) {
+  using namespace cache_file;
+  const uint8_t kind = !h.heads.empty() ? kPoliciesList : !h.scores.empty() ? kPoliciesScores : kPoliciesNone;
+  w.u8(kind);
+  w.u8(code_of(h.low));
+  w.u8(code_of(h.high));
+  w.u8(0);  // reserved
+  w.u32(h.sink);
+  w.u32(h.recent);
+  w.f64(h.sparsity);
+  if (kind == kPoliciesList) {
+    w.u32(uint32_t(h.heads.size()));
+    for (HeadPolicy p : h.heads) w.u8(code_of(p));
+  } else if (kind == kPoliciesScores) {
+    w.u32(uint32_t(h.scores.size()));
+    for (const HeadScore& s : h.scores) {
+      w.u32(s.layer);
+      w.u32(s.head);
+      w.f64(s.score);
+    }
+  } else {
+    w.u32(0);
+  }
+}
+
 void write_head(Writer& w, const CacheFileContents& c) {
   using namespace cache_file;
   const CacheSettings& s = c.settings;
@@ -87,6 +113,7 @@ void write_head(Writer& w, const CacheFileContents& c) {
   w.u32(s.keys.group_size);
   w.u32(s.residual_length);
   w.u32(uint32_t(c.sequences.size()));
+  if (c.format_version >= 3) write_policies(w, s.head_policies);
   w.end_section();
 }
 
@@ -116,6 +143,15 @@ void write_layer(Writer& w, uint32_t version, uint32_t index, const CacheFileLay
   // The residual's length follows from the count and the geometry: no length field to trust.
   w.words(l.residual_keys);
   w.words(l.residual_values);
+  if (l.mixed) {
+    // Version 3, a layer with full or window heads: its token count, then their stores, whose
+    // lengths follow from the count, the policies and the geometry.
+    w.u32(l.count);
+    w.words(l.full_keys);
+    w.words(l.full_values);
+    w.words(l.window_keys);
+    w.words(l.window_values);
+  }
   w.end_section();
 }
 

@@ -158,8 +158,8 @@ struct Cache::Impl {
   uint64_t part_token_bytes(const cache_detail::Layer& layer) const {
     return uint64_t(part_heads(layer)) * geometry.head_dim * 2;
   }
-  // KV heads of a segment (0 in segments rebuilt from a saved cache, which never has mixed
-  // layers: all of them).
+  // KV heads of a segment (0 means all of them; segments made by the cache or loaded from a
+  // saved one set it).
   uint32_t seg_heads(const cache_detail::Segment& s) const { return s.heads ? s.heads : geometry.kv_heads; }
   // A new sequence's layers, each knowing its route.
   cache_detail::Sequence make_sequence() const;

@@ -8,6 +8,10 @@
 // protected positions; loading rebuilds the split and the token map from that list through the
 // same code that builds them at prefill (prepare_stp_values), so the device state is the one the
 // prefill made.
+//
+// Per-head policies: a mixed layer's preset part is saved over its preset heads (part_heads), and
+// its full and window stores' live contents with its token count; loading rebuilds the layer as
+// make_sequence() does and allocates the stores as the first write would (prepare_routes).
 #include <algorithm>
 #include <string>
 
@@ -69,20 +73,45 @@ std::unique_ptr<rt::Buffer> upload(const std::shared_ptr<rt::Context>& ctx, cons
   return buffer;
 }
 
+// The geometry of a layer's preset part: every head, or a mixed layer's preset heads.
+CacheGeometry part_geometry(const Cache::Impl& m, const Layer& l) {
+  return cache_file_part_geometry(m.geometry, m.part_heads(l));
+}
+
+// A mixed layer's full and window stores, live contents only: `count` tokens of the full heads,
+// the window's held slots in slot order.
+void save_stores(const Cache::Impl& m, const Layer& l, CacheFileLayer& f) {
+  const cache_detail::HeadRoute& r = m.routes[l.index];
+  const uint64_t D = m.geometry.head_dim;
+  f.mixed = true;
+  f.count = l.count;
+  const uint64_t full = uint64_t(l.count) * r.full.size() * D;
+  const uint64_t window = uint64_t(std::min(l.count, m.window_capacity())) * r.window.size() * D;
+  if (full > 0) {
+    f.full_keys = download<uint16_t>(*l.full_keys, full);
+    f.full_values = download<uint16_t>(*l.full_values, full);
+  }
+  if (window > 0) {
+    f.window_keys = download<uint16_t>(*l.window_keys, window);
+    f.window_values = download<uint16_t>(*l.window_values, window);
+  }
+}
+
 CacheFileLayer save_layer(const Cache::Impl& m, const Layer& l) {
   CacheFileLayer f;
   f.prefilled = l.prefilled;
   f.appended = l.appended;
   f.quantized = l.quantized;
   f.residual = l.residual;
-  if (l.channels) f.channels = download<uint32_t>(*l.channels, cache_file_channel_table_entries(m.geometry, m.settings));
+  const CacheGeometry part = part_geometry(m, l);
+  if (l.channels) f.channels = download<uint32_t>(*l.channels, cache_file_channel_table_entries(part, m.settings));
   for (const Segment& s : l.segments) {
     CacheFileSegment fs;
     fs.tokens = s.tokens;
     fs.stp = s.stp;
     fs.protected_count = s.stp ? uint32_t(s.split.protected_tokens.size()) : 0;
     for (const CacheFileArraySpec& spec :
-         cache_file_segment_arrays(m.geometry, m.settings, s.tokens, fs.stp, fs.protected_count)) {
+         cache_file_segment_arrays(part, m.settings, s.tokens, fs.stp, fs.protected_count)) {
       if (spec.id == CacheFileArrayId::stp_protected_tokens) {
         fs.arrays.push_back({spec.id, little_endian(s.split.protected_tokens)});
         continue;
@@ -92,11 +121,12 @@ CacheFileLayer save_layer(const Cache::Impl& m, const Layer& l) {
     }
     f.segments.push_back(std::move(fs));
   }
-  const uint64_t halves = uint64_t(l.residual) * m.token_halves();
+  const uint64_t halves = uint64_t(l.residual) * part.kv_heads * part.head_dim;
   if (halves > 0) {
     f.residual_keys = download<uint16_t>(*l.residual_keys, halves);
     f.residual_values = download<uint16_t>(*l.residual_values, halves);
   }
+  if (l.mixed) save_stores(m, l, f);
   return f;
 }
 
@@ -116,11 +146,38 @@ CacheFileSequence save_sequence(const Cache::Impl& m, uint32_t id, const Sequenc
   return f;
 }
 
+// A mixed layer's full and window stores, allocated as prepare_routes allocates them at a layer's
+// first write (full: max_tokens slots, window: sink + recent), holding the file's live contents.
+void upload_stores(Cache::Impl& m, const CacheFileLayer& f, Layer& l) {
+  const cache_detail::HeadRoute& r = m.routes[l.index];
+  const uint64_t row = uint64_t(m.geometry.head_dim) * 2;
+  l.count = f.count;
+  if (!(f.prefilled || f.appended)) return;  // nothing written: allocated at the first write
+  auto store = [&](std::unique_ptr<rt::Buffer>& buffer, const std::vector<uint16_t>& data, uint64_t slots) {
+    buffer = std::make_unique<rt::Buffer>(m.ctx, buffer_bytes(slots * row));
+    if (!data.empty()) buffer->upload(data.data(), data.size() * 2);
+  };
+  if (!r.full.empty()) {
+    store(l.full_keys, f.full_keys, uint64_t(m.max_tokens) * r.full.size());
+    store(l.full_values, f.full_values, uint64_t(m.max_tokens) * r.full.size());
+  }
+  if (!r.window.empty()) {
+    store(l.window_keys, f.window_keys, uint64_t(m.window_capacity()) * r.window.size());
+    store(l.window_values, f.window_values, uint64_t(m.window_capacity()) * r.window.size());
+  }
+}
+
 // New device buffers holding one layer of a parsed file (checked by the parser and
 // check_fits): nothing of the cache is touched but its scratch (an STP segment makes sure the
-// decode's gather buffer exists, as its prefill does).
-Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f) {
-  Layer l;
+// decode's gather buffer exists, as its prefill does). `l` comes from make_sequence(): it knows
+// its index and, in a mixed layer, its preset heads.
+Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f, Layer l) {
+  // The file's policies are the cache's (same settings and geometry): the same layers are mixed.
+  if (f.mixed != l.mixed) {
+    throw Error(ErrorCode::corrupt_data, "cache: saved layer " + std::to_string(l.index) + " is " +
+                                             (f.mixed ? "" : "not ") + "mixed; the cache's policies say otherwise");
+  }
+  const CacheGeometry stored = part_geometry(m, l);
   l.prefilled = f.prefilled;
   l.appended = f.appended;
   l.quantized = f.quantized;
@@ -129,7 +186,7 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f) {
   for (const CacheFileSegment& fs : f.segments) {
     Segment s;
     s.tokens = fs.tokens;
-    s.heads = m.geometry.kv_heads;  // a saved cache has no per-head policies: every head
+    s.heads = stored.kv_heads;  // all heads, or a mixed layer's preset heads
     if (fs.stp) {
       // The split as the prefill made it (other tokens: the complement, increasing), then the
       // buffers, token map and value byte counts exactly as prepare_segment allocates them.
@@ -137,7 +194,7 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f) {
           reference::split_from_list(cache_file_protected_tokens(fs), fs.tokens, m.settings.group_size);
       m.prepare_stp_values(s, split);
     }
-    const auto specs = cache_file_segment_arrays(m.geometry, m.settings, fs.tokens, fs.stp, fs.protected_count);
+    const auto specs = cache_file_segment_arrays(stored, m.settings, fs.tokens, fs.stp, fs.protected_count);
     for (const CacheFileArray& a : fs.arrays) {
       const auto spec = std::find_if(specs.begin(), specs.end(), [&](const auto& x) { return x.id == a.id; });
       if (spec->role == CacheFileRole::tokens) continue;  // rebuilt above
@@ -162,9 +219,10 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f) {
     }
     l.segments.push_back(std::move(s));
   }
-  if (f.prefilled || f.appended) {
-    // The residual as the cache allocates it at a layer's first write: its full capacity.
-    const uint64_t capacity = buffer_bytes(uint64_t(m.residual_capacity()) * m.token_halves() * 2);
+  if ((f.prefilled || f.appended) && stored.kv_heads > 0) {
+    // The residual as the cache allocates it at a layer's first write: its full capacity (none
+    // in a mixed layer without preset heads).
+    const uint64_t capacity = buffer_bytes(uint64_t(m.residual_capacity()) * m.part_token_bytes(l));
     l.residual_keys = std::make_unique<rt::Buffer>(m.ctx, capacity);
     l.residual_values = std::make_unique<rt::Buffer>(m.ctx, capacity);
     if (f.residual > 0) {
@@ -172,6 +230,7 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f) {
       l.residual_values->upload(f.residual_values.data(), f.residual_values.size() * 2);
     }
   }
+  if (l.mixed) upload_stores(m, f, l);
   return l;
 }
 
@@ -194,7 +253,8 @@ void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::str
   }
   for (const CacheFileSequence& s : c.sequences) {
     for (size_t l = 0; l < s.layers.size(); ++l) {
-      const uint64_t tokens = uint64_t(s.layers[l].quantized) + s.layers[l].residual;
+      const CacheFileLayer& f = s.layers[l];
+      const uint64_t tokens = f.mixed ? f.count : uint64_t(f.quantized) + f.residual;
       if (tokens > m.max_tokens) {
         throw Error(ErrorCode::invalid_argument, "cache file '" + path + "': sequence " + std::to_string(s.id) +
                                                      " layer " + std::to_string(l) + " holds " + std::to_string(tokens) +
@@ -208,26 +268,21 @@ void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::str
 std::vector<Sequence> upload_sequences(Cache::Impl& m, const CacheFileContents& c) {
   std::vector<Sequence> out;
   for (const CacheFileSequence& f : c.sequences) {
+    // Layers as a new sequence's (index, mixed, preset heads), then the file's contents.
+    Sequence fresh = m.make_sequence();
     Sequence s;
-    for (const CacheFileLayer& l : f.layers) s.layers.push_back(upload_layer(m, l));
+    for (size_t i = 0; i < f.layers.size(); ++i) {
+      s.layers.push_back(upload_layer(m, f.layers[i], std::move(fresh.layers[i])));
+    }
     out.push_back(std::move(s));
   }
   return out;
-}
-
-// The file has no place for per-head policies yet: refuse rather than drop them.
-void check_savable(const Cache::Impl& m) {
-  if (!m.settings.head_policies.uniform()) {
-    throw Error(ErrorCode::invalid_argument,
-                "saving caches with per-head policies (head_policies) is not supported yet");
-  }
 }
 
 }  // namespace
 
 void Cache::save(const std::string& path) const {
   const Impl& m = *impl_;
-  check_savable(m);
   CacheFileContents c = save_header(m);
   for (const auto& [id, seq] : m.sequences) c.sequences.push_back(save_sequence(m, id, seq));
   write_cache_file(path, serialize_cache_file(c));
@@ -235,7 +290,6 @@ void Cache::save(const std::string& path) const {
 
 void Cache::save(const std::string& path, uint32_t sequence) const {
   const Impl& m = *impl_;
-  check_savable(m);
   const Sequence& seq = m.sequence(sequence);  // throws naming an unknown id
   CacheFileContents c = save_header(m);
   c.sequences.push_back(save_sequence(m, sequence, seq));

@@ -20,8 +20,9 @@ void print_sequence(const CacheFileContents& c, const CacheFileSequence& s, bool
   uint32_t lo = UINT32_MAX, hi = 0;
   uint64_t quantized = 0, residual = 0, segments = 0, protected_tokens = 0, stp_segments = 0;
   for (const CacheFileLayer& l : s.layers) {
-    lo = std::min(lo, l.quantized + l.residual);
-    hi = std::max(hi, l.quantized + l.residual);
+    const uint32_t tokens = l.mixed ? l.count : l.quantized + l.residual;
+    lo = std::min(lo, tokens);
+    hi = std::max(hi, tokens);
     quantized += l.quantized;
     residual += l.residual;
     segments += l.segments.size();
@@ -38,6 +39,7 @@ void print_sequence(const CacheFileContents& c, const CacheFileSequence& s, bool
               s.id, per_layer.c_str(), c.geometry.layers, (unsigned long long)quantized, (unsigned long long)segments,
               (unsigned long long)residual, stp.c_str());
   if (!layers) return;
+  const std::vector<CacheFileLayerHeads> heads = cache_file_layer_heads(c.geometry, c.settings);
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const CacheFileLayer& l = s.layers[i];
     std::string sizes;
@@ -47,8 +49,18 @@ void print_sequence(const CacheFileContents& c, const CacheFileSequence& s, bool
       // Semantic token protection: how many of the segment's tokens keep 2-bit values.
       if (seg.stp) sizes += " (STP: " + std::to_string(seg.protected_count) + " protected)";
     }
-    std::printf("    layer %zu: %u tokens, segments [%s], residual %u%s%s\n", i, l.quantized + l.residual,
-                sizes.c_str(), l.residual, l.prefilled ? ", prefilled" : "", l.appended ? ", appended" : "");
+    // Per-head policies: the segments and residual hold the preset heads only.
+    std::string mixed;
+    if (l.mixed) {
+      const CacheFileLayerHeads& h = heads[i];
+      const uint64_t window = std::min<uint64_t>(l.count, uint64_t(c.settings.head_policies.sink) +
+                                                              c.settings.head_policies.recent);
+      mixed = "; heads: " + std::to_string(h.preset) + " vidkv, " + std::to_string(h.full) + " full, " +
+              std::to_string(h.window) + " window (holding " + std::to_string(h.window ? window : 0) + " tokens)";
+    }
+    std::printf("    layer %zu: %u tokens, segments [%s], residual %u%s%s%s\n", i,
+                l.mixed ? l.count : l.quantized + l.residual, sizes.c_str(), l.residual,
+                l.prefilled ? ", prefilled" : "", l.appended ? ", appended" : "", mixed.c_str());
   }
 }
 
@@ -74,14 +86,28 @@ void inspect(const InspectOptions& o) {
   std::printf("sequences: %zu\n", c.sequences.size());
   for (const CacheFileSequence& s : c.sequences) print_sequence(c, s, o.layers);
 
-  std::printf("quantized store: %llu tokens x %u KV heads x %u channels, K and V (bytes; bits per value)\n",
-              (unsigned long long)st.quantized_tokens, g.kv_heads, g.head_dim);
+  if (c.settings.head_policies.uniform()) {
+    std::printf("quantized store: %llu tokens x %u KV heads x %u channels, K and V (bytes; bits per value)\n",
+                (unsigned long long)st.quantized_tokens, g.kv_heads, g.head_dim);
+  } else {
+    std::printf("quantized store: %llu tokens of the vidkv heads x %u channels, K and V (bytes; bits per value)\n",
+                (unsigned long long)st.quantized_tokens, g.head_dim);
+  }
   std::printf("  %-8s %14s %14s %14s %12s %14s %10s\n", "part", "codes", "scales", "mins", "maps", "total", "bits");
   print_part("keys", st.keys, st.key_bits);
   print_part("values", st.values, st.value_bits);
   std::printf("  effective bits per value, K and V averaged: %.4f\n", (st.key_bits + st.value_bits) / 2);
   std::printf("residual:  %llu tokens, %llu bytes of fp16 K and V\n", (unsigned long long)st.residual_tokens,
               (unsigned long long)st.residual_bytes);
+  if (!c.settings.head_policies.uniform()) {
+    // Per-head policies: the table above is the vidkv heads' store; full and window heads are fp16.
+    std::printf("policies:  (layer, KV head) pairs, tokens held x heads, bytes allocated on load\n");
+    for (HeadPolicy p : {HeadPolicy::vidkv, HeadPolicy::full, HeadPolicy::window}) {
+      const CachePolicyStats& ps = st.policies[size_t(p)];
+      std::printf("  %-8s %8u heads %14llu tokens %14llu bytes\n", head_policy_name(p), ps.heads,
+                  (unsigned long long)ps.tokens, (unsigned long long)ps.bytes);
+    }
+  }
   const uint64_t held = st.keys.total() + st.values.total() + st.residual_bytes;
   std::printf("total:     %llu bytes held for %llu tokens; fp16 would take %llu (%.2fx smaller)\n",
               (unsigned long long)held, (unsigned long long)st.tokens, (unsigned long long)st.fp16_equivalent_bytes,

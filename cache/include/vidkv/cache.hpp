@@ -19,7 +19,7 @@
 //    `full` heads every token, `window` heads the first sink and the newest recent tokens only
 //    (the oldest of those is overwritten as each token arrives). Attention runs one pass per
 //    policy in the layer over its heads' query heads. dequantize() returns zeros for the tokens a
-//    window head no longer holds. Saving such a cache is not supported yet (Error).
+//    window head no longer holds. Saved caches keep the policies and every store (bit-exact).
 //
 // Every public function checks all of its arguments before it touches any state and throws
 // vidkv::Error naming the bad value; after an error the cache is exactly as before (new device

@@ -6,6 +6,12 @@
 // geometry and settings, channel tables, sequence ids) before it returns anything, and
 // serialize_cache_file() writes one.
 //
+// Per-head policies (settings.head_policies, head_policy.hpp; format version 3): the HEAD section
+// stores the policy spec, and each layer whose heads do not all take the preset (a "mixed" layer,
+// cache_file_layer_heads) holds its preset part (channel table, segments, residual) over its
+// preset heads only, gathered in increasing head order, plus its token count and the fp16 stores
+// of its full and window heads.
+//
 // A segment is a list of arrays, each named by an id (CacheFileArrayId). Which arrays a segment
 // holds, and their exact byte lengths, follow from the geometry, the settings, the segment's
 // token count and (semantic token protection) its protected-token count
@@ -26,8 +32,10 @@ namespace vidkv {
 // kCacheFileOldestFormatVersion..kCacheFileFormatVersion; files of another version are refused
 // with Error(corrupt_data) naming the file's version and the ones read. Version 2 added a flags
 // word and a protected-token count to every segment (semantic token protection); a version 1
-// file reads as one whose segments have neither.
-inline constexpr uint32_t kCacheFileFormatVersion = 2;
+// file reads as one whose segments have neither. Version 3 added the per-head policy spec to HEAD
+// and the full and window stores to mixed layers; a version 1 or 2 file reads as one without
+// per-head policies.
+inline constexpr uint32_t kCacheFileFormatVersion = 3;
 inline constexpr uint32_t kCacheFileOldestFormatVersion = 1;
 
 // Array ids of a segment. Stable numbers: they are stored in files.
@@ -76,6 +84,23 @@ VIDKV_API std::vector<CacheFileArraySpec> cache_file_segment_arrays(const CacheG
 // head, 1 for scope layer (and kv_heads for 2-bit keys, whose table is the identity); 0 for fp16.
 VIDKV_API uint64_t cache_file_channel_table_entries(const CacheGeometry& geometry, const CacheSettings& settings);
 
+// The KV heads of one layer by policy (head_policy.hpp): how many take the preset (vidkv), full
+// and window. A layer with full or window heads is "mixed".
+struct CacheFileLayerHeads {
+  uint32_t preset = 0, full = 0, window = 0;
+  bool mixed() const { return full + window > 0; }
+};
+// Per layer, from settings.head_policies resolved against the geometry (every head the preset
+// when the spec is uniform). Throws Error(invalid_argument) for a spec that does not resolve.
+VIDKV_API std::vector<CacheFileLayerHeads> cache_file_layer_heads(const CacheGeometry& geometry,
+                                                                  const CacheSettings& settings);
+// The geometry a layer's preset part is stored in: kv_heads = its preset heads. Pass it to
+// cache_file_segment_arrays and cache_file_channel_table_entries for a mixed layer's segments.
+inline CacheGeometry cache_file_part_geometry(CacheGeometry geometry, uint32_t preset_heads) {
+  geometry.kv_heads = preset_heads;
+  return geometry;
+}
+
 struct CacheFileArray {
   CacheFileArrayId id;
   std::vector<uint8_t> bytes;
@@ -105,7 +130,17 @@ struct CacheFileLayer {
   uint32_t residual = 0;   // fp16 tokens
   std::vector<uint32_t> channels;  // the channel table; empty until the first segment
   std::vector<CacheFileSegment> segments;
-  std::vector<uint16_t> residual_keys, residual_values;  // fp16 [residual][kv_heads][head_dim]
+  std::vector<uint16_t> residual_keys, residual_values;  // fp16 [residual][part heads][head_dim]
+  // A mixed layer (format version 3; the parser sets it from the settings' policies, the writer
+  // writes the fields below exactly when it is set). `channels`, `segments` and the residual
+  // above hold its preset heads only (part heads: CacheFileLayerHeads::preset, which may be 0:
+  // then it has no segments and no residual). Heads in increasing head order throughout.
+  bool mixed = false;
+  uint32_t count = 0;  // tokens written to the layer: quantized + residual when it has preset heads
+  std::vector<uint16_t> full_keys, full_values;  // fp16 [count][full heads][head_dim]
+  // fp16 [min(count, sink + recent)][window heads][head_dim]: the window's slots in slot order
+  // (slot = position for the first `sink` tokens, then sink + (position - sink) mod recent).
+  std::vector<uint16_t> window_keys, window_values;
 };
 
 struct CacheFileSequence {
@@ -118,7 +153,8 @@ struct CacheFileContents {
   uint32_t format_version = kCacheFileFormatVersion;
   std::string library_version;  // of the library that wrote the file, e.g. "0.1.0"
   CacheGeometry geometry;
-  CacheSettings settings;  // name as saved; ignored_keys are not saved
+  // Name as saved; ignored_keys and head_policies.score_source are not saved.
+  CacheSettings settings;
   uint32_t max_tokens = 0;
   std::vector<CacheFileSequence> sequences;
 };
@@ -139,7 +175,7 @@ VIDKV_API std::vector<uint8_t> serialize_cache_file(const CacheFileContents& con
 VIDKV_API void write_cache_file(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // What Cache::stats() reports for a cache holding exactly these sequences (host arithmetic over
-// the file's arrays; the same numbers after Cache::load).
+// the file's arrays; the same numbers after Cache::load), per-head policy figures included.
 VIDKV_API CacheStats cache_file_stats(const CacheFileContents& contents);
 
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of every section. `crc` is
