@@ -3,6 +3,7 @@
 // back, decoded exactly, plus its fp16 residual), and snapshots for "unchanged after an error".
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -109,6 +110,27 @@ void expect_error(F&& f, const std::string& mentions) {
     ADD_FAILURE() << "accepted; expected an error mentioning \"" << mentions << "\"";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(mentions), std::string::npos) << e.what();
+  }
+}
+
+// Expects the saved cache at `path` to be refused with Error(corrupt_data) naming `what` and the
+// path, both when added to `cache` (load_sequences) and when loaded as a new cache.
+inline void expect_corrupt_file_refused(Cache& cache, const std::shared_ptr<rt::Context>& ctx,
+                                        const std::string& path, const std::string& what) {
+  for (int way = 0; way < 2; ++way) {
+    SCOPED_TRACE(way == 0 ? "load_sequences" : "Cache::load");
+    try {
+      if (way == 0) {
+        cache.load_sequences(path);
+      } else {
+        Cache::load(path, ctx);
+      }
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::corrupt_data) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -362,18 +362,6 @@ TEST(CacheFileContent, EveryStpInconsistencyIsNamed) {
   }
 }
 
-// Walks the sections of a whole file and writes the right CRC into each (after a patch).
-void repair_checksums(std::vector<uint8_t>& bytes) {
-  size_t at = 12;
-  while (at + 12 <= bytes.size()) {
-    uint64_t length = 0;
-    for (int i = 11; i >= 4; --i) length = length << 8 | bytes[at + i];
-    const uint32_t crc = crc32c(bytes.data() + at, 12 + length);
-    for (int i = 0; i < 4; ++i) bytes[at + 12 + length + i] = uint8_t(crc >> (8 * i));
-    at += 12 + length + 4;
-  }
-}
-
 TEST(CacheFileContent, UnknownSegmentFlagBitsAreNamed) {
   const CacheFileContents c = random_contents(preset("k1.5-v1.58-stp"), {1, 1, 1, 64}, 25);
   std::vector<uint8_t> bytes = serialize_cache_file(c);

@@ -220,4 +220,17 @@ inline std::string corrupt_message(const std::vector<uint8_t>& bytes) {
 
 inline bool mentions(const std::string& message, const char* what) { return message.find(what) != std::string::npos; }
 
+// Walks the sections of a whole file and writes the right CRC into each (after a patch), so that a
+// damaged field reaches the checks behind the checksum.
+inline void repair_checksums(std::vector<uint8_t>& bytes) {
+  size_t at = 12;
+  while (at + 12 <= bytes.size()) {
+    uint64_t length = 0;
+    for (int i = 11; i >= 4; --i) length = length << 8 | bytes[at + i];
+    const uint32_t crc = crc32c(bytes.data() + at, 12 + length);
+    for (int i = 0; i < 4; ++i) bytes[at + 12 + length + i] = uint8_t(crc >> (8 * i));
+    at += 12 + length + 4;
+  }
+}
+
 }  // namespace vidkv::test

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "cache_test_helpers.hpp"
+#include "temp_dir.hpp"
 #include "test_cache_file_data.hpp"
 #include "vidkv/version.hpp"
 #include "vidkv/vidkv.h"
@@ -22,31 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A directory of its own per test, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = std::string(info->test_suite_name()) + "_" + info->name();
-    for (char& c : name)
-      if (c == '/') c = '_';
-    path_ = fs::temp_directory_path() / ("vidkv_" + name + "_" + std::to_string(::getpid()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
 
- private:
-  fs::path path_;
-};
-
-std::vector<uint8_t> file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
-}
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
 
 void expect_same_part(const QuantizedTensor& a, const QuantizedTensor& b, const char* what) {
   EXPECT_EQ(a.codes, b.codes) << what;
