@@ -20,13 +20,12 @@ layout(push_constant) uniform Params {
 
 #include "tensor_io.glsl"
 
-void process(uint invocation) {
-  uint id = invocation;
-  if (id >= params.heads * params.tokens * params.dim) return;
-  uint c = id % params.dim;
-  uint ht = id / params.dim;
-  uint t = ht % params.tokens;
-  uint h = ht / params.tokens;
+// Elements per invocation, consecutive in (head, token, channel) order. The position of the first
+// needs a division by dim and one by tokens; the rest follow by carrying, so the divisions (a
+// per-lane loop of scalar divides on CPU drivers) are paid once per run instead of per element.
+const uint RUN = 8u;
+
+void store(uint h, uint t, uint c) {
   float x = f16_to_f32(load_half_from(h * params.head_stride + t * params.token_stride + c));
   uint role = roles.data[(SCOPE_LAYER == 1u ? 0u : h) * params.dim + c];
   uint position = role & 0x7fffffffu;
@@ -37,9 +36,29 @@ void process(uint invocation) {
   }
 }
 
-// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
-// allows, and long contexts have more items than that many workgroups cover.
+void process_run(uint run, uint total) {
+  uint first = run * RUN;
+  uint count = min(RUN, total - first);
+  uint c = first % params.dim;
+  uint ht = first / params.dim;
+  uint t = ht % params.tokens;
+  uint h = ht / params.tokens;
+  for (uint i = 0u; i < count; ++i) {
+    store(h, t, c);
+    if (++c == params.dim) {
+      c = 0u;
+      if (++t == params.tokens) {
+        t = 0u;
+        ++h;
+      }
+    }
+  }
+}
+
+// Grid-stride over the runs: the host caps the workgroup count at the 65535 every device allows,
+// and long contexts have more runs than that many workgroups cover.
 void main() {
   uint total = params.heads * params.tokens * params.dim;
-  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
+  uint runs = (total + RUN - 1u) / RUN;
+  for (uint r = gl_GlobalInvocationID.x; r < runs; r += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process_run(r, total);
 }

@@ -2,8 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 // Assembles decoded keys: anomalous channels from the decoded 2-bit tensor [tokens][heads][k],
 // normal channels from the inverse FFT's rows [heads * tokens][row stride] (times 1/N when the
-// transform is unnormalized), each rounded to half. One invocation per pair of channels, so an fp16
-// output word is written whole by one invocation.
+// transform is unnormalized), each rounded to half. One invocation per run of RUN channel pairs, so
+// an fp16 output word is written whole by one invocation.
 #include "fp16.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -31,14 +31,12 @@ uint decoded(uint h, uint t, uint c) {
   return f32_to_f16(x);
 }
 
-void process(uint invocation) {
-  uint pairs = params.dim / 2u;
-  uint id = invocation;
-  if (id >= params.heads * params.tokens * pairs) return;
-  uint c = 2u * (id % pairs);
-  uint ht = id / pairs;
-  uint t = ht % params.tokens;
-  uint h = ht / params.tokens;
+// Channel pairs per invocation, consecutive in (head, token, pair) order. The first pair's position
+// needs a division by dim / 2 and one by tokens; the rest follow by carrying, so the divisions (a
+// per-lane loop of scalar divides on CPU drivers) are paid once per run instead of per pair.
+const uint RUN = 4u;
+
+void write_pair(uint h, uint t, uint c) {
   uint lo = decoded(h, t, c);
   uint hi = decoded(h, t, c + 1u);
   uint e = h * params.head_stride + t * params.token_stride + c;
@@ -50,9 +48,30 @@ void process(uint invocation) {
   }
 }
 
-// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
-// allows, and long contexts have more items than that many workgroups cover.
+void process_run(uint run, uint total, uint pairs) {
+  uint first = run * RUN;
+  uint count = min(RUN, total - first);
+  uint p = first % pairs;
+  uint ht = first / pairs;
+  uint t = ht % params.tokens;
+  uint h = ht / params.tokens;
+  for (uint i = 0u; i < count; ++i) {
+    write_pair(h, t, 2u * p);
+    if (++p == pairs) {
+      p = 0u;
+      if (++t == params.tokens) {
+        t = 0u;
+        ++h;
+      }
+    }
+  }
+}
+
+// Grid-stride over the runs: the host caps the workgroup count at the 65535 every device allows,
+// and long contexts have more runs than that many workgroups cover.
 void main() {
-  uint total = params.heads * params.tokens * (params.dim / 2u);
-  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
+  uint pairs = params.dim / 2u;
+  uint total = params.heads * params.tokens * pairs;
+  uint runs = (total + RUN - 1u) / RUN;
+  for (uint r = gl_GlobalInvocationID.x; r < runs; r += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process_run(r, total, pairs);
 }

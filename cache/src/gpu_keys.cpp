@@ -220,7 +220,7 @@ std::vector<uint16_t> GpuKeyQuantizer::dequantize_host(const QuantizedKeys& q, c
                          N > 0 ? 1.0f / float(N) : 0.0f};
     const rt::BufferView views[] = {roles.view(), anomalous.view(), rows.view(), output.view()};
     m.pipelines.get(gpu::pipeline("key_scatter", {spec.scope == ChannelScope::layer ? 1u : 0u, 0u}, 4, sizeof(pc)))
-        .dispatch(cmd, views, &pc, rt::grid_workgroups(uint64_t(H) * T * (D / 2), gpu::kWorkgroupSize));
+        .dispatch(cmd, views, &pc, rt::grid_workgroups((uint64_t(H) * T * (D / 2) + kKeyScatterRun - 1) / kKeyScatterRun, gpu::kWorkgroupSize));
   });
   std::vector<uint16_t> result(layout.span(shape));
   output.download(result.data(), result.size() * 2);

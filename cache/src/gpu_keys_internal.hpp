@@ -15,6 +15,10 @@ namespace vidkv::keys_detail {
 struct ShapePush {
   uint32_t heads, tokens, dim, head_stride, token_stride;
 };
+// Elements one key_gather invocation splits and channel pairs one key_scatter invocation writes
+// (RUN in each shader).
+constexpr uint64_t kKeyGatherRun = 8;
+constexpr uint64_t kKeyScatterRun = 4;
 struct GatherPush {
   uint32_t heads, tokens, dim, head_stride, token_stride, k, normal_row_stride;
 };

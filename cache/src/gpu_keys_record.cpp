@@ -115,7 +115,7 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
   const GatherPush gp{H, T, D, uint32_t(layout.head_stride), uint32_t(layout.token_stride), k, N};
   const rt::BufferView gviews[] = {input, w.roles->view(), w.anomalous->view(), w.rows->view()};
   m.pipelines.get(gpu::pipeline("key_gather", {scope_layer, 0u}, 4, sizeof(gp)))
-      .dispatch(cmd, gviews, &gp, rt::grid_workgroups(uint64_t(H) * T * D, gpu::kWorkgroupSize));
+      .dispatch(cmd, gviews, &gp, rt::grid_workgroups((uint64_t(H) * T * D + kKeyGatherRun - 1) / kKeyGatherRun, gpu::kWorkgroupSize));
   rt::compute_to_compute_barrier(cmd);
   if (forward) {
     forward->record(cmd, w.rows->view(), w.spectrum->view());
@@ -186,7 +186,7 @@ void GpuKeyQuantizer::record_dequantize(VkCommandBuffer cmd, const KeySpec& spec
                        N > 0 ? 1.0f / float(N) : 0.0f};
   const rt::BufferView views[] = {w.roles->view(), w.anomalous->view(), w.rows->view(), output};
   m.pipelines.get(gpu::pipeline("key_scatter", {spec.scope == ChannelScope::layer ? 1u : 0u, 0u}, 4, sizeof(pc)))
-      .dispatch(cmd, views, &pc, rt::grid_workgroups(uint64_t(H) * T * (D / 2), gpu::kWorkgroupSize));
+      .dispatch(cmd, views, &pc, rt::grid_workgroups((uint64_t(H) * T * (D / 2) + kKeyScatterRun - 1) / kKeyScatterRun, gpu::kWorkgroupSize));
 }
 
 }  // namespace vidkv

@@ -63,6 +63,10 @@ std::vector<KeyCheckCase> key_check_matrix() {
   cases.push_back({{1.5, 32, ChannelScope::layer, FftLayout::full}, {4, 96, 128}});
   cases.push_back({{1.3, 32, ChannelScope::head, FftLayout::half}, {3, 32, 64}});  // k = 19, 45 normal: odd
   cases.push_back({{1.3, 32, ChannelScope::head, FftLayout::full}, {3, 32, 64}});
+  // head_dim not a multiple of 8: key_gather's runs of 8 elements and key_scatter's runs of 4
+  // channel pairs cross rows.
+  cases.push_back({{1.5, 32, ChannelScope::head, FftLayout::half}, {3, 32, 100}});
+  cases.push_back({{1.3, 32, ChannelScope::layer, FftLayout::full}, {2, 64, 100}});
   return cases;
 }
 
