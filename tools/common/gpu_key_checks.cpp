@@ -67,6 +67,9 @@ std::vector<KeyCheckCase> key_check_matrix() {
   // channel pairs cross rows.
   cases.push_back({{1.5, 32, ChannelScope::head, FftLayout::half}, {3, 32, 100}});
   cases.push_back({{1.3, 32, ChannelScope::layer, FftLayout::full}, {2, 64, 100}});
+  // head_dim 36: the token whose first 32 channels random_halves zeroes has near-zero normal
+  // channels only (a row of tiny coefficients beside rows of ordinary ones).
+  cases.push_back({{1.5, 32, ChannelScope::head, FftLayout::half}, {3, 32, 36}});
   return cases;
 }
 
