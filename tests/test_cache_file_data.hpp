@@ -79,16 +79,22 @@ inline CacheFileLayer random_layer(const CacheGeometry& g, const CacheSettings& 
   return l;
 }
 
-// Two sequences over `g.layers` layers: a prefilled one with a segment and a tail (and a flushed
-// segment on layer 0), and one with an appended-only layer and empty layers. With STP settings
-// the prefill segments protect G, 0, 2G (all), G, 0, ... tokens by layer.
-inline CacheFileContents random_contents(const CacheSettings& s, const CacheGeometry& g, uint64_t seed) {
-  std::mt19937_64 rng(seed);
+// A file's contents without sequences: the geometry and settings given, max_tokens 512.
+inline CacheFileContents empty_contents(const CacheSettings& s, const CacheGeometry& g) {
   CacheFileContents c;
   c.library_version = "test";
   c.geometry = g;
   c.settings = s;
   c.max_tokens = 512;
+  return c;
+}
+
+// Two sequences over `g.layers` layers: a prefilled one with a segment and a tail (and a flushed
+// segment on layer 0), and one with an appended-only layer and empty layers. With STP settings
+// the prefill segments protect G, 0, 2G (all), G, 0, ... tokens by layer.
+inline CacheFileContents random_contents(const CacheSettings& s, const CacheGeometry& g, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  CacheFileContents c = empty_contents(s, g);
   const bool fp16 = s.key_mode == CacheSettings::KeyMode::fp16;
   const uint32_t G = s.group_size, R = s.residual_length;
   CacheFileSequence a{7, {}}, b{3, {}};
@@ -139,11 +145,7 @@ inline CacheFileLayer random_policy_layer(const CacheFileContents& c, const Cach
 // and appended to), sequence 2 with layer 0 appended to only (5 tokens) and its other layers empty.
 inline CacheFileContents random_policy_contents(const CacheSettings& s, const CacheGeometry& g, uint64_t seed) {
   std::mt19937_64 rng(seed);
-  CacheFileContents c;
-  c.library_version = "test";
-  c.geometry = g;
-  c.settings = s;
-  c.max_tokens = 512;
+  CacheFileContents c = empty_contents(s, g);
   const uint32_t G = s.group_size, R = s.residual_length;
   const std::vector<CacheFileLayerHeads> heads = cache_file_layer_heads(g, s);
   CacheFileSequence a{5, {}}, b{2, {}};

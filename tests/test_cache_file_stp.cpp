@@ -10,7 +10,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <stdexcept>
@@ -186,9 +185,7 @@ TEST_F(CacheFileStp, SaveLoadIsBitExactAndContinuesAlike) {
   // which is the same library here).
   loaded->save(dir.file("again.vkv"));
   original.save(dir.file("original.vkv"));
-  std::ifstream x(dir.file("again.vkv"), std::ios::binary), y(dir.file("original.vkv"), std::ios::binary);
-  EXPECT_TRUE(std::vector<char>(std::istreambuf_iterator<char>(x), {}) ==
-              std::vector<char>(std::istreambuf_iterator<char>(y), {}));
+  EXPECT_TRUE(file_bytes(dir.file("again.vkv")) == file_bytes(dir.file("original.vkv")));
 }
 
 TEST_F(CacheFileStp, LoadSequencesIntoAnExistingStpCache) {
