@@ -27,12 +27,6 @@ struct MovePush {
   uint32_t heads, dim, count, head_stride, token_stride;
 };
 
-uint64_t words(uint64_t bytes) { return std::max<uint64_t>((bytes + 3) / 4 * 4, 16); }
-
-std::unique_ptr<rt::Buffer> buffer(const std::shared_ptr<rt::Context>& ctx, uint64_t bytes) {
-  return std::make_unique<rt::Buffer>(ctx, words(bytes));
-}
-
 rt::BufferView view_of(const std::unique_ptr<rt::Buffer>& mine, const std::unique_ptr<rt::Buffer>& fresh) {
   return mine ? mine->view() : fresh->view();
 }
@@ -112,14 +106,13 @@ uint32_t Cache::Impl::window_position(uint32_t slot, uint32_t count) const {
 
 void Cache::Impl::prepare_routes(const Layer& layer, PendingWrite& p, uint32_t count) {
   const HeadRoute& r = routes[layer.index];
-  const uint64_t row = uint64_t(geometry.head_dim) * 2;
   if (!r.full.empty() && !layer.full_keys) {
-    p.full_keys = buffer(ctx, uint64_t(max_tokens) * r.full.size() * row);
-    p.full_values = buffer(ctx, uint64_t(max_tokens) * r.full.size() * row);
+    p.full_keys = cache_detail::new_buffer(ctx, full_store_bytes(layer));
+    p.full_values = cache_detail::new_buffer(ctx, full_store_bytes(layer));
   }
   if (!r.window.empty() && !layer.window_keys) {
-    p.window_keys = buffer(ctx, uint64_t(window_capacity()) * r.window.size() * row);
-    p.window_values = buffer(ctx, uint64_t(window_capacity()) * r.window.size() * row);
+    p.window_keys = cache_detail::new_buffer(ctx, window_store_bytes(layer));
+    p.window_values = cache_detail::new_buffer(ctx, window_store_bytes(layer));
   }
   p.count = count;
 }
@@ -277,13 +270,11 @@ void Cache::Impl::record_route_dequantize(VkCommandBuffer cmd, const Layer& laye
 }
 
 uint64_t Cache::Impl::full_bytes(const Layer& layer) const {
-  if (!layer.full_keys) return 0;
-  return 2 * uint64_t(max_tokens) * routes[layer.index].full.size() * geometry.head_dim * 2;
+  return layer.full_keys ? 2 * full_store_bytes(layer) : 0;
 }
 
 uint64_t Cache::Impl::window_bytes(const Layer& layer) const {
-  if (!layer.window_keys) return 0;
-  return 2 * uint64_t(window_capacity()) * routes[layer.index].window.size() * geometry.head_dim * 2;
+  return layer.window_keys ? 2 * window_store_bytes(layer) : 0;
 }
 
 }  // namespace vidkv

@@ -9,6 +9,7 @@
 // command buffer, submitted and waited for, or into the caller's), commit (move the new buffers
 // and counts into the layer). A synchronous operation commits only after its submission has
 // completed and its input passed the NaN/Inf check.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -120,6 +121,13 @@ struct Scratch {
   bool recorded = false;  // some operation was recorded since the last release_retired()
 };
 
+// A device buffer of at least `bytes`: whole 32-bit words (the shaders read words) and never empty
+// (Vulkan allows no zero-sized buffer). Every buffer the cache holds is made here, so a loaded cache
+// allocates exactly what a written one does.
+inline std::unique_ptr<rt::Buffer> new_buffer(const std::shared_ptr<rt::Context>& ctx, uint64_t bytes) {
+  return std::make_unique<rt::Buffer>(ctx, std::max<uint64_t>((bytes + 3) / 4 * 4, 16));
+}
+
 // The NaN/Inf scan's result buffer: {first flat index, count} for keys, then for values.
 struct CheckResult {
   uint32_t first_key = ~0u, key_count = 0, first_value = ~0u, value_count = 0;
@@ -226,8 +234,15 @@ struct Cache::Impl {
                               const rt::BufferView& q, const rt::BufferView& out, float scale);
   void record_route_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer,
                                const rt::BufferView& keys, const rt::BufferView& values);
-  // Bytes a mixed layer holds in its full and window stores (K and V, as allocated: the full
-  // store is sized for max_tokens, like the fp16 preset's).
+  // Capacity of one of a mixed layer's full stores (keys or values: max_tokens slots of its full
+  // heads, like the fp16 preset's) and window stores (sink + recent slots of its window heads).
+  uint64_t full_store_bytes(const cache_detail::Layer& layer) const {
+    return uint64_t(max_tokens) * routes[layer.index].full.size() * geometry.head_dim * 2;
+  }
+  uint64_t window_store_bytes(const cache_detail::Layer& layer) const {
+    return uint64_t(window_capacity()) * routes[layer.index].window.size() * geometry.head_dim * 2;
+  }
+  // Bytes a mixed layer holds in its full and window stores (K and V, as allocated).
   uint64_t full_bytes(const cache_detail::Layer& layer) const;
   uint64_t window_bytes(const cache_detail::Layer& layer) const;
 

@@ -19,11 +19,7 @@ using cache_detail::Segment;
 
 namespace {
 
-uint64_t words(uint64_t bytes) { return std::max<uint64_t>((bytes + 3) / 4 * 4, 16); }
-
-std::unique_ptr<rt::Buffer> buffer(const std::shared_ptr<rt::Context>& ctx, uint64_t bytes) {
-  return std::make_unique<rt::Buffer>(ctx, words(bytes));
-}
+using cache_detail::new_buffer;
 
 // packed_bytes() of a part that may be empty (keys at nbits 1.0 or 2.0 have an empty part).
 PackedBytes part_bytes(const QuantSpec& spec, const TensorShape& shape) {
@@ -77,7 +73,7 @@ ValueFormat Cache::Impl::value_format() const {
 rt::Buffer& Cache::Impl::grow(std::unique_ptr<rt::Buffer>& b, uint64_t bytes) {
   if (!b || b->size() < bytes) {
     // Geometric growth keeps the number of retired buffers small.
-    auto bigger = buffer(ctx, b ? std::max(bytes, b->size() * 2) : bytes);
+    auto bigger = new_buffer(ctx, b ? std::max(bytes, b->size() * 2) : bytes);
     if (b) scratch.retired.push_back(std::move(b));
     b = std::move(bigger);
   }
@@ -94,7 +90,7 @@ void Cache::Impl::ensure_quantize_scratch() {
     const PackedBytes v = packed_bytes(value_spec(), {H, T, D});
     const uint32_t k = anomalous_channel_count(ks, D), S = coefficient_streams(ks.fft, D - k);
     const PackedBytes s = part_bytes({QuantBits::b1, QuantAxis::channel, settings.group_size}, {H, T, S});
-    auto fields = buffer(ctx, v.codes), mins = buffer(ctx, v.mins), stream_mins = buffer(ctx, s.mins);
+    auto fields = new_buffer(ctx, v.codes), mins = new_buffer(ctx, v.mins), stream_mins = new_buffer(ctx, s.mins);
     scratch.value_fields = std::move(fields);
     scratch.value_mins = std::move(mins);
     scratch.stream_mins = std::move(stream_mins);
@@ -133,19 +129,19 @@ PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t toke
   seg.heads = H;
   seg.key_anomalous = gpu::allocate_packed(m.ctx, a_spec, {H, tokens, k});
   const PackedBytes s = part_bytes(s_spec, {H, tokens, S}), v = packed_bytes(vs, shape);
-  seg.key_normal.codes = buffer(m.ctx, s.codes);
-  seg.key_normal.scales = buffer(m.ctx, s.scales);
-  seg.key_normal.mins = buffer(m.ctx, 16);
+  seg.key_normal.codes = new_buffer(m.ctx, s.codes);
+  seg.key_normal.scales = new_buffer(m.ctx, s.scales);
+  seg.key_normal.mins = new_buffer(m.ctx, 16);
   if (stp) {
     m.prepare_stp_values(seg, *stp);
   } else {
-    seg.values.codes = buffer(m.ctx, ternary ? trit_packed_bytes(shape, G) : v.codes);
-    seg.values.scales = buffer(m.ctx, v.scales);
-    seg.values.mins = buffer(m.ctx, ternary ? 16 : v.mins);
+    seg.values.codes = new_buffer(m.ctx, ternary ? trit_packed_bytes(shape, G) : v.codes);
+    seg.values.scales = new_buffer(m.ctx, v.scales);
+    seg.values.mins = new_buffer(m.ctx, ternary ? 16 : v.mins);
   }
   if (!layer.channels) {
     // This segment chooses the layer's channels.
-    p.new_channels = buffer(m.ctx, GpuKeyQuantizer::channel_table_bytes(ks, H, D));
+    p.new_channels = new_buffer(m.ctx, GpuKeyQuantizer::channel_table_bytes(ks, H, D));
     if (m.settings.key_mode != CacheSettings::KeyMode::vidkv) {
       // 2-bit keys: every channel anomalous, in order, per head.
       std::vector<uint32_t> identity(size_t(H) * D);
@@ -212,8 +208,8 @@ namespace {
 void prepare_residual(Cache::Impl& m, const Layer& layer, PendingWrite& p) {
   if (layer.residual_keys || m.part_heads(layer) == 0) return;
   const uint64_t bytes = uint64_t(m.residual_capacity()) * m.part_token_bytes(layer);
-  p.residual_keys = buffer(m.ctx, bytes);
-  p.residual_values = buffer(m.ctx, bytes);
+  p.residual_keys = new_buffer(m.ctx, bytes);
+  p.residual_values = new_buffer(m.ctx, bytes);
 }
 
 }  // namespace

@@ -27,9 +27,6 @@ using cache_detail::Sequence;
 
 namespace {
 
-// Device buffers are whole 32-bit words and never empty (as the cache allocates them).
-uint64_t buffer_bytes(uint64_t bytes) { return std::max<uint64_t>((bytes + 3) / 4 * 4, 16); }
-
 // The device buffer that holds array `id` of a segment: with cache_file_segment_arrays, the one
 // place to extend when segments gain arrays.
 std::unique_ptr<rt::Buffer>& segment_buffer(Segment& s, CacheFileArrayId id) {
@@ -68,7 +65,7 @@ std::vector<uint8_t> little_endian(const std::vector<uint32_t>& words) {
 }
 
 std::unique_ptr<rt::Buffer> upload(const std::shared_ptr<rt::Context>& ctx, const void* data, uint64_t bytes) {
-  auto buffer = std::make_unique<rt::Buffer>(ctx, buffer_bytes(bytes));
+  auto buffer = cache_detail::new_buffer(ctx, bytes);
   if (bytes > 0) buffer->upload(data, bytes);
   return buffer;
 }
@@ -150,20 +147,19 @@ CacheFileSequence save_sequence(const Cache::Impl& m, uint32_t id, const Sequenc
 // first write (full: max_tokens slots, window: sink + recent), holding the file's live contents.
 void upload_stores(Cache::Impl& m, const CacheFileLayer& f, Layer& l) {
   const cache_detail::HeadRoute& r = m.routes[l.index];
-  const uint64_t row = uint64_t(m.geometry.head_dim) * 2;
   l.count = f.count;
   if (!(f.prefilled || f.appended)) return;  // nothing written: allocated at the first write
-  auto store = [&](std::unique_ptr<rt::Buffer>& buffer, const std::vector<uint16_t>& data, uint64_t slots) {
-    buffer = std::make_unique<rt::Buffer>(m.ctx, buffer_bytes(slots * row));
+  auto store = [&](std::unique_ptr<rt::Buffer>& buffer, const std::vector<uint16_t>& data, uint64_t bytes) {
+    buffer = cache_detail::new_buffer(m.ctx, bytes);
     if (!data.empty()) buffer->upload(data.data(), data.size() * 2);
   };
   if (!r.full.empty()) {
-    store(l.full_keys, f.full_keys, uint64_t(m.max_tokens) * r.full.size());
-    store(l.full_values, f.full_values, uint64_t(m.max_tokens) * r.full.size());
+    store(l.full_keys, f.full_keys, m.full_store_bytes(l));
+    store(l.full_values, f.full_values, m.full_store_bytes(l));
   }
   if (!r.window.empty()) {
-    store(l.window_keys, f.window_keys, uint64_t(m.window_capacity()) * r.window.size());
-    store(l.window_values, f.window_values, uint64_t(m.window_capacity()) * r.window.size());
+    store(l.window_keys, f.window_keys, m.window_store_bytes(l));
+    store(l.window_values, f.window_values, m.window_store_bytes(l));
   }
 }
 
@@ -214,7 +210,7 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f, Layer l) {
     // placeholder the attention binds but never reads.
     for (gpu::DevicePacked* part : {&s.key_anomalous, &s.key_normal, &s.values}) {
       for (auto* slot : {&part->codes, &part->scales, &part->mins}) {
-        if (!*slot) *slot = std::make_unique<rt::Buffer>(m.ctx, 16);
+        if (!*slot) *slot = cache_detail::new_buffer(m.ctx, 16);
       }
     }
     l.segments.push_back(std::move(s));
@@ -222,9 +218,9 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f, Layer l) {
   if ((f.prefilled || f.appended) && stored.kv_heads > 0) {
     // The residual as the cache allocates it at a layer's first write: its full capacity (none
     // in a mixed layer without preset heads).
-    const uint64_t capacity = buffer_bytes(uint64_t(m.residual_capacity()) * m.part_token_bytes(l));
-    l.residual_keys = std::make_unique<rt::Buffer>(m.ctx, capacity);
-    l.residual_values = std::make_unique<rt::Buffer>(m.ctx, capacity);
+    const uint64_t capacity = uint64_t(m.residual_capacity()) * m.part_token_bytes(l);
+    l.residual_keys = cache_detail::new_buffer(m.ctx, capacity);
+    l.residual_values = cache_detail::new_buffer(m.ctx, capacity);
     if (f.residual > 0) {
       l.residual_keys->upload(f.residual_keys.data(), f.residual_keys.size() * 2);
       l.residual_values->upload(f.residual_values.data(), f.residual_values.size() * 2);

@@ -21,8 +21,6 @@ using cache_detail::StpPlan;
 
 namespace {
 
-uint64_t words(uint64_t bytes) { return std::max<uint64_t>((bytes + 3) / 4 * 4, 16); }
-
 QuantSpec high_spec(uint32_t g) { return {QuantBits::b2, QuantAxis::channel, g, TernaryScale::mean_abs}; }
 
 struct MovePush {
@@ -80,22 +78,22 @@ void Cache::Impl::prepare_stp_values(Segment& seg, const TokenSplit& split) {
   seg.split = split;
   seg.values_high = gpu::allocate_packed(ctx, high_spec(G), high);
   const PackedBytes lb = low.tokens ? packed_bytes(ls, low) : PackedBytes{};
-  seg.values.codes = std::make_unique<rt::Buffer>(ctx, words(low.tokens ? trit_packed_bytes(low, G) : 0));
-  seg.values.scales = std::make_unique<rt::Buffer>(ctx, words(lb.scales));
-  seg.values.mins = std::make_unique<rt::Buffer>(ctx, 16);
+  seg.values.codes = cache_detail::new_buffer(ctx, low.tokens ? trit_packed_bytes(low, G) : 0);
+  seg.values.scales = cache_detail::new_buffer(ctx, lb.scales);
+  seg.values.mins = cache_detail::new_buffer(ctx, 16);
   std::vector<uint32_t> map(T);
   for (uint32_t i = 0; i < n; ++i) map[split.protected_tokens[i]] = i | 0x80000000u;
   for (uint32_t i = 0; i < T - n; ++i) map[split.other_tokens[i]] = i;
-  seg.token_map = std::make_unique<rt::Buffer>(ctx, words(uint64_t(T) * 4));
+  seg.token_map = cache_detail::new_buffer(ctx, uint64_t(T) * 4);
   seg.token_map->upload(map.data(), uint64_t(T) * 4);
-  if (!scratch.stp_dense) scratch.stp_dense = std::make_unique<rt::Buffer>(ctx, words(uint64_t(max_segment_tokens()) * token_bytes()));
+  if (!scratch.stp_dense) scratch.stp_dense = cache_detail::new_buffer(ctx, uint64_t(max_segment_tokens()) * token_bytes());
   const PackedBytes hb = n ? packed_bytes(high_spec(G), high) : PackedBytes{};
   seg.value_bytes = {hb.codes + (low.tokens ? trit_packed_bytes(low, G) : 0), hb.scales + lb.scales, hb.mins,
                      uint64_t(T) * 4};
 }
 
 rt::BufferView Cache::Impl::transient_list(const std::vector<uint32_t>& tokens) {
-  auto b = std::make_unique<rt::Buffer>(ctx, words(tokens.size() * 4));
+  auto b = cache_detail::new_buffer(ctx, tokens.size() * 4);
   if (!tokens.empty()) b->upload(tokens.data(), tokens.size() * 4);
   const rt::BufferView view = b->view();
   scratch.retired.push_back(std::move(b));
