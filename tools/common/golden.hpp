@@ -1,5 +1,5 @@
 #pragma once
-// Golden vectors made by the authors' quantizer (../shared/golden/README.md): one directory per
+// Golden vectors made by the authors' quantizer (tests/golden/README.md): one directory per
 // case, a manifest.json naming raw little-endian arrays with dtype, shape, nbytes and sha256.
 // Every array read is checked against its manifest entry, so a damaged file is never compared.
 #include <cstdint>

@@ -1,7 +1,7 @@
 #pragma once
 // What one grouped quantization does (bit width, axis, group size, ternary scale) and the sizes of
 // the packed arrays it produces. Shared by the CPU reference and the GPU quantizer so both agree on
-// the layout, which is the authors' (../shared/golden/README.md):
+// the layout, which is the authors' (tests/golden/README.md):
 //   axis = channel (the original's axis = -1): a group is group_size consecutive tokens of one
 //     channel of one head. codes[h][c][w], token t in word t / fpi at bits (t % fpi) * field_bits;
 //     scales[h][c][g], mins[h][c][g].
