@@ -138,7 +138,16 @@ TEST(ExternalDevice, CApiRecordsIntoTheEnginesCommandBuffer) {
     EXPECT_EQ(vidkv_record_attention(cache, commands.cmd, s, 0, dev(qin, 0, 8), 0.0f, dev(out, 0, q.size() * 4)),
               VIDKV_ERROR_BUFFER_TOO_SMALL);
     EXPECT_NE(std::string(vidkv_last_error_message()).find("attention q"), std::string::npos);
+    // A view running past the memory of its VkBuffer is refused (it would read outside the buffer).
+    EXPECT_EQ(vidkv_record_attention(cache, commands.cmd, s, 0, dev(qin, 0, q.size() * 4 + (1u << 20)), 0.0f,
+                                     dev(out, 0, q.size() * 4)),
+              VIDKV_ERROR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(vidkv_last_error_message()).find("runs past the end of its VkBuffer"), std::string::npos)
+        << vidkv_last_error_message();
+    // The engine submits to the queue it shares with vidkv under vidkv's queue lock.
+    ASSERT_EQ(vidkv_lock_queue(ctx), VIDKV_OK);
     commands.submit_and_wait();
+    ASSERT_EQ(vidkv_unlock_queue(ctx), VIDKV_OK);
     EXPECT_EQ(vidkv_release_retired(cache), VIDKV_OK);
     std::memcpy(got.data(), out.mapped, q.size() * 4);
     vidkv_cache_destroy(cache);

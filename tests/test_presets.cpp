@@ -152,6 +152,37 @@ TEST(ConfigParse, OriginalStringsGivePresets) {
   }
 }
 
+// The four configuration strings of the authors' README, verbatim (their 2-bit and K1.5/V2 runs
+// name the LLM backend, and the STP one mixes quote styles), and its demo's dict.
+TEST(ConfigParse, AuthorsReadmeStringsVerbatim) {
+  const struct { std::string text, preset; } cases[] = {
+      {"{'backend': 'QuantizedCacheLM', 'nbits': 2, 'q_group_size': 32, 'residual_length': 128, 'axis_key': -1, "
+       "'axis_value': -1}",
+       "2bit"},
+      {"{'backend': 'QuantizedCacheLM', 'nbits': [1.5, 2], 'q_group_size': 32, 'residual_length': 128, "
+       "'axis_key': -1, 'axis_value': -1}",
+       "k1.5-v2"},
+      {"{'backend': 'QuantizedCacheVLM', 'nbits': [1.5, 1.58], 'q_group_size': 32, 'residual_length': 128, "
+       "'axis_key': -1, 'axis_value': -1}",
+       "k1.5-v1.58"},
+      {"{'backend': 'QuantizedCacheVLMSTP', 'nbits': [1.5, 1.58], 'q_group_size': 32, 'residual_length': 128, "
+       "'axis_key': -1, 'axis_value': -1, \"vidkv_stp\": 0.2}",
+       "k1.5-v1.58-stp"},
+      {"{\"backend\": \"QuantizedCacheVLM\", \"nbits\": [1.5, 1.58], \"q_group_size\": 32, \"residual_length\": 128,"
+       "\"axis_key\":-1, \"axis_value\":-1}",
+       "k1.5-v1.58"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    const CacheSettings s = parse_settings(c.text);
+    expect_same(s, preset(c.preset));
+    EXPECT_TRUE(s.ignored_keys.empty());
+  }
+  // The LLM backend with an STP key that turns STP on is still refused, naming the STP backend.
+  expect_parse_error("{'backend': 'QuantizedCacheLM', 'nbits': [1.5, 1.58], 'vidkv_stp': 0.2}",
+                     ErrorCode::invalid_argument, {"'vidkv_stp' = 0.2", "QuantizedCacheVLMSTP"});
+}
+
 TEST(ConfigParse, PythonLiteralEdgeCases) {
   // Double quotes, newlines, tabs, comments, trailing commas, ints as floats, exponents, tuples,
   // True/False/None, nested dicts and bare names under keys vidkv ignores.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -12,6 +13,9 @@
 
 struct vidkv_context {
   std::shared_ptr<vidkv::rt::Context> ctx;
+  // The queue mutex while vidkv_lock_queue holds it (written only by the holder, read by it before
+  // it unlocks, so no two threads touch it at once).
+  std::mutex* held_queue = nullptr;
 };
 struct vidkv_cache {
   std::unique_ptr<vidkv::Cache> cache;
@@ -103,6 +107,21 @@ vidkv_status vidkv_context_create(const char* device, vidkv_context** out) {
 }
 
 void vidkv_context_destroy(vidkv_context* ctx) { delete ctx; }
+
+vidkv_status vidkv_lock_queue(vidkv_context* ctx) {
+  VIDKV_REQUIRE(ctx);
+  return guarded([&] { ctx->held_queue = ctx->ctx->lock_queue().release(); });
+}
+
+vidkv_status vidkv_unlock_queue(vidkv_context* ctx) {
+  VIDKV_REQUIRE(ctx);
+  std::mutex* held = ctx->held_queue;
+  if (held == nullptr) return fail(VIDKV_ERROR_INVALID_ARGUMENT, "vidkv_unlock_queue: the queue is not locked");
+  ctx->held_queue = nullptr;
+  held->unlock();
+  last_error.clear();
+  return VIDKV_OK;
+}
 
 vidkv_status vidkv_cache_create(vidkv_context* ctx, uint32_t layers, uint32_t kv_heads, uint32_t q_heads,
                                 uint32_t head_dim, const char* settings, uint32_t max_tokens, vidkv_cache** out) {

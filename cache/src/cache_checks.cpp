@@ -5,6 +5,8 @@
 #include <cmath>
 #include <string>
 
+#include "vk.hpp"
+
 namespace vidkv::cache_checks {
 
 using cache_detail::Layer;
@@ -102,6 +104,15 @@ void view(const Cache::Impl& m, const rt::BufferView& view, uint64_t bytes, cons
   if (view.size < bytes) {
     throw Error(ErrorCode::buffer_too_small,
                 what + " view holds " + std::to_string(view.size) + " bytes; " + std::to_string(bytes) + " needed" + unit_text);
+  }
+  // Vulkan cannot tell a VkBuffer's own size, only the memory it needs (its size rounded up to the
+  // device's alignment): a view past that is certainly wrong and would read or write outside the
+  // buffer, so it is refused; a view inside the rounding is trusted (documented in cache.hpp).
+  VkMemoryRequirements req{};
+  vkGetBufferMemoryRequirements(m.ctx->device(), view.buffer, &req);
+  if (view.offset > req.size || view.size > req.size - view.offset) {
+    throw bad(what + " view [" + std::to_string(view.offset) + ", +" + std::to_string(view.size) +
+              ") runs past the end of its VkBuffer (" + std::to_string(req.size) + " bytes of memory at most)");
   }
   const uint64_t align = std::max<uint64_t>(m.ctx->info().min_storage_buffer_offset_alignment, 4);
   if (view.offset % align != 0) {

@@ -410,10 +410,13 @@ CacheSettings from_dict(const PyValue& root) {
 
   if (!backend) syntax(root.offset, "dictionary has no 'backend' key");
   if (backend->kind != PyValue::Kind::string) bad("backend", *backend, "is not a string");
+  // The authors' README configures its 2-bit and K1.5/V2 runs with QuantizedCacheLM (their LLM
+  // cache class) and the others with the VLM classes; for the settings these keys express the two
+  // mean the same, so both are accepted.
   if (backend->text == "QuantizedCacheVLMSTP") {
     s.stp = true;
-  } else if (backend->text != "QuantizedCacheVLM") {
-    bad("backend", *backend, "is not a known backend (QuantizedCacheVLM, QuantizedCacheVLMSTP)");
+  } else if (backend->text != "QuantizedCacheVLM" && backend->text != "QuantizedCacheLM") {
+    bad("backend", *backend, "is not a known backend (QuantizedCacheLM, QuantizedCacheVLM, QuantizedCacheVLMSTP)");
   }
 
   if (!nbits) syntax(root.offset, "dictionary has no 'nbits' key");
@@ -444,7 +447,7 @@ CacheSettings from_dict(const PyValue& root) {
     const PyValue& v = *stp;
     const bool off = v.kind == PyValue::Kind::none || (v.kind == PyValue::Kind::boolean && !v.b);
     if (!s.stp) {
-      if (!off) bad("vidkv_stp", v, "is given with backend QuantizedCacheVLM (use QuantizedCacheVLMSTP)");
+      if (!off) bad("vidkv_stp", v, "is given without backend QuantizedCacheVLMSTP");
     } else if (v.kind == PyValue::Kind::boolean) {
       if (!v.b) bad("vidkv_stp", v, "turns STP off under backend QuantizedCacheVLMSTP");
     } else if (is_number(v)) {

@@ -28,7 +28,8 @@
 //   whitespace (spaces, tabs, newlines) and '#' comments to end of line anywhere between tokens.
 // Keys understood (every other key is recorded in CacheSettings::ignored_keys for the caller to
 // warn about, nested ones as "outer.inner"):
-//   backend          required: 'QuantizedCacheVLM' (no STP) or 'QuantizedCacheVLMSTP' (STP)
+//   backend          required: 'QuantizedCacheVLM' or 'QuantizedCacheLM' (the authors' README uses
+//                    both; no STP), or 'QuantizedCacheVLMSTP' (STP)
 //   nbits            [key, value] or one number for both. key: 16 (fp16), 2 (2-bit per channel) or
 //                    1 <= n < 2 (VidKV keys); value: 16, 2 or 1.58 (trits)
 //   axis_key         -1 (per channel, default); anything else is an error for quantized keys

@@ -4,8 +4,10 @@
  * checks every argument first) and output arguments are left untouched.
  *
  * Shapes: K and V are fp16 halves (uint16_t) [tokens][kv_heads][head_dim]; q and out are float
- * [q_heads][head_dim]. The calls on host pointers are synchronous (submit and wait); the record
- * functions at the end record into an engine's command buffer. */
+ * [q_heads][head_dim]. Grouped-query attention: query head h attends over KV head h / ratio, with
+ * ratio = q_heads / kv_heads (query heads 0..ratio-1 share KV head 0, and so on), as in
+ * transformers' repeat_kv. The calls on host pointers are synchronous (submit and wait); the
+ * record functions at the end record into an engine's command buffer. */
 #ifndef VIDKV_VIDKV_H
 #define VIDKV_VIDKV_H
 
@@ -59,6 +61,14 @@ VIDKV_API const char* vidkv_last_error_message(void);
 /* device: index or name substring, or NULL for the VIDKV_DEVICE variable / the default device. */
 VIDKV_API vidkv_status vidkv_context_create(const char* device, vidkv_context** out);
 VIDKV_API void vidkv_context_destroy(vidkv_context* ctx);
+
+/* The lock vidkv takes around every submission to the context's queue (vkQueueSubmit needs
+ * external synchronisation). An engine that submits to the same VkQueue (a wrapped device) from
+ * its own threads while vidkv's synchronous calls may run holds it around those submissions. Not
+ * recursive: call no synchronous vidkv function while holding it (they take it too). Unlocking
+ * a queue that is not locked is VIDKV_ERROR_INVALID_ARGUMENT. */
+VIDKV_API vidkv_status vidkv_lock_queue(vidkv_context* ctx);
+VIDKV_API vidkv_status vidkv_unlock_queue(vidkv_context* ctx);
 
 /* settings: a preset name ("fp16", "2bit", "kivi", "k1.5-v2", "k1.5-v1.58") or the original's
  * configuration dictionary text. The cache keeps the context alive. */
@@ -114,8 +124,13 @@ typedef struct vidkv_external_device {
   void* queue;
 } vidkv_external_device;
 
-/* A range of one of the engine's VkBuffers (usage STORAGE_BUFFER, plus TRANSFER_SRC for prefill
- * and append inputs and TRANSFER_DST for dequantize outputs). */
+/* A range of one of the engine's VkBuffers. Usages the buffer needs: every view STORAGE_BUFFER;
+ * prefill and append k, v also TRANSFER_SRC (the residual is filled by copies); dequantize k, v
+ * also TRANSFER_DST; attention q needs STORAGE_BUFFER only and out STORAGE_BUFFER only (written by
+ * a shader). offset: a multiple of the device's minStorageBufferOffsetAlignment. A view that runs
+ * past the memory its VkBuffer needs (vkGetBufferMemoryRequirements) is refused with
+ * VIDKV_ERROR_INVALID_ARGUMENT; within that rounding Vulkan cannot tell the buffer's own size, so
+ * a view there is trusted to lie inside the buffer. */
 typedef struct vidkv_device_buffer {
   uint64_t buffer; /* VkBuffer */
   uint64_t offset;
