@@ -235,6 +235,48 @@ TEST(HeadPolicyScores, ReadsFiles) {
   expect_error([&] { read_head_scores(empty); }, ErrorCode::invalid_argument, {empty, "no score"});
 }
 
+// RLKV's adapter_weights.tsv and DuoAttention's full_attention_heads.tsv: one line per layer, one
+// tab-separated score per KV head, no header.
+TEST(HeadPolicyScores, MatrixFilesOfRlkvAndDuoAttention) {
+  const std::vector<HeadScore> want = {{0, 0, 0.5}, {0, 1, -0.001}, {1, 0, 2.0}, {1, 1, 1e-7}};
+  expect_scores(parse_head_scores("0.5\t-1e-3\n2\t1E-7\n", "adapter_weights.tsv"), want);
+  // By content (no comma on the first data line), with spaces, CRLF, comments, blank lines, a BOM.
+  expect_scores(parse_head_scores("\xEF\xBB\xBF# gates\r\n\r\n0.5  -.001\r\n 2.0\t 1e-7 # last\r\n", "gates.txt"), want);
+  expect_scores(parse_head_scores("0.5\t-1e-3\n2\t1E-7\n", "full_attention_heads"), want);
+  // A ragged line names itself and the first line's count; a bad number names its line.
+  expect_scores_error("1\t2\t3\n4\t5\n", "w.tsv", {"w.tsv", "line 2", "has 2 scores; line 1 has 3"});
+  expect_scores_error("1\t2\n3\tnan\n", "w.tsv", {"line 2", "'nan' is not a finite number"});
+  expect_scores_error("# nothing\n\n", "w.tsv", {"no score"});
+
+  // Qwen2.5-7B's shape (28 layers x 4 KV heads) resolves; 27 lines or 5 columns are refused
+  // naming both shapes.
+  auto matrix = [](uint32_t lines, uint32_t columns) {
+    std::string text;
+    for (uint32_t l = 0; l < lines; ++l) {
+      for (uint32_t h = 0; h < columns; ++h) {
+        if (h > 0) text += '\t';
+        text += std::to_string(0.01 * (l * columns + h + 1));
+      }
+      text += "\n";
+    }
+    return text;
+  };
+  HeadPolicySpec spec;
+  spec.sparsity = 0.5;
+  spec.score_source = "adapter_weights.tsv";
+  spec.scores = parse_head_scores(matrix(28, 4), "adapter_weights.tsv");
+  const std::vector<HeadPolicy> got = resolve_head_policies(spec, 28, 4);
+  ASSERT_EQ(got.size(), 112u);
+  // Scores rise with (layer, head): the first 56 heads take the low policy (window), the rest full.
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], i < 56 ? HeadPolicy::window : HeadPolicy::full) << i;
+  spec.scores = parse_head_scores(matrix(27, 4), "adapter_weights.tsv");
+  expect_error([&] { resolve_head_policies(spec, 28, 4); }, ErrorCode::invalid_argument,
+               {"adapter_weights.tsv", "27 layers (lines) x 4 KV heads (columns)", "the cache 28 layers x 4 KV heads"});
+  spec.scores = parse_head_scores(matrix(28, 5), "adapter_weights.tsv");
+  expect_error([&] { resolve_head_policies(spec, 28, 4); }, ErrorCode::invalid_argument,
+               {"28 layers (lines) x 5 KV heads (columns)", "the cache 28 layers x 4 KV heads"});
+}
+
 TEST(HeadPolicyScores, MalformedCsvNamesLine) {
   const struct { std::string text; std::vector<std::string> parts; } cases[] = {
       {"0,0\n", {"line 1", "2 fields"}},

@@ -155,6 +155,57 @@ std::vector<HeadScore> parse_csv(const std::string& text, const std::string& nam
   return out;
 }
 
+// ---- Matrix (RLKV's adapter_weights.tsv, DuoAttention's full_attention_heads.tsv) ----
+// One line per layer, one score per KV head separated by tabs (or spaces), no header.
+
+std::vector<std::string> split_blank(const std::string& line) {
+  std::vector<std::string> out;
+  size_t b = line.find_first_not_of(" \t");
+  while (b != std::string::npos) {
+    const size_t e = line.find_first_of(" \t", b);
+    out.push_back(line.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    b = e == std::string::npos ? e : line.find_first_not_of(" \t", e);
+  }
+  return out;
+}
+
+std::vector<HeadScore> parse_matrix(const std::string& text, const std::string& name) {
+  std::vector<HeadScore> out;
+  std::istringstream in(text);
+  std::string raw;
+  uint32_t layer = 0;
+  size_t columns = 0, first_line = 0;
+  for (size_t line_no = 1; std::getline(in, raw); ++line_no) {
+    const size_t hash = raw.find('#');
+    const std::string line = trim(hash == std::string::npos ? raw : raw.substr(0, hash));
+    if (line.empty()) continue;
+    const CsvLine at(name, line_no);
+    const std::vector<std::string> f = split_blank(line);
+    if (layer == 0) {
+      columns = f.size();
+      first_line = line_no;
+    } else if (f.size() != columns) {
+      at.fail("has " + std::to_string(f.size()) + " scores; line " + std::to_string(first_line) + " has " +
+              std::to_string(columns) + " (one line per layer, one score per KV head)");
+    }
+    for (size_t head = 0; head < f.size(); ++head) out.push_back(HeadScore{layer, uint32_t(head), at.score(f[head])});
+    ++layer;
+  }
+  return out;
+}
+
+// A file in neither JSON nor layer,head,score form is a matrix: its first data line has no comma.
+bool looks_like_matrix(const std::string& text) {
+  std::istringstream in(text);
+  std::string raw;
+  while (std::getline(in, raw)) {
+    const size_t hash = raw.find('#');
+    const std::string line = trim(hash == std::string::npos ? raw : raw.substr(0, hash));
+    if (!line.empty()) return line.find(',') == std::string::npos;
+  }
+  return false;
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && lower(s.substr(s.size() - suffix.size())) == suffix;
 }
@@ -224,17 +275,29 @@ std::vector<HeadPolicy> resolve_head_policies(const HeadPolicySpec& spec, uint32
   if (!(spec.sparsity >= 0.0 && spec.sparsity < 1.0)) {
     bad_spec(spec, "sparsity " + num(spec.sparsity) + " is not in [0, 1)");
   }
+  // Scores that form a whole rectangle of R layers x C heads (a matrix file: R lines of C scores)
+  // but of another shape than the cache: the messages below name that shape beside the cache's.
+  std::string shape;
+  {
+    uint32_t rows = 0, cols = 0;
+    for (const HeadScore& s : spec.scores) rows = std::max(rows, s.layer + 1), cols = std::max(cols, s.head + 1);
+    if (uint64_t(rows) * cols == spec.scores.size() && (rows != layers || cols != kv_heads)) {
+      shape = "; the scores are " + std::to_string(rows) + " layers (lines) x " + std::to_string(cols) +
+              " KV heads (columns), the cache " + std::to_string(layers) + " layers x " + std::to_string(kv_heads) +
+              " KV heads";
+    }
+  }
   // score of each (layer, head), layer-major; seen[] finds the heads scored twice or not at all.
   std::vector<double> score(total, 0.0);
   std::vector<char> seen(total, 0);
   for (const HeadScore& s : spec.scores) {
     if (s.layer >= layers) {
       bad_spec(spec, "a score for " + head_name(s.layer, s.head) + ": layer " + std::to_string(s.layer) +
-                         " is not below the cache's " + std::to_string(layers) + " layers");
+                         " is not below the cache's " + std::to_string(layers) + " layers" + shape);
     }
     if (s.head >= kv_heads) {
       bad_spec(spec, "a score for " + head_name(s.layer, s.head) + ": head " + std::to_string(s.head) +
-                         " is not below the cache's " + std::to_string(kv_heads) + " KV heads");
+                         " is not below the cache's " + std::to_string(kv_heads) + " KV heads" + shape);
     }
     if (!std::isfinite(s.score)) bad_spec(spec, "the score of " + head_name(s.layer, s.head) + " is " + num(s.score));
     const size_t i = size_t(s.layer) * kv_heads + s.head;
@@ -247,7 +310,7 @@ std::vector<HeadPolicy> resolve_head_policies(const HeadPolicySpec& spec, uint32
   for (size_t i = 0; i < total; ++i) {
     if (!seen[i]) {
       bad_spec(spec, head_name(uint32_t(i / kv_heads), uint32_t(i % kv_heads)) + " has no score (" +
-                         std::to_string(spec.scores.size()) + " scores for " + geometry + " heads)");
+                         std::to_string(spec.scores.size()) + " scores for " + geometry + " heads" + shape + ")");
     }
   }
   // RLKV ranks all heads of all layers together; the floor(s x heads) lowest take `low`, ties
@@ -264,20 +327,26 @@ std::vector<HeadPolicy> resolve_head_policies(const HeadPolicySpec& spec, uint32
 std::vector<HeadScore> parse_head_scores(const std::string& text, const std::string& name) {
   // A UTF-8 byte-order mark (spreadsheet exports) is not content; offsets stay those of `text`.
   const bool bom = text.compare(0, 3, "\xEF\xBB\xBF") == 0;
-  bool json;
+  const std::string body = bom ? text.substr(3) : text;
+  enum class Format { json, csv, matrix } format;
   if (ends_with(name, ".json")) {
-    json = true;
+    format = Format::json;
   } else if (ends_with(name, ".csv")) {
-    json = false;
+    format = Format::csv;
+  } else if (ends_with(name, ".tsv")) {
+    format = Format::matrix;
   } else {
-    const size_t b = text.find_first_not_of(" \t\r\n", bom ? 3 : 0);
-    json = b != std::string::npos && (text[b] == '[' || text[b] == '{');
+    const size_t b = body.find_first_not_of(" \t\r\n");
+    const bool json = b != std::string::npos && (body[b] == '[' || body[b] == '{');
+    format = json ? Format::json : looks_like_matrix(body) ? Format::matrix : Format::csv;
   }
   std::vector<HeadScore> out;
-  if (json) {
+  if (format == Format::json) {
     out = detail::parse_head_scores_json(bom ? std::string(3, ' ') + text.substr(3) : text, name);
+  } else if (format == Format::csv) {
+    out = parse_csv(body, name);
   } else {
-    out = parse_csv(bom ? text.substr(3) : text, name);
+    out = parse_matrix(body, name);
   }
   // An empty score list would silently mean "no per-head policies": surely a wrong file.
   if (out.empty()) throw Error(ErrorCode::invalid_argument, "head scores '" + name + "' hold no score");

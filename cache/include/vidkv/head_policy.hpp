@@ -12,8 +12,10 @@
 // can carry it too):
 //   - nothing: every head takes `vidkv` (a plain cache);
 //   - an explicit list, layer-major [layers][kv_heads];
-//   - head scores (a CSV file "layer,head,score" with an optional header line, or JSON: a list of
-//     {"layer": l, "head": h, "score": s} objects, or a list per layer of one score per head) and
+//   - head scores (a CSV file "layer,head,score" with an optional header line; JSON: a list of
+//     {"layer": l, "head": h, "score": s} objects, or a list per layer of one score per head; or
+//     the plain matrix RLKV (adapter_weights.tsv) and DuoAttention (full_attention_heads.tsv)
+//     publish: one line per layer, one tab-separated score per KV head, no header) and
 //     a sparsity s in [0, 1): the heads whose score lies below the s quantile of all scores (all
 //     layers together, as RLKV ranks them) take `low` (default window), the others `high`
 //     (default full). Exactly floor(s x layers x kv_heads) heads take `low`: the lowest scores,
@@ -66,7 +68,10 @@ VIDKV_API std::vector<HeadPolicy> resolve_head_policies(const HeadPolicySpec& sp
 
 // Reads a head-score file: CSV ("layer,head,score" lines; an optional first line naming the
 // columns; blank lines and '#' comments skipped) when the name ends in .csv, JSON when it ends
-// in .json, else by its first non-blank character ('[' or '{' is JSON). Throws Error(io_error)
+// in .json, a matrix (line l holds layer l's scores, one per KV head, separated by tabs or
+// spaces; every line the same count; blank lines and '#' comments skipped) when it ends in .tsv;
+// else by its content: '[' or '{' first is JSON, a first data line without a comma a matrix.
+// A matrix of another shape than the cache is refused when the cache resolves it, naming both. Throws Error(io_error)
 // when it cannot be read, Error(invalid_argument) naming the line (CSV) or byte offset (JSON) of
 // malformed content, negative or non-integer layer/head, or a score that is not a finite number
 // (Python's NaN/Infinity in JSON included), and when the file holds no score at all (which would
