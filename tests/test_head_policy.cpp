@@ -215,9 +215,9 @@ TEST(HeadPolicyScores, FormatByNameThenByContent) {
   expect_scores(parse_head_scores(csv, "scores.CSV"), want);
   // The name wins over the content.
   expect_scores_error(json, "scores.csv", {"line 1"});
-  expect_scores_error(csv, "scores.json", {"at byte 1"});
+  expect_scores_error(csv, "scores.json", {"line 1", "syntax error"});
   // '{' is JSON too: the error says which shape was expected.
-  expect_scores_error("{\"layer\": 0}", "scores", {"at byte 0", "expected a list", "an object"});
+  expect_scores_error("{\"layer\": 0}", "scores", {"line 1", "expected a list", "an object"});
 }
 
 TEST(HeadPolicyScores, ReadsFiles) {
@@ -303,53 +303,50 @@ TEST(HeadPolicyScores, MalformedCsvNamesLine) {
   for (const auto& c : cases) expect_scores_error(c.text, "s.csv", c.parts);
 }
 
-TEST(HeadPolicyScores, MalformedJsonNamesOffset) {
-  // Each case: the text, the token whose offset the message names ("" for none), what it says.
-  const struct { std::string text, token; std::vector<std::string> parts; } cases[] = {
-      {"[{\"layer\": 0, \"head\": 0, \"score\": 0.5}", "[", {"unterminated list"}},
-      {"[{\"layer\": 0, \"head\": 0}]", "{", {"no \"score\""}},
-      {"[{\"head\": 0, \"score\": 1}]", "{", {"no \"layer\""}},
-      {"[{\"layer\": 0, \"score\": 1}]", "{", {"no \"head\""}},
-      {"[{\"layer\": 0, \"head\": 0, \"score\": NaN}]", "NaN", {"NaN is not a finite number"}},
-      {"[[0.5, Infinity]]", "Infinity", {"layer 0 head 1", "Infinity is not a finite number"}},
-      {"[[0.5], [-Infinity]]", "-Infinity", {"layer 1 head 0", "not a finite number"}},
-      {"[[1e999]]", "1e999", {"1e999 is not a finite number"}},
-      {"[[0.5, \"x\"]]", "\"x\"", {"a string, not a number"}},
-      {"[[0.5, null]]", "null", {"null, not a number"}},
-      {"[{\"layer\": -1, \"head\": 0, \"score\": 1}]", "-1", {"\"layer\" -1 is negative"}},
-      {"[{\"layer\": 1.0, \"head\": 0, \"score\": 1}]", "1.0", {"\"layer\" 1.0 is not an integer"}},
-      {"[{\"layer\": 0, \"head\": 2e0, \"score\": 1}]", "2e0", {"\"head\" 2e0 is not an integer"}},
-      {"[{\"layer\": 0, \"head\": \"1\", \"score\": 1}]", "\"1\"", {"a string, not an integer"}},
-      {"[{\"layer\": 4294967296, \"head\": 0, \"score\": 1}]", "4294967296", {"out of range"}},
-      {"[{\"layer\": 0, \"layer\": 1}]", "\"layer\": 1", {"repeated key \"layer\""}},
-      {"[1, 2]", "1", {"expected an object or a list of scores, found a number"}},
-      {"[{\"layer\": 0, \"head\": 0, \"score\": 1}, [1]]", "[1]", {"expected an object like the first"}},
-      {"[[1], {\"layer\": 0}]", "{", {"expected the list of layer 1's scores, found an object"}},
-      {"[[1]] x", "x", {"trailing characters"}},
-      {"[[01]]", "01", {"bad number '01'"}},
-      {"[[1.]]", "1.", {"bad number '1.'"}},
-      {"[[-]]", "-", {"bad number '-'"}},
-      {"[[-NaN]]", "-", {"bad number '-NaN'"}},
-      {"[[1 2]]", "2", {"expected ',' or ']'"}},
-      {"[{\"layer\" 0}]", "0", {"expected ':'"}},
-      {"[{\"layer\": 0,}]", "}", {"expected a string key"}},
-      {"[{\"la\nyer\": 0}]", "\n", {"control character"}},
-      {"[{\"a\\q\": 0}]", "\\", {"bad escape"}},
-      {"[{\"a\\u00g0\": 0}]", "\\", {"bad \\u escape"}},
-      {"[{\"a\": 0", "{", {"unterminated object"}},
-      {"[\"abc", "\"", {"unterminated string"}},
-      {"[tru]", "tru", {"unexpected character 't'"}},
-      {"\"scores\"", "\"scores\"", {"expected a list", "found a string"}},
-      {"", "", {"at byte 0", "unexpected end of text"}},
-      {" \n", "", {"at byte 2", "unexpected end of text"}},
-      {"[]", "", {"no score"}},
-      {"[[], []]", "", {"no score"}},
+// JSON is read with nlohmann-json: errors name the file, the line and the field (or nlohmann's
+// account of a syntax error).
+TEST(HeadPolicyScores, MalformedJsonNamesLineAndField) {
+  const struct { std::string text; std::vector<std::string> parts; } cases[] = {
+      {"[{\"layer\": 0, \"head\": 0, \"score\": 0.5}", {"line 1", "syntax error", "unexpected end of input"}},
+      {"[{\"layer\": 0, \"head\": 0}]", {"line 1", "element 0", "no \"score\""}},
+      {"[{\"layer\": 0, \"head\": 0, \"score\": 1},\n {\"head\": 0, \"score\": 1}]", {"line 2", "element 1", "no \"layer\""}},
+      {"[{\"layer\": 0, \"score\": 1}]", {"no \"head\""}},
+      {"[{\"layer\": 0, \"head\": 0, \"score\": NaN}]", {"line 1", "NaN is not a finite number"}},
+      {"[[0.5,\n  Infinity]]", {"line 2", "Infinity is not a finite number"}},
+      {"[[0.5], [-Infinity]]", {"-Infinity is not a finite number"}},
+      {"[[-NaN]]", {"-NaN is not a finite number"}},
+      {"[[1e999]]", {"line 1", "1e999"}},
+      {"[[0.5, \"x\"]]", {"the score of layer 0 head 1 is a string, not a number"}},
+      {"[[0.5],\n [0.1, null]]", {"line 2", "the score of layer 1 head 1 is null, not a number"}},
+      {"[{\"layer\": -1, \"head\": 0, \"score\": 1}]", {"element 0 \"layer\" -1 is negative"}},
+      {"[{\"layer\": 1.0, \"head\": 0, \"score\": 1}]", {"\"layer\" 1.0 is not an integer"}},
+      {"[{\"layer\": 0, \"head\": 2e0, \"score\": 1}]", {"\"head\" 2e0 is not an integer"}},
+      {"[{\"layer\": 0, \"head\": \"1\", \"score\": 1}]", {"\"head\" is a string, not an integer"}},
+      {"[{\"layer\": 4294967296, \"head\": 0, \"score\": 1}]", {"\"layer\" 4294967296 is out of range"}},
+      {"[{\"layer\": 0,\n \"layer\": 1}]", {"line 2", "repeated key \"layer\""}},
+      {"[1, 2]", {"element 0: expected an object or a list of scores, found a number"}},
+      {"[{\"layer\": 0, \"head\": 0, \"score\": 1}, [1]]", {"element 1: expected an object like the first"}},
+      {"[[1], {\"layer\": 0}]", {"expected the list of layer 1's scores, found an object"}},
+      {"[[1]] x", {"syntax error", "expected end of input"}},
+      {"[[01]]", {"syntax error"}},
+      {"[[1.]]", {"syntax error"}},
+      {"[[-]]", {"syntax error"}},
+      {"[[1 2]]", {"syntax error"}},
+      {"[{\"layer\" 0}]", {"syntax error"}},
+      {"[{\"layer\": 0,}]", {"syntax error"}},
+      {"[{\"la\nyer\": 0}]", {"syntax error", "control character"}},
+      {"[{\"a\\q\": 0}]", {"syntax error", "after backslash"}},
+      {"[{\"a\\u00g0\": 0}]", {"syntax error", "\\u"}},
+      {"[{\"a\": 0", {"syntax error"}},
+      {"[\"abc", {"syntax error"}},
+      {"[tru]", {"syntax error", "literal"}},
+      {"\"scores\"", {"expected a list", "found a string"}},
+      {"", {"line 1", "unexpected end of input"}},
+      {" \n", {"line 2", "unexpected end of input"}},
+      {"[]", {"no score"}},
+      {"[[], []]", {"no score"}},
   };
-  for (const auto& c : cases) {
-    std::vector<std::string> parts = c.parts;
-    if (!c.token.empty()) parts.push_back("at byte " + std::to_string(c.text.find(c.token)) + ":");
-    expect_scores_error(c.text, "s.json", parts);
-  }
+  for (const auto& c : cases) expect_scores_error(c.text, "s.json", c.parts);
   // Nesting is bounded.
   expect_scores_error(std::string(200, '[') + std::string(200, ']'), "s.json", {"nesting deeper than 64"});
 }

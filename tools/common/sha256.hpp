@@ -1,5 +1,5 @@
 #pragma once
-// SHA-256 (FIPS 180-4), used to check golden-vector files against their manifests.
+// SHA-256 (FIPS 180-4, through OpenSSL), used to check golden-vector files against their manifests.
 #include <cstddef>
 #include <cstdint>
 #include <string>

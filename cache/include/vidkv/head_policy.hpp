@@ -71,8 +71,8 @@ VIDKV_API std::vector<HeadPolicy> resolve_head_policies(const HeadPolicySpec& sp
 // in .json, a matrix (line l holds layer l's scores, one per KV head, separated by tabs or
 // spaces; every line the same count; blank lines and '#' comments skipped) when it ends in .tsv;
 // else by its content: '[' or '{' first is JSON, a first data line without a comma a matrix.
-// A matrix of another shape than the cache is refused when the cache resolves it, naming both. Throws Error(io_error)
-// when it cannot be read, Error(invalid_argument) naming the line (CSV) or byte offset (JSON) of
+// A matrix of another shape than the cache is refused when the cache resolves it, naming both.
+// Throws Error(io_error) when it cannot be read, Error(invalid_argument) naming the line (and for JSON the field) of
 // malformed content, negative or non-integer layer/head, or a score that is not a finite number
 // (Python's NaN/Infinity in JSON included), and when the file holds no score at all (which would
 // silently mean "no per-head policies"). JSON objects may carry other keys; they are ignored.
