@@ -352,6 +352,91 @@ TEST_F(CacheFileDevice, SavedFileDamageAtEveryByte) {
   }
 }
 
+// A sequence as bytes (disaggregated prefill and decode): the bytes are what save(path, sequence)
+// writes; deserialized into another cache it holds and computes exactly what the original does,
+// and goes on alike. Bytes that are damaged, of other settings or of two sequences change nothing.
+TEST_F(CacheFileDevice, SequenceBytesMoveBetweenCaches) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const CacheGeometry g{2, 2, 4, 64};
+  const CacheSettings s = preset("k1.5-v1.58");
+  Cache prefill_side(ctx, g, s, 1024);
+  const Filled f = fill(prefill_side, seed);
+  const std::vector<uint8_t> bytes = prefill_side.serialize_sequence(f.a);
+  TempDir dir;
+  prefill_side.save(dir.file("a.vkv"), f.a);
+  EXPECT_EQ(bytes, file_bytes(dir.file("a.vkv")));
+  expect_error([&] { prefill_side.serialize_sequence(99); }, "unknown sequence 99");
+
+  Cache decode_side(ctx, g, s, 2048);
+  const uint32_t got = decode_side.deserialize_sequence(bytes.data(), bytes.size());
+  for (uint32_t l = 0; l < g.layers; ++l) {
+    expect_same_layer(prefill_side, f.a, decode_side, got, l);
+    expect_same_outputs(prefill_side, f.a, decode_side, got, l, seed + l);
+  }
+  // Both go on alike across a residual flush.
+  for (uint32_t t = 130; t < 130 + 100; ++t) {
+    const auto [k, v] = token(f.kv, t, g);
+    prefill_side.append(f.a, 0, k, v);
+    decode_side.append(got, 0, k, v);
+  }
+  expect_same_layer(prefill_side, f.a, decode_side, got, 0);
+  expect_same_outputs(prefill_side, f.a, decode_side, got, 0, seed + 7);
+
+  const Snapshot before = snapshot(decode_side, got);
+  std::vector<uint8_t> damaged = bytes;
+  damaged[damaged.size() / 2] ^= 0x10;
+  expect_error([&] { decode_side.deserialize_sequence(damaged.data(), damaged.size()); }, "sequence bytes");
+  expect_error([&] { decode_side.deserialize_sequence(bytes.data(), bytes.size() / 3); }, "sequence bytes");
+  Cache other_settings(ctx, g, preset("2bit"), 1024);
+  const Filled o = fill(other_settings, seed + 2);
+  const std::vector<uint8_t> two_bit = other_settings.serialize_sequence(o.a);
+  expect_error([&] { decode_side.deserialize_sequence(two_bit.data(), two_bit.size()); },
+               "sequence bytes has settings");
+  prefill_side.save(dir.file("both.vkv"));
+  const std::vector<uint8_t> both = file_bytes(dir.file("both.vkv"));
+  expect_error([&] { decode_side.deserialize_sequence(both.data(), both.size()); }, "hold 2 sequences");
+  Cache small(ctx, g, s, 64);
+  expect_error([&] { small.deserialize_sequence(bytes.data(), bytes.size()); }, "above this cache's max_tokens 64");
+  EXPECT_TRUE(small.sequence_ids().empty());
+  expect_unchanged(decode_side, got, before);
+}
+
+TEST_F(CacheFileDevice, SequenceBytesThroughTheCApi) {
+  vidkv_context* c_ctx = nullptr;
+  ASSERT_EQ(vidkv_context_create(nullptr, &c_ctx), VIDKV_OK) << vidkv_last_error_message();
+  vidkv_cache *a = nullptr, *b = nullptr;
+  ASSERT_EQ(vidkv_cache_create(c_ctx, 2, 2, 4, 64, "k1.5-v1.58", 1024, &a), VIDKV_OK);
+  ASSERT_EQ(vidkv_cache_create(c_ctx, 2, 2, 4, 64, "k1.5-v1.58", 1024, &b), VIDKV_OK);
+  const KvData kv = random_kv(2, 100, 64, tools::test_seed());
+  uint32_t s = 0, moved = 0;
+  ASSERT_EQ(vidkv_sequence_create(a, &s), VIDKV_OK);
+  ASSERT_EQ(vidkv_prefill(a, s, 0, kv.keys.data(), kv.values.data(), 100), VIDKV_OK) << vidkv_last_error_message();
+  size_t size = 0;
+  ASSERT_EQ(vidkv_sequence_serialize(a, s, nullptr, 0, &size), VIDKV_OK);
+  EXPECT_GT(size, 0u);
+  std::vector<uint8_t> bytes(size);
+  size_t small = 7;
+  EXPECT_EQ(vidkv_sequence_serialize(a, s, bytes.data(), size - 1, &small), VIDKV_ERROR_BUFFER_TOO_SMALL);
+  EXPECT_TRUE(mentions(vidkv_last_error_message(), ("needs " + std::to_string(size) + " bytes").c_str()));
+  EXPECT_EQ(small, 7u);  // outputs untouched on error
+  EXPECT_EQ(vidkv_sequence_serialize(a, s + 5, bytes.data(), size, &small), VIDKV_ERROR_INVALID_ARGUMENT);
+  size_t written = 0;
+  ASSERT_EQ(vidkv_sequence_serialize(a, s, bytes.data(), size, &written), VIDKV_OK);
+  EXPECT_EQ(written, size);
+  bytes[40] ^= 1;
+  EXPECT_EQ(vidkv_sequence_deserialize(b, bytes.data(), size, &moved), VIDKV_ERROR_CORRUPT_FILE);
+  bytes[40] ^= 1;
+  ASSERT_EQ(vidkv_sequence_deserialize(b, bytes.data(), size, &moved), VIDKV_OK) << vidkv_last_error_message();
+  std::vector<float> q(4 * 64, 0.5f), out_a(4 * 64), out_b(4 * 64);
+  ASSERT_EQ(vidkv_attention(a, s, 0, q.data(), 0.0f, out_a.data()), VIDKV_OK);
+  ASSERT_EQ(vidkv_attention(b, moved, 0, q.data(), 0.0f, out_b.data()), VIDKV_OK);
+  EXPECT_EQ(out_a, out_b);
+  vidkv_cache_destroy(a);
+  vidkv_cache_destroy(b);
+  vidkv_context_destroy(c_ctx);
+}
+
 TEST_F(CacheFileDevice, ThroughTheCApi) {
   const CacheGeometry g{2, 2, 4, 64};
   Cache original(ctx, g, preset("kivi"), 1024);

@@ -347,6 +347,31 @@ vidkv_status vidkv_prefill_stp(vidkv_cache* cache, uint32_t sequence, uint32_t l
   });
 }
 
+vidkv_status vidkv_sequence_serialize(vidkv_cache* cache, uint32_t sequence, void* data, size_t capacity,
+                                      size_t* size) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(size);
+  return guarded([&] {
+    const std::vector<uint8_t> bytes = cache->cache->serialize_sequence(sequence);
+    if (data != nullptr) {
+      if (capacity < bytes.size()) {
+        throw vidkv::Error(vidkv::ErrorCode::buffer_too_small,
+                           "vidkv_sequence_serialize: sequence " + std::to_string(sequence) + " needs " +
+                               std::to_string(bytes.size()) + " bytes; capacity is " + std::to_string(capacity));
+      }
+      std::memcpy(data, bytes.data(), bytes.size());
+    }
+    *size = bytes.size();
+  });
+}
+
+vidkv_status vidkv_sequence_deserialize(vidkv_cache* cache, const void* data, size_t size, uint32_t* sequence) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(data);
+  VIDKV_REQUIRE(sequence);
+  return guarded([&] { *sequence = cache->cache->deserialize_sequence(static_cast<const uint8_t*>(data), size); });
+}
+
 vidkv_status vidkv_record_prefill(vidkv_cache* cache, void* command_buffer, uint32_t sequence, uint32_t layer,
                                   vidkv_device_buffer k, vidkv_device_buffer v, int fp32, uint32_t tokens,
                                   const vidkv_stp_input* stp) {

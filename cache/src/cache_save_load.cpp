@@ -235,16 +235,17 @@ std::string geometry_text(const CacheGeometry& g) {
          std::to_string(g.q_heads) + ", head_dim " + std::to_string(g.head_dim);
 }
 
-// A parsed file must describe the same cache layout as `m` and fit its max_tokens.
-void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::string& path) {
+// A parsed file must describe the same cache layout as `m` and fit its max_tokens. `source` names
+// it in messages ("cache file 'x.vkv'", "sequence bytes").
+void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::string& source) {
   const CacheGeometry& a = c.geometry;
   const CacheGeometry& b = m.geometry;
   if (a.layers != b.layers || a.kv_heads != b.kv_heads || a.q_heads != b.q_heads || a.head_dim != b.head_dim) {
-    throw Error(ErrorCode::invalid_argument, "cache file '" + path + "' has geometry " + geometry_text(a) +
+    throw Error(ErrorCode::invalid_argument, source + " has geometry " + geometry_text(a) +
                                                  "; this cache has " + geometry_text(b));
   }
   if (!same_configuration(c.settings, m.settings)) {
-    throw Error(ErrorCode::invalid_argument, "cache file '" + path + "' has settings " + describe(c.settings) +
+    throw Error(ErrorCode::invalid_argument, source + " has settings " + describe(c.settings) +
                                                  "; this cache has " + describe(m.settings));
   }
   for (const CacheFileSequence& s : c.sequences) {
@@ -252,7 +253,7 @@ void check_fits(const Cache::Impl& m, const CacheFileContents& c, const std::str
       const CacheFileLayer& f = s.layers[l];
       const uint64_t tokens = f.mixed ? f.count : uint64_t(f.quantized) + f.residual;
       if (tokens > m.max_tokens) {
-        throw Error(ErrorCode::invalid_argument, "cache file '" + path + "': sequence " + std::to_string(s.id) +
+        throw Error(ErrorCode::invalid_argument, source + ": sequence " + std::to_string(s.id) +
                                                      " layer " + std::to_string(l) + " holds " + std::to_string(tokens) +
                                                      " tokens, above this cache's max_tokens " +
                                                      std::to_string(m.max_tokens));
@@ -315,9 +316,12 @@ std::unique_ptr<Cache> Cache::load(const std::string& path, std::shared_ptr<rt::
 }
 
 std::vector<uint32_t> Cache::load_sequences(const std::string& path) {
+  return add_sequences(read_cache_file(path), "cache file '" + path + "'");
+}
+
+std::vector<uint32_t> Cache::add_sequences(const CacheFileContents& c, const std::string& source) {
   Impl& m = *impl_;
-  const CacheFileContents c = read_cache_file(path);
-  check_fits(m, c, path);
+  check_fits(m, c, source);
   std::vector<Sequence> loaded = upload_sequences(m, c);
   // Commit: new ids, as create_sequence gives them. Only host memory can fail from here; undo then.
   std::vector<uint32_t> ids;
@@ -332,6 +336,26 @@ std::vector<uint32_t> Cache::load_sequences(const std::string& path) {
     throw;
   }
   return ids;
+}
+
+std::vector<uint8_t> Cache::serialize_sequence(uint32_t sequence) const {
+  const Impl& m = *impl_;
+  const Sequence& seq = m.sequence(sequence);  // throws naming an unknown id
+  CacheFileContents c = save_header(m);
+  c.sequences.push_back(save_sequence(m, sequence, seq));
+  return serialize_cache_file(c);
+}
+
+uint32_t Cache::deserialize_sequence(const uint8_t* bytes, size_t size) {
+  if (bytes == nullptr && size > 0) throw Error(ErrorCode::invalid_argument, "sequence bytes: null pointer");
+  const std::string source = "sequence bytes";
+  const CacheFileContents c = parse_cache_file(bytes, size, source);
+  if (c.sequences.size() != 1) {
+    throw Error(ErrorCode::invalid_argument, source + " hold " + std::to_string(c.sequences.size()) +
+                                                 " sequences; deserialize_sequence takes one (use load_sequences "
+                                                 "for a saved cache)");
+  }
+  return add_sequences(c, source).front();
 }
 
 std::vector<uint32_t> Cache::sequence_ids() const {

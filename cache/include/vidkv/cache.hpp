@@ -144,6 +144,8 @@ struct CacheSegmentHost {
   QuantizedTensor values_high;
 };
 
+struct CacheFileContents;  // cache_file.hpp
+
 class VIDKV_API Cache {
  public:
   // Throws Error naming the bad value: geometry (zero layers or heads, q_heads not a multiple of
@@ -231,12 +233,22 @@ class VIDKV_API Cache {
   void save(const std::string& path, uint32_t sequence) const;
   static std::unique_ptr<Cache> load(const std::string& path, std::shared_ptr<rt::Context> context);
   std::vector<uint32_t> load_sequences(const std::string& path);
+  // One sequence as bytes, in the saved-cache format (a file that save(path, sequence) would write:
+  // geometry, settings, max_tokens and the sequence), to move it between processes or machines
+  // (disaggregated prefill and decode). deserialize_sequence adds such bytes' sequence to this
+  // cache under a new id and returns it; the checks and errors are load_sequences' (corrupt_data
+  // for damaged bytes, invalid_argument for another geometry, other settings, more tokens than
+  // max_tokens or bytes holding other than one sequence); nothing is added on any error.
+  std::vector<uint8_t> serialize_sequence(uint32_t sequence) const;
+  uint32_t deserialize_sequence(const uint8_t* bytes, size_t size);
   // The ids of the sequences held, increasing.
   std::vector<uint32_t> sequence_ids() const;
 
   struct Impl;
 
  private:
+  std::vector<uint32_t> add_sequences(const CacheFileContents& contents, const std::string& source);
+
   std::unique_ptr<Impl> impl_;
 };
 

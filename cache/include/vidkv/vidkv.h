@@ -111,6 +111,18 @@ VIDKV_API vidkv_status vidkv_cache_load_sequences(vidkv_cache* cache, const char
 /* The ids of the sequences held, increasing; same contract as vidkv_cache_load_sequences' ids. */
 VIDKV_API vidkv_status vidkv_sequence_ids(vidkv_cache* cache, uint32_t* ids, uint32_t capacity, uint32_t* count);
 
+/* One sequence as bytes in the saved-cache format, to move it between processes or machines.
+ * data NULL: *size receives the bytes needed. Otherwise data has room for `capacity` bytes and
+ * *size receives the bytes written; fewer than needed gives VIDKV_ERROR_BUFFER_TOO_SMALL, the
+ * message naming the size needed. (Each call reads the sequence back from the device.) */
+VIDKV_API vidkv_status vidkv_sequence_serialize(vidkv_cache* cache, uint32_t sequence, void* data, size_t capacity,
+                                                size_t* size);
+/* Adds the sequence those bytes hold (made by vidkv_sequence_serialize of a cache with the same
+ * geometry and settings) under a new id. Damaged bytes: VIDKV_ERROR_CORRUPT_FILE; another geometry
+ * or settings: VIDKV_ERROR_INVALID_ARGUMENT; nothing is added on any error. */
+VIDKV_API vidkv_status vidkv_sequence_deserialize(vidkv_cache* cache, const void* data, size_t size,
+                                                  uint32_t* sequence);
+
 /* --- Engine devices, device buffers and recording (vidkv/cache.hpp explains the contract) ---
  * Vulkan handles travel as plain integers and pointers so that this header needs no Vulkan
  * header: dispatchable handles (VkInstance, VkPhysicalDevice, VkDevice, VkQueue,
