@@ -390,6 +390,9 @@ TEST_F(BenchCli, AttentionBenchCyclesLayerCopies) {
   EXPECT_EQ(rows[0].rfind("| fp16 | 100 | 3 | ", 0), 0u) << rows[0];
   EXPECT_EQ(rows[1].rfind("| k1.5-v1.58 | 100 | 3 | ", 0), 0u) << rows[1];
   EXPECT_EQ(rows[2].rfind("| copy | 100 | 1 | ", 0), 0u) << rows[2];
+  // The model's columns close each row: fp16's predicted speed-up over itself is 1.
+  EXPECT_EQ(rows[0].substr(rows[0].size() - 9), "| 1.00x |") << rows[0];
+  EXPECT_EQ(std::count(rows[1].begin(), rows[1].end(), '|'), 11) << rows[1];
 
   // By bytes: each case's copies just pass the bound (MB cycled is the 4th column).
   r = attention_bench("--tokens 100 --runs 1 --cycle-bytes 1M --case 2bit --markdown");

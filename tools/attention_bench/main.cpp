@@ -385,15 +385,18 @@ int main(int argc, char** argv) {
     }
     std::printf("(per layer step: each run's time over its layers / layers; MB read: one layer's)\n");
     if (o.markdown) {
-      // Rows for scripts/gpu-check, which prints the header once for several runs.
+      // Rows for scripts/gpu-check, which prints the header once for several runs. The model (DESIGN
+      // section 8): decode is memory-bound, so its floor is the bytes a step reads at the copy's
+      // bandwidth, and the speed-up it predicts is fp16's bytes over the preset's.
       std::printf("\nmarkdown rows: | preset | tokens | layers cycled | MB cycled | decode ms | speed-up vs fp16 | "
-                  "GB/s | %% of copy |\n");
+                  "GB/s | %% of copy | model ms | model speed-up |\n");
       for (size_t i = 1; i < cases.size(); ++i) {
         const double ms = cases[i].median(), gbs = cases[i].bytes / (ms * 1e6);
-        std::printf("| %s | %u | %u | %.1f | %.3f | %.2fx | %.2f | %.1f%% |\n", cases[i].name.c_str(), o.tokens,
-                    cases[i].layers, cases[i].cycled_bytes() / 1e6, ms, fp16_ms / ms, gbs, 100.0 * gbs / copy_gbs);
+        std::printf("| %s | %u | %u | %.1f | %.3f | %.2fx | %.2f | %.1f%% | %.3f | %.2fx |\n", cases[i].name.c_str(),
+                    o.tokens, cases[i].layers, cases[i].cycled_bytes() / 1e6, ms, fp16_ms / ms, gbs,
+                    100.0 * gbs / copy_gbs, cases[i].bytes / (copy_gbs * 1e6), double(cases[1].bytes) / cases[i].bytes);
       }
-      std::printf("| copy | %u | 1 | %.1f | %.3f | | %.2f | 100.0%% |\n", o.tokens, cases[0].bytes / 1e6, copy_ms,
+      std::printf("| copy | %u | 1 | %.1f | %.3f | | %.2f | 100.0%% | | |\n", o.tokens, cases[0].bytes / 1e6, copy_ms,
                   copy_gbs);
     }
     if (ctx->validation_message_count() > 0) {
