@@ -1,7 +1,8 @@
 // vidkv-bench end to end on tiny workloads (the process, as a user runs it, with the validation
 // layer on through the test environment, so a validation message fails the run): the JSON has
 // every key scripts rely on with plausible values, the trace is Chrome trace-event JSON with GPU
-// kernels in it, the SVG is well-formed XML; sweeps, dumps, and bad options.
+// kernels in it, the SVG is well-formed XML; sweeps, dumps, decode over cycled layer copies, and
+// bad options. Also vidkv-attention-bench's layer cycling and markdown rows (scripts/gpu-check).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -45,8 +46,10 @@ class BenchCli : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir); }
   std::string file(const std::string& name) const { return (dir / name).string(); }
 
-  BenchRun bench(const std::string& args) const {
-    const std::string command = std::string("'") + VIDKV_BENCH_EXE + "' " + args + " > '" + file("stdout.txt") +
+  BenchRun bench(const std::string& args) const { return run(VIDKV_BENCH_EXE, args); }
+  BenchRun attention_bench(const std::string& args) const { return run(VIDKV_ATTENTION_BENCH_EXE, args); }
+  BenchRun run(const char* exe, const std::string& args) const {
+    const std::string command = std::string("'") + exe + "' " + args + " > '" + file("stdout.txt") +
                                 "' 2> '" + file("stderr.txt") + "'";
     BenchRun r;
     const int raw = std::system(command.c_str());
@@ -64,8 +67,10 @@ class BenchCli : public ::testing::Test {
   fs::path dir;
 };
 
-// The tiny workload: 2 frames of 32 tokens + 16 text tokens, 2 layers.
-const char* kTiny = "--frames 2 --tokens-per-frame 32 --text-tokens 16 --layers 2 --queries 2 --runs 2 --no-progress";
+// The tiny workload: 2 frames of 32 tokens + 16 text tokens, 2 layers; decode over 2 layer copies
+// (the default, copies past 64 MiB, would be hundreds of a layer this small).
+const char* kTiny = "--frames 2 --tokens-per-frame 32 --text-tokens 16 --layers 2 --queries 2 --runs 2 --no-progress "
+                    "--decode-layers 2";
 
 TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
   const BenchRun r = bench(std::string(kTiny) + " --json '" + file("r.json") + "' --trace '" + file("r.trace.json") +
@@ -121,6 +126,8 @@ TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
                 1e-9);
     EXPECT_GT(res["achieved_gbps"].as_number(), 0.0);
     EXPECT_GT(res["prefill_ms"].as_number(), 0.0);
+    EXPECT_EQ(res["decode_layers"].as_number(), 2.0);
+    EXPECT_EQ(res["decode_cycled_bytes"].as_number(), 2.0 * res["decode_bytes"].as_number());
     if (preset == "fp16") {
       EXPECT_EQ(bits_k, 16.0);
       EXPECT_EQ(res["k_rel_l2"].as_number(), 0.0);
@@ -138,6 +145,9 @@ TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
   }
   EXPECT_EQ(presets, std::set<std::string>({"fp16", "2bit", "kivi", "k1.5-v2", "k1.5-v1.58", "k1.5-v1.58-stp"}));
   EXPECT_FALSE(root.contains("head_policies"));
+  EXPECT_EQ(root["sampled"]["decode_layers_fixed"].as_number(), 2.0);
+  EXPECT_EQ(root["sampled"]["decode_cycle_bytes"].as_number(), 0.0);
+  EXPECT_NE(r.out.find("through the copies --decode-layers gives"), std::string::npos) << r.out;
 
   const json::Value trace = json::parse_file(file("r.trace.json"));
   std::vector<std::pair<double, double>> host;  // [start, end) of each host phase, in order
@@ -174,7 +184,7 @@ TEST_F(BenchCli, DefaultPresetsWriteJsonTraceAndPlot) {
 }
 
 TEST_F(BenchCli, SweepOverTokensGivesOneRowPerPresetAndSize) {
-  const BenchRun r = bench("--tokens 80,144 --text-tokens 16 --layers 1 --queries 1 --runs 1 --no-progress "
+  const BenchRun r = bench("--tokens 80,144 --text-tokens 16 --layers 1 --queries 1 --runs 1 --no-progress --decode-layers 1 "
                       "--preset k1.5-v1.58,2bit --error-layers 1 --model qwen2.5-vl-7b --json '" +
                       file("s.json") + "' --plot '" + file("s.svg") + "'");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
@@ -225,7 +235,8 @@ TEST_F(BenchCli, ReadsADumpDirectory) {
 // Per-head policies from a score file: 2 layers x 4 KV heads, 144 tokens, windows of 4 + 16 tokens.
 // Ranked over both layers the scores are (0,3) < (1,1) < (0,1) < (1,3) < (1,0) < (0,2) < (0,0) < (1,2).
 const char* kScoresCsv = "layer,head,score\n0,0,0.8\n0,1,0.3\n0,2,0.6\n0,3,0.1\n1,0,0.5\n1,1,0.2\n1,2,0.9\n1,3,0.4\n";
-const char* kPolicyRun = "--frames 2 --tokens-per-frame 64 --text-tokens 16 --layers 2 --queries 2 --runs 2 --no-progress";
+const char* kPolicyRun =
+    "--frames 2 --tokens-per-frame 64 --text-tokens 16 --layers 2 --queries 2 --runs 2 --no-progress --decode-layers 2";
 
 TEST_F(BenchCli, HeadPoliciesFromAScoreFile) {
   std::ofstream(file("scores.csv")) << kScoresCsv;
@@ -326,6 +337,87 @@ TEST_F(BenchCli, BadHeadPolicyInput) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("layer 5"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("context"), std::string::npos) << "nothing measured: " << r.out;
+}
+
+// Decode over copies of the timing layer until they exceed --cycle-bytes: a copy count per preset
+// that just passes the bound, the same copy bytes for every copy, said in the table and the JSON.
+TEST_F(BenchCli, DecodeCyclesLayerCopiesPastTheByteBound) {
+  const BenchRun r = bench("--frames 2 --tokens-per-frame 32 --text-tokens 16 --layers 2 --queries 1 --runs 1 "
+                           "--error-layers 1 --no-progress --preset fp16,k1.5-v1.58 --cycle-bytes 256K --json '" +
+                           file("c.json") + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("until they exceed 0.25 MiB"), std::string::npos) << r.out;
+  const json::Value root = json::parse_file(file("c.json"));
+  EXPECT_EQ(root["sampled"]["decode_cycle_bytes"].as_number(), 262144.0);
+  EXPECT_EQ(root["sizes"].as_array().at(0)["decode_cycle_bytes"].as_number(), 262144.0);
+  const auto& results = root["results"].as_array();
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& res : results) {
+    SCOPED_TRACE(res["preset"].as_string());
+    const double layers = res["decode_layers"].as_number(), bytes = res["decode_bytes"].as_number();
+    EXPECT_EQ(layers, std::floor(262144.0 / bytes) + 1);
+    EXPECT_EQ(res["decode_cycled_bytes"].as_number(), layers * bytes);
+    EXPECT_GT(res["decode_cycled_bytes"].as_number(), 262144.0);
+    EXPECT_GT(res["decode_ms"].as_number(), 0.0);
+  }
+  // The packed preset's layer is smaller: more copies of it.
+  EXPECT_GT(results[1]["decode_layers"].as_number(), results[0]["decode_layers"].as_number());
+  // The copy reads at least the bound too.
+  EXPECT_GE(root["sizes"].as_array().at(0)["copy_bytes"].as_number(), 262144.0);
+}
+
+TEST_F(BenchCli, BadDecodeCycleOptions) {
+  for (const char* args : {"--decode-layers 0", "--decode-layers 1025", "--cycle-bytes 12X", "--cycle-bytes 100",
+                           "--cycle-bytes M", "--decode-layers 2 --cycle-bytes 1M"}) {
+    const BenchRun r = bench(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_NE(r.err.find(std::string(args).substr(0, 8)), std::string::npos) << args << ": " << r.err;
+  }
+}
+
+// vidkv-attention-bench: every case cycles through its layer copies; the markdown rows that
+// scripts/gpu-check gathers name preset, tokens, layers and MB cycled.
+TEST_F(BenchCli, AttentionBenchCyclesLayerCopies) {
+  BenchRun r = attention_bench("--tokens 100 --runs 1 --layers 3 --case k1.5-v1.58 --markdown");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("device type: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cycles through 3 distinct copies"), std::string::npos) << r.out;
+  std::vector<std::string> rows;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("| ", 0) == 0) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 3u) << r.out;
+  EXPECT_EQ(rows[0].rfind("| fp16 | 100 | 3 | ", 0), 0u) << rows[0];
+  EXPECT_EQ(rows[1].rfind("| k1.5-v1.58 | 100 | 3 | ", 0), 0u) << rows[1];
+  EXPECT_EQ(rows[2].rfind("| copy | 100 | 1 | ", 0), 0u) << rows[2];
+  // The model's columns close each row: fp16's predicted speed-up over itself is 1.
+  EXPECT_EQ(rows[0].substr(rows[0].size() - 9), "| 1.00x |") << rows[0];
+  EXPECT_EQ(std::count(rows[1].begin(), rows[1].end(), '|'), 11) << rows[1];
+
+  // By bytes: each case's copies just pass the bound (MB cycled is the 4th column).
+  r = attention_bench("--tokens 100 --runs 1 --cycle-bytes 1M --case 2bit --markdown");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  std::istringstream lines2(r.out);
+  int checked = 0;
+  for (std::string line; std::getline(lines2, line);) {
+    if (line.rfind("| fp16 ", 0) != 0 && line.rfind("| 2bit ", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::istringstream cs(line);
+    for (std::string cell; std::getline(cs, cell, '|');) cells.push_back(cell);
+    ASSERT_GE(cells.size(), 5u) << line;
+    const double layers = std::stod(cells[3]), mb = std::stod(cells[4]);
+    EXPECT_GT(layers, 1.0) << line;
+    EXPECT_GT(mb * 1e6, 1048576.0 - 0.05e6) << line;       // printed to 0.1 MB
+    EXPECT_LT(mb * 1e6 * (layers - 1) / layers, 1048576.0 + 0.05e6) << line;  // one copy fewer would not pass it
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2) << r.out;
+
+  for (const char* args : {"--layers 0", "--cycle-bytes x", "--cycle-bytes 1Q", "--bogus"}) {
+    r = attention_bench(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_NE(r.err.find("usage"), std::string::npos) << args << ": " << r.err;
+  }
 }
 
 TEST_F(BenchCli, HelpVersionAndBadInput) {

@@ -1,9 +1,13 @@
-// vidkv-attention-bench: one decode step of one layer (LLaVA-OneVision-7B geometry by default:
+// vidkv-attention-bench: the decode step of one layer (LLaVA-OneVision-7B geometry by default:
 // 4 KV heads, 28 query heads, D = 128) on the default device: the fp16 attention shader beside
 // fused VidKV attention over the packed cache (k1.5-v1.58, with and without semantic token
 // protection, k1.5-v2 and 2bit), timed with GPU timestamps (median of --runs), with the bytes
-// each reads, the achieved bandwidth, and a buffer copy's bandwidth measured in the same run. Speed only: the packed data is random (the shaders' work
-// does not depend on the values); correctness is the tests' job.
+// each reads, the achieved bandwidth, and a buffer copy's bandwidth measured in the same run.
+// Each run cycles through distinct copies of the layer (distinct buffers) until their bytes exceed
+// a last-level-cache bound, so that no case is timed out of a GPU's L2 (one 32768-token layer of
+// k1.5-v1.58 is 9 MB, of fp16 67 MB: timing one layer again and again flatters the packed cache).
+// Speed only: the packed data is random (the shaders' work does not depend on the values);
+// correctness is the tests' job.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -30,8 +34,15 @@ using namespace vidkv;
 
 namespace {
 
+// At most this many copies of a layer per case: beyond it a run's per-layer overhead is all that
+// a larger count would change (and memory runs out first on most devices).
+constexpr uint32_t kMaxLayers = 1024;
+
 struct Options {
   uint32_t tokens = 32768, kv_heads = 4, q_heads = 28, dim = 128, runs = 7, split = 0;  // split 0: the library's default
+  uint32_t layers = 0;       // --layers: distinct layer copies every case cycles through; 0: by --cycle-bytes
+  uint64_t cycle_bytes = 0;  // --cycle-bytes: each case cycles through layers until their bytes exceed this; 0: device default
+  bool markdown = false;     // --markdown: also the results as markdown table rows (scripts/gpu-check)
   std::vector<std::string> only;  // --case: run only these presets (copy and fp16 always run)
   bool portable = false;          // --portable: the shaders GPUs run, even on a subgroup-of-8 device
   bool policies = false;          // --policies: also whole caches with per-head policies (policy_cases.hpp)
@@ -44,10 +55,13 @@ std::unique_ptr<rt::Buffer> random_buffer(const std::shared_ptr<rt::Context>& ct
                                           std::mt19937_64& rng) {
   bytes = std::max<uint64_t>((bytes + 3) / 4 * 4, 16);
   std::vector<uint16_t> data(bytes / 2);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (auto& h : data) {
-    // finite halves around 1 for values and scales (random sign and mantissa), raw bits for codes
-    h = halves ? uint16_t(0x3800u | (rng() & 0x83ffu)) : uint16_t(rng());
+  uint64_t bits = 0;
+  for (size_t i = 0; i < data.size(); ++i) {
+    // Four halves per draw (every layer copy is generated: speed matters). Finite halves around 1
+    // for values and scales (random sign and mantissa), raw bits for codes.
+    if (i % 4 == 0) bits = rng();
+    const uint16_t h = uint16_t(bits >> (16 * (i % 4)));
+    data[i] = halves ? uint16_t(0x3800u | (h & 0x83ffu)) : h;
   }
   auto buffer = std::make_unique<rt::Buffer>(ctx, bytes);
   buffer->upload(data.data(), bytes);
@@ -61,26 +75,14 @@ double cpu_ms() {
   return (u.ru_utime.tv_sec + u.ru_stime.tv_sec) * 1e3 + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-3;
 }
 
-// GPU milliseconds of one recorded run; `cpu` gets the process's CPU milliseconds meanwhile (on a
-// CPU device such as lavapipe the work itself, unaffected by other processes on the machine).
-double run_once(rt::CommandRunner& runner, rt::TimestampQueries& ts, const std::function<void(VkCommandBuffer)>& record,
-                double& cpu) {
-  const double cpu0 = cpu_ms();
-  runner.run([&](VkCommandBuffer cmd) {
-    ts.reset(cmd);
-    ts.write(cmd, 0);
-    record(cmd);
-    ts.write(cmd, 1);
-  });
-  cpu = cpu_ms() - cpu0;
-  return ts.elapsed_ms(0, 1);
-}
-
+// One timed case: `record` records one step over layer copy `layer` (0..layers-1).
 struct Case {
   std::string name;
-  uint64_t bytes = 0;  // bytes read per run
-  std::function<void(VkCommandBuffer)> record;
-  std::vector<double> ms, cpu;
+  uint64_t bytes = 0;   // bytes read per layer step
+  uint32_t layers = 1;  // distinct layer copies each run cycles through
+  std::function<void(VkCommandBuffer, uint32_t layer)> record;
+  std::vector<double> ms, cpu;  // per layer step: each run's time over its layers
+  uint64_t cycled_bytes() const { return bytes * layers; }
   double median_cpu() {
     std::sort(cpu.begin(), cpu.end());
     return cpu[cpu.size() / 2];
@@ -92,6 +94,27 @@ struct Case {
   double min() { return *std::min_element(ms.begin(), ms.end()); }
 };
 
+// One run of a case: every layer copy once, in one command buffer, a barrier between layers (as in
+// a model, where a layer's attention waits for the previous layer), timestamps around the whole.
+// Records GPU ms per layer step and the process's CPU ms per layer step meanwhile (on a CPU device
+// such as lavapipe the work itself, unaffected by other processes on the machine).
+void run_once(rt::CommandRunner& runner, rt::TimestampQueries& ts, Case& c, bool keep) {
+  const double cpu0 = cpu_ms();
+  runner.run([&](VkCommandBuffer cmd) {
+    ts.reset(cmd);
+    ts.write(cmd, 0);
+    for (uint32_t l = 0; l < c.layers; ++l) {
+      if (l > 0) rt::compute_to_compute_barrier(cmd);
+      c.record(cmd, l);
+    }
+    ts.write(cmd, 1);
+  });
+  const double cpu = cpu_ms() - cpu0;
+  if (!keep) return;
+  c.ms.push_back(ts.elapsed_ms(0, 1) / c.layers);
+  c.cpu.push_back(cpu / c.layers);
+}
+
 struct Layer {
   QuantizedLayerBuffers buffers;
   uint64_t bytes = 0;  // packed bytes + residual bytes read per step
@@ -101,9 +124,19 @@ struct Layer {
 // Random trit bytes for `shape` (5 digits per byte, as trit_pack writes them).
 std::vector<uint8_t> random_trits(const TensorShape& shape, std::mt19937_64& rng) {
   std::vector<uint8_t> bytes(trit_packed_bytes(shape, 32));
+  uint64_t draw = 0;
+  uint32_t left = 0;
   for (auto& d : bytes) {
     uint8_t five[5];
-    for (auto& x : five) x = uint8_t(rng() % 3);
+    for (auto& x : five) {
+      if (left == 0) {  // 40 base-3 digits per 64-bit draw (3^40 < 2^64; the bias is negligible here)
+        draw = rng();
+        left = 40;
+      }
+      x = uint8_t(draw % 3);
+      draw /= 3;
+      --left;
+    }
     d = pack_trit_byte(five);
   }
   return bytes;
@@ -178,6 +211,17 @@ Layer make_layer(const std::shared_ptr<rt::Context>& ctx, const Options& o, doub
   return l;
 }
 
+// "268435456", "256M", "256MiB", "1G": bytes (K, M, G binary). Returns 0 for anything else.
+uint64_t parse_bytes(const std::string& text) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (end == text.c_str() || text[0] == '-') return 0;
+  std::string unit = end;
+  if (unit.size() == 3 && unit.substr(1) == "iB") unit = unit.substr(0, 1);
+  const uint64_t scale = unit.empty() ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20 : unit == "G" ? 1ull << 30 : 0;
+  return v > (1ull << 50) ? 0 : v * scale;
+}
+
 bool parse(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -193,14 +237,20 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--kv-heads") ok = value(o.kv_heads);
     else if (a == "--q-heads") ok = value(o.q_heads);
     else if (a == "--dim") ok = value(o.dim);
+    else if (a == "--layers") ok = value(o.layers) && o.layers > 0 && o.layers <= kMaxLayers;
+    else if (a == "--cycle-bytes" && i + 1 < argc) ok = (o.cycle_bytes = parse_bytes(argv[++i])) > 0;
     else if (a == "--case" && i + 1 < argc) o.only.push_back(argv[++i]);
     else if (a == "--portable") o.portable = true;
     else if (a == "--policies") o.policies = true;
+    else if (a == "--markdown") o.markdown = true;
     else ok = false;
     if (!ok) {
       std::fprintf(stderr,
+                   "vidkv-attention-bench: bad option or value at '%s'\n"
                    "usage: vidkv-attention-bench [--tokens N] [--runs N] [--split N] [--kv-heads N] [--q-heads N] "
-                   "[--dim N] [--case PRESET]... [--portable] [--policies]\n");
+                   "[--dim N] [--case PRESET]... [--portable] [--policies] [--layers N (1..%u)] "
+                   "[--cycle-bytes BYTES (e.g. 256M)] [--markdown]\n",
+                   a.c_str(), kMaxLayers);
       return false;
     }
   }
@@ -214,7 +264,9 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, o)) return 2;
   try {
     auto ctx = rt::Context::create();
-    std::printf("device: %s (%s)\n", ctx->info().name.c_str(), ctx->info().driver_info.c_str());
+    const rt::DeviceInfo& info = ctx->info();
+    std::printf("device: %s (%s)\n", info.name.c_str(), info.driver_info.c_str());
+    std::printf("device type: %s\n", rt::device_type_name(info.type));
     std::mt19937_64 rng(1);
     GpuAttention attention(ctx);
     attention.set_portable(o.portable);
@@ -224,6 +276,31 @@ int main(int argc, char** argv) {
     std::printf("layer: %u KV heads, %u query heads, dim %u, %u tokens, split %u, median of %u runs\n",
                 o.kv_heads, o.q_heads, o.dim, o.tokens, attention.split_tokens(), o.runs);
 
+    // Cycling: every case reads distinct copies of its layer until their bytes exceed the bound.
+    // 256 MiB is more than any current GPU's L2 or Infinity Cache; on a CPU device 64 MiB keeps
+    // memory and time modest (more than one core complex's L3 on this project's test machines).
+    const bool cpu_device = info.type == rt::DeviceType::cpu;
+    const uint64_t bound = o.cycle_bytes ? o.cycle_bytes : (cpu_device ? 64ull : 256ull) << 20;
+    // Half the largest device-local heap for all cases together (one share per case below).
+    const uint64_t budget = info.device_local_bytes / 2;
+    const uint32_t planned_cases = 5 + (o.policies ? 8 : 0);
+    bool capped = false;
+    auto copies_for = [&](uint64_t layer_bytes) {
+      uint64_t n = o.layers ? o.layers : bound / std::max<uint64_t>(layer_bytes, 1) + 1;
+      const uint64_t fit = budget / planned_cases / std::max<uint64_t>(layer_bytes, 1);
+      if (budget > 0 && n > std::max<uint64_t>(fit, 1)) {
+        n = std::max<uint64_t>(fit, 1);
+        capped = true;
+      }
+      return uint32_t(std::min<uint64_t>(n, kMaxLayers));
+    };
+    if (o.layers)
+      std::printf("decode: each run cycles through %u distinct copies of the layer per case (--layers)\n", o.layers);
+    else
+      std::printf("decode: each run cycles through distinct copies of the layer per case until their bytes exceed "
+                  "%.4g MiB (%s), the time per step is the run's mean over them\n",
+                  bound / 1048576.0, o.cycle_bytes ? "--cycle-bytes" : cpu_device ? "CPU device default" : "default");
+
     rt::CommandRunner runner(ctx);
     rt::TimestampQueries ts(ctx, 2);
     const AttentionGeometry g{o.kv_heads, o.q_heads, o.dim};
@@ -231,17 +308,24 @@ int main(int argc, char** argv) {
     auto q = random_buffer(ctx, q_bytes, true, rng);
     rt::Buffer out(ctx, q_bytes);
 
+    // The copy reads at least the bound too, so that its bandwidth is the memory's, not a cache's.
     const uint64_t kv_bytes = uint64_t(o.tokens) * o.kv_heads * o.dim * 2;
-    auto keys = random_buffer(ctx, kv_bytes, true, rng), values = random_buffer(ctx, kv_bytes, true, rng);
-    rt::Buffer copy_dst(ctx, 2 * kv_bytes);
-    auto copy_src = random_buffer(ctx, 2 * kv_bytes, false, rng);
+    const uint64_t copy_bytes = std::max<uint64_t>(2 * kv_bytes, std::min<uint64_t>(bound, budget / planned_cases) / 4 * 4);
+    rt::Buffer copy_dst(ctx, copy_bytes);
+    auto copy_src = random_buffer(ctx, copy_bytes, false, rng);
     std::vector<Case> cases;
-    cases.push_back({"copy", 2 * kv_bytes, [&](VkCommandBuffer cmd) {
-                       rt::record_copy(cmd, copy_src->view(), copy_dst.view(), 2 * kv_bytes);
+    cases.push_back({"copy", copy_bytes, 1, [&](VkCommandBuffer cmd, uint32_t) {
+                       rt::record_copy(cmd, copy_src->view(), copy_dst.view(), copy_bytes);
                      }});
-    const Fp16KvBuffers kv{o.tokens, keys->view(), values->view()};
+    std::vector<std::unique_ptr<rt::Buffer>> fp16_kv;  // keys, values of each copy
+    const uint32_t fp16_layers = copies_for(2 * kv_bytes);
+    for (uint32_t l = 0; l < fp16_layers; ++l) {
+      fp16_kv.push_back(random_buffer(ctx, kv_bytes, true, rng));
+      fp16_kv.push_back(random_buffer(ctx, kv_bytes, true, rng));
+    }
     rt::Buffer fp16_partials(ctx, attention.partial_bytes_fp16(g, o.tokens));
-    cases.push_back({"fp16", 2 * kv_bytes, [&](VkCommandBuffer cmd) {
+    cases.push_back({"fp16", 2 * kv_bytes, fp16_layers, [&](VkCommandBuffer cmd, uint32_t l) {
+                       const Fp16KvBuffers kv{o.tokens, fp16_kv[2 * l]->view(), fp16_kv[2 * l + 1]->view()};
                        attention.record_fp16(cmd, g, kv, q->view(), fp16_partials.view(), out.view());
                      }});
     const struct {
@@ -252,39 +336,41 @@ int main(int argc, char** argv) {
                    {"k1.5-v1.58-stp", 1.5, ValueFormat::ternary_stp},
                    {"k1.5-v2", 1.5, ValueFormat::b2_channel},
                    {"2bit", 2.0, ValueFormat::b2_channel}};
-    std::vector<Layer> layers;
+    // Per preset its layer copies (each with its own random data in its own buffers) and one
+    // scratch buffer (the layers run one after another).
+    std::vector<std::vector<Layer>> layers;
     std::vector<std::unique_ptr<rt::Buffer>> partials;
     layers.reserve(std::size(presets));
     for (const auto& p : presets) {
       if (!o.wanted(p.name)) continue;
-      layers.push_back(make_layer(ctx, o, p.nbits, p.values, rng));
-      Layer* layer = &layers.back();
-      partials.push_back(std::make_unique<rt::Buffer>(ctx, attention.partial_bytes(g, layer->buffers)));
+      layers.emplace_back();
+      std::vector<Layer>* copies = &layers.back();
+      copies->push_back(make_layer(ctx, o, p.nbits, p.values, rng));
+      const uint32_t n = copies_for(copies->front().bytes);
+      while (copies->size() < n) copies->push_back(make_layer(ctx, o, p.nbits, p.values, rng));
+      partials.push_back(std::make_unique<rt::Buffer>(ctx, attention.partial_bytes(g, copies->front().buffers)));
       rt::Buffer* scratch = partials.back().get();
-      cases.push_back({p.name, layer->bytes, [&, layer, scratch](VkCommandBuffer cmd) {
-                         attention.record_vidkv(cmd, g, layer->buffers, q->view(), scratch->view(), out.view());
+      cases.push_back({p.name, copies->front().bytes, n, [&, copies, scratch](VkCommandBuffer cmd, uint32_t l) {
+                         attention.record_vidkv(cmd, g, (*copies)[l].buffers, q->view(), scratch->view(), out.view());
                        }});
     }
     std::vector<std::unique_ptr<Cache>> caches;
     if (o.policies) {
-      // The fp16 K/V above are finite halves around 1: a real prefill input.
-      for (auto& c : tools::make_policy_cases(ctx, {o.tokens, o.kv_heads, o.q_heads, o.dim, keys->view(0, kv_bytes),
-                                                    values->view(0, kv_bytes), q->view(0, q_bytes), out.view()},
+      // The first fp16 copy is finite halves around 1: a real prefill input. Whole caches are not
+      // cycled: one layer each, so their times may be flattered by a cache (the line says so).
+      for (auto& c : tools::make_policy_cases(ctx, {o.tokens, o.kv_heads, o.q_heads, o.dim, fp16_kv[0]->view(0, kv_bytes),
+                                                    fp16_kv[1]->view(0, kv_bytes), q->view(0, q_bytes), out.view()},
                                               caches)) {
-        cases.push_back({c.name, c.bytes, c.record});
+        auto record = c.record;
+        cases.push_back({c.name, c.bytes, 1, [record](VkCommandBuffer cmd, uint32_t) { record(cmd); }});
       }
     }
+    if (capped) std::printf("note: layer copies capped by device memory (half of its %.1f GiB heap)\n",
+                            info.device_local_bytes / 1073741824.0);
     // Runs interleave the cases (one warm-up round first), so a load change on the machine hits
     // all of them alike; medians per case.
     for (uint32_t i = 0; i <= o.runs; ++i)
-      for (Case& c : cases) {
-        double cpu = 0;
-        const double ms = run_once(runner, ts, c.record, cpu);
-        if (i > 0) {
-          c.ms.push_back(ms);
-          c.cpu.push_back(cpu);
-        }
-      }
+      for (Case& c : cases) run_once(runner, ts, c, i > 0);
     const double copy_ms = cases[0].median(), copy_gbs = cases[0].bytes / (copy_ms * 1e6);
     const double fp16_ms = cases[1].median();
     std::printf("%-15s %9.3f ms  %9.2f MB read  %8.2f GB/s (bytes read per second; as many written)\n", "copy",
@@ -292,10 +378,32 @@ int main(int argc, char** argv) {
     for (size_t i = 1; i < cases.size(); ++i) {
       const double ms = cases[i].median(), gbs = cases[i].bytes / (ms * 1e6);
       std::printf("%-15s %9.3f ms  %9.2f MB read  %8.2f GB/s (%5.1f%% of copy)  speed-up vs fp16 %5.2fx"
-                  "  (min %.3f ms, %.2fx; process CPU %.1f ms, %.2fx)\n",
+                  "  (min %.3f ms, %.2fx; process CPU %.1f ms, %.2fx)  layers %u (%.1f MB)\n",
                   cases[i].name.c_str(), ms, cases[i].bytes / 1e6, gbs, 100.0 * gbs / copy_gbs, fp16_ms / ms,
                   cases[i].min(), cases[1].min() / cases[i].min(), cases[i].median_cpu(),
-                  cases[1].median_cpu() / cases[i].median_cpu());
+                  cases[1].median_cpu() / cases[i].median_cpu(), cases[i].layers, cases[i].cycled_bytes() / 1e6);
+    }
+    std::printf("(per layer step: each run's time over its layers / layers; MB read: one layer's)\n");
+    if (o.markdown) {
+      // Rows for scripts/gpu-check, which prints the header once for several runs. The model (DESIGN
+      // section 8): decode is memory-bound, so its floor is the bytes a step reads at the copy's
+      // bandwidth, and the speed-up it predicts is fp16's bytes over the preset's.
+      std::printf("\nmarkdown rows: | preset | tokens | layers cycled | MB cycled | decode ms | speed-up vs fp16 | "
+                  "GB/s | %% of copy | model ms | model speed-up |\n");
+      for (size_t i = 1; i < cases.size(); ++i) {
+        const double ms = cases[i].median(), gbs = cases[i].bytes / (ms * 1e6);
+        std::printf("| %s | %u | %u | %.1f | %.3f | %.2fx | %.2f | %.1f%% | %.3f | %.2fx |\n", cases[i].name.c_str(),
+                    o.tokens, cases[i].layers, cases[i].cycled_bytes() / 1e6, ms, fp16_ms / ms, gbs,
+                    100.0 * gbs / copy_gbs, cases[i].bytes / (copy_gbs * 1e6), double(cases[1].bytes) / cases[i].bytes);
+      }
+      std::printf("| copy | %u | 1 | %.1f | %.3f | | %.2f | 100.0%% | | |\n", o.tokens, cases[0].bytes / 1e6, copy_ms,
+                  copy_gbs);
+    }
+    if (ctx->validation_message_count() > 0) {
+      // With VIDKV_VALIDATION=1 a run is also a validation check (barriers between the cycled layers).
+      for (const auto& m : ctx->validation_messages()) std::fprintf(stderr, "validation: %s\n", m.text.c_str());
+      std::fprintf(stderr, "vidkv-attention-bench: %zu validation message(s)\n", ctx->validation_message_count());
+      return 1;
     }
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

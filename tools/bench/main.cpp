@@ -124,13 +124,16 @@ int main(int argc, char** argv) {
 
     std::unique_ptr<rt::Profiler> profiler;
     try {
-      profiler = std::make_unique<rt::Profiler>(ctx);
+      // Room for a decode round's kernels: up to 1024 cycled layer copies of a few dispatches each.
+      profiler = std::make_unique<rt::Profiler>(ctx, 16384);
     } catch (const Error& e) {
       std::printf("note: %s; times are wall-clock\n", e.what());
     }
     RunProfile profile(profiler.get());
     MeasurePlan plan{options.presets, options.error_layers, options.queries, options.runs, options.seed};
     plan.head_policies = head_policies;
+    plan.decode_layers = options.decode_layers;
+    plan.cycle_bytes = options.cycle_bytes;
     plan.sparsities = options.sparsity;
     uint64_t steps = 0;
     for (const auto& w : workloads) steps += progress_steps(w->info(), plan);

@@ -1,6 +1,9 @@
 #include "bench/measure.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 
 #include "bench/attention_reference.hpp"
@@ -36,10 +39,49 @@ struct TimingSlot {
   std::optional<size_t> result;  // index into results; none for a baseline not asked for
   bool fp16 = false;
   std::unique_ptr<Cache> cache;
-  uint32_t sequence = 0;
-  uint64_t bytes = 0;
-  std::vector<double> ms;
+  std::vector<uint32_t> sequences;  // distinct copies of the timing layer (layer 0 of each)
+  uint64_t bytes = 0;               // of one copy
+  std::vector<double> ms;           // per layer step
 };
+
+// The decode copies' bound: each preset's copies exceed it. 256 MiB is more than any current GPU's
+// L2 or Infinity Cache; on a CPU device 64 MiB keeps memory and time modest. 0: a fixed count.
+uint64_t cycle_bound(const MeasurePlan& plan, const rt::DeviceInfo& device) {
+  if (plan.decode_layers) return 0;
+  if (plan.cycle_bytes) return plan.cycle_bytes;
+  return (device.type == rt::DeviceType::cpu ? 64ull : 256ull) << 20;
+}
+
+// Copies of one layer: the fixed count, or enough to exceed the bound; at most what `share` bytes
+// of device memory hold (`capped` says so) and 1024.
+uint32_t decode_copies(const MeasurePlan& plan, uint64_t bound, uint64_t layer_bytes, uint64_t share, bool& capped) {
+  layer_bytes = std::max<uint64_t>(layer_bytes, 1);
+  uint64_t n = plan.decode_layers ? plan.decode_layers : bound / layer_bytes + 1;
+  if (share > 0 && n > std::max<uint64_t>(share / layer_bytes, 1)) {
+    n = std::max<uint64_t>(share / layer_bytes, 1);
+    capped = true;
+  }
+  return uint32_t(std::min<uint64_t>(n, 1024));
+}
+
+// Fills the slot's cache with distinct copies of its one-layer sequence (their own buffers): saved
+// once and loaded back as new sequences, a file round trip instead of a prefill per copy.
+void add_copies(TimingSlot& slot, uint32_t copies) {
+  if (slot.sequences.size() >= copies) return;
+  namespace fs = std::filesystem;
+  const fs::path file = fs::temp_directory_path() / ("vidkv-bench-" + std::to_string(::getpid()) + "-timing.vkvc");
+  slot.cache->save(file.string(), slot.sequences.front());
+  try {
+    while (slot.sequences.size() < copies) {
+      const std::vector<uint32_t> ids = slot.cache->load_sequences(file.string());
+      slot.sequences.insert(slot.sequences.end(), ids.begin(), ids.end());
+    }
+  } catch (...) {
+    fs::remove(file);
+    throw;
+  }
+  fs::remove(file);
+}
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0.0;
@@ -82,6 +124,7 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
   out.workload = info;
   out.error_layers = sample_layers(info.layers, plan.error_layers);
   out.timing_layer = info.layers / 2;
+  out.cycle_bytes = cycle_bound(plan, context->info());
   const std::string at = " @" + std::to_string(info.tokens);
   const CacheGeometry geometry{info.layers, info.kv_heads, info.q_heads, info.head_dim};
 
@@ -107,6 +150,18 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
   }
 
   std::vector<TimingSlot> timing;
+  // Half the largest device-local heap for the decode copies, one share per preset and the baseline.
+  const uint64_t share = context->info().device_local_bytes / 2 / (runs.size() + 1);
+  // One timing slot: a one-layer cache of the timing layer's data, copied into distinct sequences.
+  auto make_slot = [&](TimingSlot& slot, const CacheSettings& settings, const LayerKv& kv,
+                       const StpLayerInput* stp) {
+    slot.cache = std::make_unique<Cache>(context, CacheGeometry{1, info.kv_heads, info.q_heads, info.head_dim},
+                                         settings, info.tokens);
+    slot.sequences = {slot.cache->create_sequence()};
+    prefill_layer(*slot.cache, slot.sequences.front(), 0, kv, stp);
+    slot.bytes = bytes_held(slot.cache->stats());
+    add_copies(slot, decode_copies(plan, out.cycle_bytes, slot.bytes, share, out.cycle_capped));
+  };
   for (const Run& run : runs) {
     PresetResult r;
     r.preset = run.preset;
@@ -204,13 +259,9 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
       slot.result = out.results.size();
       // The speed-up's baseline is the plain fp16 cache, not fp16 heads under policies.
       slot.fp16 = settings.key_mode == CacheSettings::KeyMode::fp16 && settings.head_policies.uniform();
-      slot.cache = std::make_unique<Cache>(context, CacheGeometry{1, info.kv_heads, info.q_heads, info.head_dim},
-                                           one_layer, info.tokens);
-      slot.sequence = slot.cache->create_sequence();
       const LayerKv& kv = load_layer(workload, out.timing_layer, profile, at);
       const auto stp = stp_for(settings, kv, info);
-      prefill_layer(*slot.cache, slot.sequence, 0, kv, stp ? &*stp : nullptr);
-      slot.bytes = bytes_held(slot.cache->stats());
+      make_slot(slot, one_layer, kv, stp ? &*stp : nullptr);
       timing.push_back(std::move(slot));
       step("timing cache");
     } catch (const Error& e) {
@@ -224,18 +275,15 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
     TimingSlot slot;
     slot.label = "fp16 (baseline)";
     slot.fp16 = true;
-    slot.cache = std::make_unique<Cache>(context, CacheGeometry{1, info.kv_heads, info.q_heads, info.head_dim},
-                                         preset("fp16"), info.tokens);
-    slot.sequence = slot.cache->create_sequence();
-    const LayerKv& kv = load_layer(workload, out.timing_layer, profile, at);
-    slot.cache->prefill(slot.sequence, 0, kv.keys, kv.values, kv.tokens);
-    slot.bytes = bytes_held(slot.cache->stats());
+    make_slot(slot, preset("fp16"), load_layer(workload, out.timing_layer, profile, at), nullptr);
     timing.push_back(std::move(slot));
   }
 
-  // Decode rounds: a buffer copy of one layer's fp16 K and V (the bytes the fp16 shader reads),
-  // then one attention step per preset; the first round warms up and is not counted.
-  out.copy_bytes = std::max<uint64_t>(uint64_t(info.tokens) * info.kv_heads * info.head_dim * 2 * 2, 1u << 20);
+  // Decode rounds: a buffer copy of one layer's fp16 K and V (the bytes the fp16 shader reads), or
+  // of the cycle bound if that is more (a copy out of a cache would flatter the bandwidth), then
+  // each preset's cycled layers; the first round warms up and is not counted.
+  out.copy_bytes = std::max<uint64_t>({uint64_t(info.tokens) * info.kv_heads * info.head_dim * 2 * 2, 1u << 20,
+                                       std::min(out.cycle_bytes, share) / 4 * 4});
   rt::Buffer copy_src(context, out.copy_bytes), copy_dst(context, out.copy_bytes);
   rt::CommandRunner runner(context);
   std::optional<rt::TimestampQueries> stamps;
@@ -243,6 +291,8 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
   Rng rng(plan.seed, {0x7e});
   std::vector<float> q(size_t(info.q_heads) * info.head_dim);
   for (auto& x : q) x = rng.normal();
+  rt::Buffer q_buffer(context, q.size() * 4), out_buffer(context, q.size() * 4);
+  q_buffer.upload(q.data(), q.size() * 4);
   std::vector<double> copy_ms;
   for (uint32_t round = 0; round <= plan.runs; ++round) {
     if (stamps) {
@@ -260,10 +310,20 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
       if (round > 0) copy_ms.push_back(ms);
     }
     for (TimingSlot& slot : timing) {
-      const PhaseTimes t = profile.phase(slot.label + " decode" + at, "decode",
-                                         [&] { (void)slot.cache->attention(slot.sequence, 0, q); });
-      // Device time of the attention kernels; wall time only on a device without timestamps.
-      if (round > 0) slot.ms.push_back(t.kernels > 0 ? t.gpu_span_ms : t.host_ms);
+      // One command buffer: every copy once, a barrier between them (as between a model's layers).
+      const PhaseTimes t = profile.phase(slot.label + " decode" + at, "decode", [&] {
+        runner.run([&](VkCommandBuffer cmd) {
+          rt::transfer_to_compute_barrier(cmd);
+          for (size_t i = 0; i < slot.sequences.size(); ++i) {
+            if (i > 0) rt::compute_to_compute_barrier(cmd);
+            slot.cache->record_attention(cmd, slot.sequences[i], 0, q_buffer.view(), out_buffer.view());
+          }
+        });
+        slot.cache->release_retired();
+      });
+      // Device time of the attention kernels per layer step; wall time only on a device without timestamps.
+      const double n = double(slot.sequences.size());
+      if (round > 0) slot.ms.push_back((t.kernels > 0 ? t.gpu_span_ms : t.host_ms) / n);
     }
     progress.step("decode round " + std::to_string(round));
   }
@@ -280,6 +340,8 @@ SizeResults measure_size(const std::shared_ptr<rt::Context>& context, Workload& 
     r.fp16_decode_ms = fp16_ms;
     r.speedup_vs_fp16 = r.decode_ms > 0 ? fp16_ms / r.decode_ms : 0.0;
     r.decode_bytes = s.bytes;
+    r.decode_layers = uint32_t(s.sequences.size());
+    r.decode_cycled_bytes = s.bytes * s.sequences.size();
     r.achieved_gbps = r.decode_ms > 0 ? double(s.bytes) / (r.decode_ms * 1e6) : 0.0;
     r.copy_gbps = out.copy_gbps;
   }

@@ -2,7 +2,8 @@
 // One context length of the bench: every preset (at every sparsity, with per-head policies)
 // through vidkv::Cache (prefill of all layers, stats, dequantize and attention on the sampled
 // layers against the float64 reference), then decode attention timed in interleaved rounds beside
-// the fp16 shader and a buffer copy. The reference is full attention over every token whatever the
+// the fp16 shader and a buffer copy. Each round cycles through distinct copies of the timing layer
+// (their bytes above a GPU's last-level cache), so that no preset is timed out of a cache. The reference is full attention over every token whatever the
 // policies: the error a window head causes by dropping tokens is what is measured.
 #include <cstdint>
 #include <memory>
@@ -25,6 +26,10 @@ struct MeasurePlan {
   uint32_t queries = 4;
   uint32_t runs = 7;
   uint64_t seed = 1;
+  // Decode timing: distinct copies of the timing layer per preset, a fixed count or (0) enough to
+  // exceed cycle_bytes (0: 256 MiB, 64 MiB on a CPU device), capped by device memory.
+  uint32_t decode_layers = 0;
+  uint64_t cycle_bytes = 0;
   // Per-head policies (--head-scores): every preset once per sparsity, its settings'
   // head_policies this spec at that sparsity. Empty: plain caches, one run per preset.
   std::optional<HeadPolicySpec> head_policies;

@@ -30,6 +30,18 @@ double parse_double(const std::string& option, const std::string& text, double m
   return v;
 }
 
+// "268435456", "256M", "256MiB", "1G" (K, M, G binary); at least 1 KiB, at most 1 TiB.
+uint64_t parse_bytes(const std::string& option, const std::string& text) {
+  const size_t digits = text.find_first_not_of("0123456789");
+  std::string unit = digits == std::string::npos ? "" : text.substr(digits);
+  if (unit.size() == 3 && unit.substr(1) == "iB") unit = unit.substr(0, 1);
+  const uint64_t scale = unit.empty() ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20 : unit == "G" ? 1ull << 30 : 0;
+  if (digits == 0 || scale == 0) throw bad(option + " " + text + ": a byte count such as 268435456, 256M or 1G");
+  const uint64_t bytes = parse_unsigned(option, text.substr(0, digits), 1, (1ull << 40) / scale) * scale;
+  if (bytes < 1024) throw bad(option + " " + text + ": at least 1K");
+  return bytes;
+}
+
 std::vector<std::string> split_list(const std::string& option, const std::string& text) {
   std::vector<std::string> items;
   size_t start = 0;
@@ -101,6 +113,10 @@ what is measured
                           evenly over the depth (default 4; 0 = all); memory always counts all
   --queries N             random queries per sampled layer (default 4)
   --runs N                timed decode rounds after one warm-up (default 7; median reported)
+  --cycle-bytes BYTES     each decode round cycles through distinct copies of the timing layer
+                          until they exceed this, e.g. 512M (default 256M, 64M on a CPU device:
+                          more than a GPU's last-level cache, so decode reads memory)
+  --decode-layers N       cycle through exactly N copies instead
 
 per-head cache policies (RLKV; every preset is measured at each sparsity)
   --head-scores FILE      head scores, CSV "layer,head,score" or JSON (vidkv/head_policy.hpp),
@@ -166,6 +182,8 @@ BenchOptions parse_options(int argc, const char* const* argv) {
     } else if (a == "--error-layers") o.error_layers = uint32_t(parse_unsigned(a, value(), 0, 4096));
     else if (a == "--queries") o.queries = uint32_t(parse_unsigned(a, value(), 1, 256));
     else if (a == "--runs") o.runs = uint32_t(parse_unsigned(a, value(), 1, 1000));
+    else if (a == "--decode-layers") o.decode_layers = uint32_t(parse_unsigned(a, value(), 1, 1024));
+    else if (a == "--cycle-bytes") o.cycle_bytes = parse_bytes(a, value());
     else if (a == "--head-scores") {
       o.head_scores = value();
       if (o.head_scores.empty()) throw bad("--head-scores needs a file or 'synthetic'");
@@ -190,6 +208,7 @@ BenchOptions parse_options(int argc, const char* const* argv) {
     else if (a == "--no-progress") o.progress = false;
     else throw bad("unknown option " + a + " (--help lists them)");
   }
+  if (o.decode_layers && o.cycle_bytes) throw bad("--decode-layers and --cycle-bytes both set the decode layer count; use one");
   if (frames_given && !o.tokens.empty()) throw bad("--frames and --tokens are two ways to give sizes; use one");
   if (!o.tokens.empty()) o.frames.clear();
   if (o.kv_dir.empty() && (o.first_visual >= 0 || o.visual_tokens >= 0))

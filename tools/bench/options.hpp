@@ -29,6 +29,11 @@ struct BenchOptions {
   uint32_t error_layers = 4;
   uint32_t queries = 4;
   uint32_t runs = 7;                      // timed decode rounds (after one warm-up round)
+  // Decode timing cycles through distinct copies of the timing layer so that no preset is timed
+  // out of a GPU's last-level cache: a fixed count, or enough copies to exceed a byte bound
+  // (0: 256 MiB, 64 MiB on a CPU device).
+  uint32_t decode_layers = 0;
+  uint64_t cycle_bytes = 0;
 
   // Per-head cache policies (RLKV, vidkv/head_policy.hpp): with head scores every preset is
   // measured at each sparsity; without them the bench measures plain caches, as before.

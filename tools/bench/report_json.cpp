@@ -37,6 +37,8 @@ json::Value result_json(const PresetResult& r, const SizeResults& size) {
   num("fp16_decode_ms", r.fp16_decode_ms, Stage::timed);
   num("speedup_vs_fp16", r.speedup_vs_fp16, Stage::timed);
   num("decode_bytes", double(r.decode_bytes), Stage::timed);
+  num("decode_layers", double(r.decode_layers), Stage::timed);
+  num("decode_cycled_bytes", double(r.decode_cycled_bytes), Stage::timed);
   num("achieved_gbps", r.achieved_gbps, Stage::timed);
   num("copy_gbps", r.copy_gbps, Stage::timed);
   if (r.sparsity) {
@@ -121,6 +123,9 @@ json::Value report_json(const RunSummary& run, const BenchOptions& options, cons
   sampled.set("queries_per_layer", options.queries);
   sampled.set("timing_layer", sizes.empty() ? 0u : sizes.front().timing_layer);
   sampled.set("decode_runs", options.runs);
+  // The decode copies' byte bound (0: --decode-layers fixed their count), the first size's.
+  sampled.set("decode_cycle_bytes", sizes.empty() ? 0.0 : double(sizes.front().cycle_bytes));
+  sampled.set("decode_layers_fixed", options.decode_layers);
   root.set("sampled", sampled);
 
   double copy = 0;
@@ -135,6 +140,8 @@ json::Value report_json(const RunSummary& run, const BenchOptions& options, cons
     so.set("frames", s.workload.frames);
     so.set("copy_gbps", s.copy_gbps);
     so.set("copy_bytes", double(s.copy_bytes));
+    so.set("decode_cycle_bytes", double(s.cycle_bytes));
+    so.set("decode_cycle_capped", s.cycle_capped);
     so.set("error_layers", uint_array(s.error_layers));
     size_list.push_back(so);
   }

@@ -49,8 +49,14 @@ void print_size_table(std::FILE* out, const SizeResults& size, uint32_t queries,
                  w.first_visual + w.visual_tokens, w.text_tokens);
   std::fprintf(out, "  memory and bits: all %u layers; K/V and attention error: layers %s, %u random queries each\n",
                w.layers, layer_list(size.error_layers, w.layers).c_str(), queries);
-  std::fprintf(out, "  decode: one layer (%u) of %u query heads, GPU timestamps, median of %u interleaved rounds\n",
+  std::fprintf(out, "  decode: layer %u (%u query heads), GPU timestamps, median of %u interleaved rounds; each round cycles\n",
                size.timing_layer, w.q_heads, runs);
+  if (size.cycle_bytes > 0)
+    std::fprintf(out, "    through distinct copies of it per preset until they exceed %.4g MiB%s (column layers)\n",
+                 size.cycle_bytes / 1048576.0, size.cycle_capped ? ", fewer where device memory ran short" : "");
+  else
+    std::fprintf(out, "    through the copies --decode-layers gives (column layers)%s\n",
+                 size.cycle_capped ? ", fewer where device memory ran short" : "");
   if (size.copy_gbps > 0)
     std::fprintf(out, "  buffer copy in the same rounds: %.2f GB/s (%.1f MB in %.3f ms)\n", size.copy_gbps,
                  size.copy_bytes / 1e6, size.copy_ms);
@@ -61,9 +67,9 @@ void print_size_table(std::FILE* out, const SizeResults& size, uint32_t queries,
     width = std::max(width, int(r.label().size()));
     policies = policies || r.sparsity.has_value();
   }
-  std::fprintf(out, "\n%-*s %6s %6s %10s %7s %8s %8s %9s %10s %9s %8s %8s %6s\n", width, "preset", "K bits", "V bits",
-               "memory MB", "vs fp16", "K relL2", "V relL2", "attn err", "prefill ms", "decode ms", "speed-up",
-               "GB/s", "% copy");
+  std::fprintf(out, "\n%-*s %6s %6s %10s %7s %8s %8s %9s %10s %9s %8s %8s %6s %6s\n", width, "preset", "K bits",
+               "V bits", "memory MB", "vs fp16", "K relL2", "V relL2", "attn err", "prefill ms", "decode ms", "speed-up",
+               "GB/s", "% copy", "layers");
   for (const PresetResult& r : size.results) {
     if (!r.reached(Stage::stored)) {
       std::fprintf(out, "%-*s %s\n", width, r.label().c_str(), r.error.c_str());
@@ -79,21 +85,23 @@ void print_size_table(std::FILE* out, const SizeResults& size, uint32_t queries,
     const bool rec = r.reached(Stage::reconstructed), att = r.reached(Stage::attended), tim = r.reached(Stage::timed);
     const double ratio = r.bytes ? double(r.fp16_bytes) / double(r.bytes) : 0.0;
     const double pct = size.copy_gbps > 0 ? 100.0 * r.achieved_gbps / size.copy_gbps : 0.0;
-    std::fprintf(out, "%-*s %s %s %10.2f %6.2fx %s %s %s %10.1f %s %s %s %s\n", width, r.label().c_str(),
+    std::fprintf(out, "%-*s %s %s %10.2f %6.2fx %s %s %s %10.1f %s %s %s %s %s\n", width, r.label().c_str(),
                  cell(r.has_bits(), "%6.3f", r.bits_k, 6).c_str(), cell(r.has_bits(), "%6.3f", r.bits_v, 6).c_str(),
                  r.bytes / 1e6, ratio, cell(rec, "%8.4f", r.k_rel_l2, 8).c_str(),
                  cell(rec, "%8.4f", r.v_rel_l2, 8).c_str(), cell(att, "%9.2e", r.attn_rel_err, 9).c_str(),
                  r.prefill_ms, cell(tim, "%9.3f", r.decode_ms, 9).c_str(),
                  cell(tim, "%7.2fx", r.speedup_vs_fp16, 8).c_str(), cell(tim, "%8.2f", r.achieved_gbps, 8).c_str(),
-                 cell(tim && size.copy_gbps > 0, "%5.1f%%", pct, 6).c_str());
+                 cell(tim && size.copy_gbps > 0, "%5.1f%%", pct, 6).c_str(),
+                 cell(tim, "%6.0f", r.decode_layers, 6).c_str());
     if (!r.error.empty()) std::fprintf(out, "%-*s   %s\n", width, "", r.error.c_str());
   }
   if (policies) print_policy_table(out, size, width);
   std::fprintf(out,
                "\nbits: over the quantized store (codes, scales, mins, channel maps; DESIGN section 4); memory: all "
                "layers incl. the fp16 residual;\nrelL2 / attn err: relative L2 against the input / a float64 "
-               "reference over it; prefill: all layers, wall time of the cache calls;\ndecode: one layer, GB/s = "
-               "packed + residual bytes read per step / decode time.\n");
+               "reference over it; prefill: all layers, wall time of the cache calls;\ndecode: per layer step, the mean over "
+               "the cycled copies (layers: how many, each in its own buffers), GB/s = packed + residual\nbytes of "
+               "one layer / decode time.\n");
   if (policies)
     std::fprintf(out,
                  "per-head policies: bits are the preset (vidkv) heads' (-: no head takes the preset); memory adds "

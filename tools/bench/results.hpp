@@ -54,10 +54,12 @@ struct PresetResult {
   // Stage stored. Prefill of all layers: wall time of the cache calls (uploads included) and GPU
   // kernel time.
   double prefill_ms = 0, prefill_gpu_ms = 0;
-  // Stage timed. Decode attention over one layer (GPU span of the attention kernels, median of the
-  // runs).
+  // Stage timed. Decode attention per layer step (GPU span of the attention kernels over the
+  // cycled layer copies / their count, median of the runs).
   double decode_ms = 0, fp16_decode_ms = 0, speedup_vs_fp16 = 0;
   uint64_t decode_bytes = 0;  // packed + residual bytes of one layer, read per step
+  uint32_t decode_layers = 0;        // distinct copies of the timing layer each round cycles through
+  uint64_t decode_cycled_bytes = 0;  // decode_bytes x decode_layers
   double achieved_gbps = 0;   // decode_bytes / decode_ms
   double copy_gbps = 0;       // the copy bandwidth measured in the same rounds
 };
@@ -66,6 +68,8 @@ struct SizeResults {
   WorkloadInfo workload;
   std::vector<uint32_t> error_layers;
   uint32_t timing_layer = 0;
+  uint64_t cycle_bytes = 0;  // decode: each preset's layer copies exceed this many bytes (0: --decode-layers fixed them)
+  bool cycle_capped = false; // fewer copies than that: device memory
   double copy_gbps = 0, copy_ms = 0;
   uint64_t copy_bytes = 0;
   std::vector<PresetResult> results;
