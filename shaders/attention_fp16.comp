@@ -1,18 +1,29 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 // Decode attention over fp16 K and V (the baseline, and the fp16 residual of a VidKV layer); the
-// portable path (any subgroup size: GPUs), with the structure of attention_vidkv.comp.
-// attention_fp16_sg8.comp computes the same for subgroups of exactly 8 (CPU drivers).
+// portable path (any subgroup size: GPUs). attention_fp16_sg8.comp computes the same for
+// subgroups of exactly 8 (CPU drivers).
 // K, V halves at h * head_stride + t * token_stride + c; q fp32 [q_heads][DIM]. Writes the
 // partial (m, l, out) of split gl_WorkGroupID.x of KV head gl_WorkGroupID.y (see attention.glsl).
-// Scores: 8 invocations per 32 tokens, each reading its tokens' key rows 8 halves at a time.
-// Values: one invocation per channel pair, so one 32-bit load serves two channels.
+//
+// Written for GPUs, where this shader is bandwidth-bound (512 bytes per token and KV head) if every
+// invocation keeps several 16-byte loads in flight and spends few instructions per loaded byte:
+// - Scores: each invocation owns TPL tokens and walks their key rows 8 halves (one 16-byte load)
+//   at a time, the next 8 already loading while the current ones are used. The query is read
+//   straight from its buffer at addresses the same for the whole workgroup (scalar loads on AMD, a
+//   broadcast elsewhere), so each multiply-add costs one instruction and no shared-memory read.
+// - Values: the invocations of a row group own 8 channels each (one 16-byte load per token), so
+//   the group reads a value row as one contiguous block; ROWS groups take every ROWS-th token, 4
+//   loads in flight, and are summed through shared memory at the end.
+#define ATTENTION_SUBGROUP_REDUCE_ID 4
 #include "attention.glsl"
 
 layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
 layout(std430, binding = 1) readonly buffer Keys { uvec4 data[]; } keys;
-layout(std430, binding = 2) readonly buffer Values { uint data[]; } vals;
+layout(std430, binding = 2) readonly buffer Values { uvec4 data[]; } vals;
 layout(std430, binding = 3) writeonly buffer Partials { float data[]; } partials;
 
 layout(push_constant) uniform Params {
@@ -21,15 +32,17 @@ layout(push_constant) uniform Params {
   uint head_stride;   // elements (halves); multiples of 8
   uint token_stride;
   uint slot_base;     // partial slot of split 0
-  float scale;        // softmax scale, folded into the query
+  float scale;        // softmax scale
 } params;
 
-shared float qs[RATIO * DIM];
+const uint WORDS = DIM / 8u;  // 16-byte words per key or value row
+// Tokens per invocation in the score phase: up to 4 at once, fewer when the split is short.
+const uint TPL = SPLIT % (4u * WG) == 0u ? 4u : (SPLIT % (2u * WG) == 0u ? 2u : 1u);
+const uint ROWS = WG / WORDS;  // row groups in the value phase
+const uint VIF = 4u;           // value rows in flight per invocation
 
-const uint PAIRS = DIM / 2u;
-// Channel pairs per invocation in the value phase: each token's probabilities, fetched once per
-// invocation, serve 8 channels; sets of 8 invocations beyond PAIRS / PPL skip the work.
-const uint PPL = 4u;
+// Per-group value sums, added up group by group (RATIO x DIM floats, as attention_fp16 was sized).
+shared float out_sum[RATIO * DIM];
 
 void main() {
   uint lid = gl_LocalInvocationID.x;
@@ -38,83 +51,107 @@ void main() {
   uint q_heads = params.kv_heads * RATIO;
   uint start = split * SPLIT;
   uint n = min(SPLIT, params.tokens - start);
+  uint qbase = h * RATIO * DIM;
+  uint row0 = (h * params.head_stride + start * params.token_stride) / 8u;  // 16-byte words
+  uint row_words = params.token_stride / 8u;
 
-  for (uint i = lid; i < RATIO * DIM; i += WG) qs[i] = query.data[h * RATIO * DIM + i] * params.scale;
-  barrier();
-
-  uint sg = lid / 8u;
-  uint sl = lid % 8u;
-  for (uint t0 = sg * 32u; t0 < n; t0 += WG * 4u) {
-    float acc[4u * RATIO];
-    [[unroll]] for (uint i = 0u; i < 4u * RATIO; ++i) acc[i] = 0.0;
-    uint base[4];
-    [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-      uint t = min(t0 + sl + 8u * m, n - 1u);  // past the end: a copy of the last token, not stored
-      base[m] = (h * params.head_stride + (start + t) * params.token_stride) / 8u;
+  for (uint t0 = 0u; t0 < n; t0 += WG * TPL) {
+    float acc[TPL * RATIO];
+    [[unroll]] for (uint i = 0u; i < TPL * RATIO; ++i) acc[i] = 0.0;
+    uint base[TPL];
+    [[unroll]] for (uint m = 0u; m < TPL; ++m) {
+      uint t = min(t0 + lid + WG * m, n - 1u);  // past the end: a copy of the last token, not stored
+      base[m] = row0 + t * row_words;
     }
-    for (uint w = 0u; w < DIM / 8u; ++w) {
-      vec2 k[4][4];
-      [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-        uvec4 kw = keys.data[base[m] + w];
-        k[m][0] = unpackHalf2x16(kw.x);
-        k[m][1] = unpackHalf2x16(kw.y);
-        k[m][2] = unpackHalf2x16(kw.z);
-        k[m][3] = unpackHalf2x16(kw.w);
-      }
-      [[unroll]] for (uint c = 0u; c < 8u; ++c) {
-        float qr[RATIO];
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-          qr[r] = qs[r * DIM + w * 8u + c];
-        }
-        [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-          float kv = (c & 1u) == 0u ? k[m][c / 2u].x : k[m][c / 2u].y;
-          [[unroll]] for (uint r = 0u; r < RATIO; ++r) acc[m * RATIO + r] += qr[r] * kv;
+    // Two register sets: while one word of every row is used, the next one is loading into the
+    // other set (the last step reloads the final word, unused).
+    uvec4 kw[2][TPL];
+    [[unroll]] for (uint m = 0u; m < TPL; ++m) kw[0][m] = keys.data[base[m]];
+    for (uint w0 = 0u; w0 < WORDS; w0 += 2u) {
+      [[unroll]] for (uint hf = 0u; hf < 2u; ++hf) {
+        uint w = w0 + hf;
+        [[unroll]] for (uint m = 0u; m < TPL; ++m) kw[1u - hf][m] = keys.data[base[m] + min(w + 1u, WORDS - 1u)];
+        [[unroll]] for (uint c = 0u; c < 8u; ++c) {
+          float k[TPL];
+          [[unroll]] for (uint m = 0u; m < TPL; ++m) {
+            vec2 pair = unpackHalf2x16(kw[hf][m][c / 2u]);
+            k[m] = (c & 1u) == 0u ? pair.x : pair.y;
+          }
+          [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+            float q = query.data[qbase + r * DIM + w * 8u + c];
+            [[unroll]] for (uint m = 0u; m < TPL; ++m) acc[m * RATIO + r] += q * k[m];
+          }
         }
       }
     }
-    [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-      uint t = t0 + sl + 8u * m;
+    [[unroll]] for (uint m = 0u; m < TPL; ++m) {
+      uint t = t0 + lid + WG * m;
       if (t < n) {
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + t] = acc[m * RATIO + r];
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + t] = acc[m * RATIO + r] * params.scale;
       }
     }
   }
   barrier();
   split_softmax(n);
 
-  vec2 out_acc[RATIO * PPL];
-  [[unroll]] for (uint i = 0u; i < RATIO * PPL; ++i) out_acc[i] = vec2(0.0);
-  uint busy = lid < PAIRS / PPL ? n : 0u;
-  for (uint t0 = 0u; t0 < busy; t0 += 8u) {
-    [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-      uint t = t0 + k;
-      if (t < n) {
-        float p[RATIO];
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-          p[r] = scores[r * SPLIT + t];
+  // Value phase: invocation (row group g, word j) owns channels 8j..8j+7 of tokens g, g + ROWS, ...
+  uint g = lid / WORDS;
+  uint j = lid % WORDS;
+  float o[RATIO * 8u];
+  [[unroll]] for (uint i = 0u; i < RATIO * 8u; ++i) o[i] = 0.0;
+  if (g < ROWS) {
+    // Blocks of VIF rows (tokens t0 + u * ROWS) in two register sets, as in the score phase: one
+    // block's VIF loads are in flight while the other's rows are used. A token past the end reads
+    // the last one's row with weight 0 (no branch, so the loads stay in flight together).
+    uvec4 vw[2][VIF];
+    [[unroll]] for (uint u = 0u; u < VIF; ++u) vw[0][u] = vals.data[row0 + min(g + u * ROWS, n - 1u) * row_words + j];
+    for (uint b0 = g; b0 < n; b0 += 2u * ROWS * VIF) {
+      [[unroll]] for (uint hf = 0u; hf < 2u; ++hf) {
+        uint t0 = b0 + hf * ROWS * VIF;
+        [[unroll]] for (uint u = 0u; u < VIF; ++u) {
+          uint t = min(t0 + (u + VIF) * ROWS, n - 1u);
+          vw[1u - hf][u] = vals.data[row0 + t * row_words + j];
         }
-        uint base = (h * params.head_stride + (start + t) * params.token_stride) / 2u;
-        [[unroll]] for (uint i = 0u; i < PPL; ++i) {
-          uint pair = lid * PPL + i;
-          vec2 v = unpackHalf2x16(vals.data[base + pair]);
-          [[unroll]] for (uint r = 0u; r < RATIO; ++r) out_acc[r * PPL + i] += p[r] * v;
+        [[unroll]] for (uint u = 0u; u < VIF; ++u) {
+          uint t = t0 + u * ROWS;
+          float live = t < n ? 1.0 : 0.0;
+          t = min(t, n - 1u);
+          vec2 v[4];
+          [[unroll]] for (uint e = 0u; e < 4u; ++e) v[e] = unpackHalf2x16(vw[hf][u][e]);
+          [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+            float p = scores[r * SPLIT + t] * live;
+            [[unroll]] for (uint e = 0u; e < 4u; ++e) {
+              o[r * 8u + 2u * e] += p * v[e].x;
+              o[r * 8u + 2u * e + 1u] += p * v[e].y;
+            }
+          }
         }
       }
     }
   }
-
-  uint slot = params.slot_base + split;
-  [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-    uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
-    if (lid == 0u) {
-      partials.data[o] = stat_m[r];
-      partials.data[o + 1u] = stat_l[r];
+  // Sum the row groups: the last one stores, the others add in turn, group 0 writes the partial.
+  for (uint k = ROWS - 1u; k > 0u; --k) {
+    if (g == k) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+          uint a = r * DIM + 8u * j + i;
+          out_sum[a] = k == ROWS - 1u ? o[r * 8u + i] : out_sum[a] + o[r * 8u + i];
+        }
+      }
     }
-    [[unroll]] for (uint i = 0u; i < PPL; ++i) {
-      uint pair = lid * PPL + i;
-      if (lid < PAIRS / PPL) {
-        partials.data[o + 2u + 2u * pair] = out_acc[r * PPL + i].x;
-        partials.data[o + 3u + 2u * pair] = out_acc[r * PPL + i].y;
+    barrier();
+  }
+  uint slot = params.slot_base + split;
+  if (g == 0u) {
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      uint base = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
+      if (j == 0u) {
+        partials.data[base] = stat_m[r];
+        partials.data[base + 1u] = stat_l[r];
+      }
+      [[unroll]] for (uint i = 0u; i < 8u; ++i) {
+        uint a = r * DIM + 8u * j + i;
+        partials.data[base + 2u + 8u * j + i] = o[r * 8u + i] + (ROWS > 1u ? out_sum[a] : 0.0);
       }
     }
   }

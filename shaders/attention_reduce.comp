@@ -4,14 +4,19 @@
 // head into its output: M = max_i m_i, w_i = exp(m_i - M), L = sum_i l_i w_i,
 // out = sum_i o_i w_i / L. Subtracting the overall maximum keeps every exponent <= 0, so nothing
 // overflows however large the scores are; a split's weights were computed against its own
-// maximum, so they rescale exactly. One workgroup per query head: the weights of WG slots at a
-// time are computed once (one per invocation) and shared, then every invocation accumulates its
-// channels over them.
+// maximum, so they rescale exactly.
+// Spread over many workgroups: workgroup (query head, block) owns BLOCK channels. Its invocations
+// are LANES slot lanes of BLOCK / 4 invocations; each invocation takes every LANES-th slot with 4
+// slots' loads in flight and accumulates 4 channels; the slot lanes are summed through shared
+// memory at the end. Every workgroup of a query head finds M itself (one value per slot).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint DIM = 128u;
 
 const uint WG = gl_WorkGroupSize.x;
-const uint CPI = (DIM + WG - 1u) / WG;  // channels per invocation (strided)
+const uint BLOCK = 32u;              // channels per workgroup (DIM is a multiple)
+const uint QUADS = BLOCK / 4u;       // invocations per slot lane
+const uint LANES = WG / QUADS;       // slot lanes
+const uint UNROLL = 4u;              // slots in flight per invocation
 
 layout(std430, binding = 0) readonly buffer Partials { float data[]; } partials;
 layout(std430, binding = 1) writeonly buffer Output { float data[]; } dst;
@@ -21,58 +26,61 @@ layout(push_constant) uniform Params {
   uint slots;
 } params;
 
-shared float weight[WG];
-shared float reduce_buf[WG];
+shared float top_buf[WG];
+shared vec4 sum_buf[WG];
+shared float l_buf[LANES];
 
 void main() {
   uint qh = gl_WorkGroupID.x;
+  uint c0 = gl_WorkGroupID.y * BLOCK;
   uint lid = gl_LocalInvocationID.x;
   uint stride = params.q_heads * (DIM + 2u);
   uint base = qh * (DIM + 2u);
 
   float m = -3.0e38;
   for (uint i = lid; i < params.slots; i += WG) m = max(m, partials.data[base + i * stride]);
-  reduce_buf[lid] = m;
+  top_buf[lid] = m;
   barrier();
-  for (uint half_size = WG / 2u; half_size > 0u; half_size /= 2u) {
-    if (lid < half_size) reduce_buf[lid] = max(reduce_buf[lid], reduce_buf[lid + half_size]);
+  for (uint cur = WG; cur > 1u;) {  // tree over WG values, every step on cur / 2 invocations
+    uint half_count = (cur + 1u) / 2u;
+    if (lid < cur - half_count) top_buf[lid] = max(top_buf[lid], top_buf[lid + half_count]);
+    cur = half_count;
     barrier();
   }
-  float top = reduce_buf[0];
-  barrier();
+  float top = top_buf[0];
 
+  uint lane = lid / QUADS;
+  uint c = c0 + 4u * (lid % QUADS);
   float l = 0.0;
-  float acc[CPI];
-  [[unroll]] for (uint j = 0u; j < CPI; ++j) acc[j] = 0.0;
-  for (uint first = 0u; first < params.slots; first += WG) {
-    uint i = first + lid;
-    float w = 0.0;
-    if (i < params.slots) {
-      w = exp(partials.data[base + i * stride] - top);
-      l += partials.data[base + i * stride + 1u] * w;
+  vec4 acc = vec4(0.0);
+  for (uint first = lane; first < params.slots; first += LANES * UNROLL) {
+    // Slots past the end reread the last slot with weight 0 (no branch: the loads stay in flight).
+    float mi[UNROLL], li[UNROLL];
+    vec4 oi[UNROLL];
+    [[unroll]] for (uint u = 0u; u < UNROLL; ++u) {
+      uint o = base + min(first + u * LANES, params.slots - 1u) * stride;
+      mi[u] = partials.data[o];
+      li[u] = partials.data[o + 1u];
+      oi[u] = vec4(partials.data[o + 2u + c], partials.data[o + 3u + c], partials.data[o + 4u + c],
+                   partials.data[o + 5u + c]);
     }
-    weight[lid] = w;
-    barrier();
-    uint count = min(WG, params.slots - first);
-    for (uint k = 0u; k < count; ++k) {
-      float wk = weight[k];
-      uint o = base + (first + k) * stride + 2u;
-      [[unroll]] for (uint j = 0u; j < CPI; ++j) {
-        uint c = lid + j * WG;
-        if (c < DIM) acc[j] += partials.data[o + c] * wk;
-      }
+    [[unroll]] for (uint u = 0u; u < UNROLL; ++u) {
+      float w = first + u * LANES < params.slots ? exp(mi[u] - top) : 0.0;
+      l += li[u] * w;
+      acc += oi[u] * w;
     }
-    barrier();
   }
-  reduce_buf[lid] = l;
+  sum_buf[lid] = acc;
+  if (lid % QUADS == 0u) l_buf[lane] = l;
   barrier();
-  for (uint half_size = WG / 2u; half_size > 0u; half_size /= 2u) {
-    if (lid < half_size) reduce_buf[lid] += reduce_buf[lid + half_size];
-    barrier();
-  }
-  float inv = 1.0 / reduce_buf[0];
-  [[unroll]] for (uint j = 0u; j < CPI; ++j) {
-    uint c = lid + j * WG;
-    if (c < DIM) dst.data[qh * DIM + c] = acc[j] * inv;
+  if (lid < QUADS) {
+    float total_l = 0.0;
+    vec4 total = vec4(0.0);
+    for (uint k = 0u; k < LANES; ++k) {
+      total += sum_buf[k * QUADS + lid];
+      total_l += l_buf[k];
+    }
+    vec4 r = total / total_l;
+    [[unroll]] for (uint e = 0u; e < 4u; ++e) dst.data[qh * DIM + c + e] = r[e];
   }
 }

@@ -23,6 +23,24 @@ struct Fp16Case {
 
 class GpuAttentionFp16 : public VulkanTest, public ::testing::WithParamInterface<Fp16Case> {};
 
+// Every shader path a device can take: its default, and the portable shaders with the reductions
+// of attention.glsl within subgroups first (where compute has subgroup arithmetic) and through
+// shared memory only.
+struct PathSetting {
+  const char* name;
+  bool portable, subgroup_reductions;
+};
+// `shared_memory`: include the shared-memory-only reductions also where the device has subgroup
+// arithmetic (every pipeline configuration costs lavapipe seconds to compile, so the shape tests
+// take that fallback on a subset).
+std::vector<PathSetting> path_settings(const rt::Context& context, bool shared_memory = true) {
+  const bool arithmetic = GpuAttention::subgroup_reductions_default(context);
+  std::vector<PathSetting> settings{{"default path", false, arithmetic}};
+  if (arithmetic) settings.push_back({"portable, subgroup reductions", true, true});
+  if (shared_memory || !arithmetic) settings.push_back({"portable, shared-memory reductions", true, false});
+  return settings;
+}
+
 TEST_P(GpuAttentionFp16, MatchesReference) {
   const Fp16Case c = GetParam();
   const uint64_t seed = tools::test_seed();
@@ -32,18 +50,26 @@ TEST_P(GpuAttentionFp16, MatchesReference) {
   const auto q = realistic_query(kv.keys, c.tokens, c.kv_heads, g.q_heads, c.dim, seed + 7);
   const auto ref = reference::attention_layer(q, g.q_heads, {}, kv.keys, kv.values, c.tokens, c.kv_heads, c.dim);
   GpuAttention gpu(ctx);
-  for (uint8_t poison : {uint8_t(0xff), uint8_t(0x00)}) {
-    gpu.set_poison(poison);
-    const auto out = gpu.fp16_host(g, q, kv.keys, kv.values, c.tokens);
-    EXPECT_LT(attention_error(out, ref, c.dim), 1e-3) << "poison " << int(poison);
+  // The shared-memory reductions: every token count at ratio 4, every ratio tried at D 64, and the
+  // one-KV-head cases (D 128 at ratio 7, D 256).
+  const bool shared_memory = c.ratio == 4 || c.dim == 64 || c.kv_heads == 1;
+  for (const PathSetting& path : path_settings(*ctx, shared_memory)) {
+    gpu.set_portable(path.portable);
+    gpu.set_subgroup_reductions(path.subgroup_reductions);
+    for (uint8_t poison : {uint8_t(0xff), uint8_t(0x00)}) {
+      gpu.set_poison(poison);
+      const auto out = gpu.fp16_host(g, q, kv.keys, kv.values, c.tokens);
+      EXPECT_LT(attention_error(out, ref, c.dim), 1e-3) << path.name << ", poison " << int(poison);
+    }
   }
 }
 
 std::vector<Fp16Case> fp16_cases() {
   std::vector<Fp16Case> cases;
   for (uint32_t t : {1u, 31u, 32u, 33u, 127u, 128u, 129u, 1000u}) cases.push_back({2, 4, 128, t});
-  for (uint32_t ratio : {1u, 4u, 7u})
-    for (uint32_t dim : {64u, 128u}) cases.push_back({2, ratio, dim, 300});
+  for (uint32_t ratio = 1; ratio <= 8; ++ratio) cases.push_back({2, ratio, 128, 333});
+  for (uint32_t ratio : {1u, 3u, 8u})
+    for (uint32_t dim : {64u, 256u}) cases.push_back({2, ratio, dim, 300});
   cases.push_back({1, 7, 128, 6272 + 40});
   cases.push_back({1, 2, 256, 513});
   return cases;
@@ -64,10 +90,79 @@ TEST_F(GpuAttention_, SplitSizesAgree) {
   const KvData kv = random_kv(2, 1500, 64, seed);
   const auto q = realistic_query(kv.keys, 1500, 2, 8, 64, seed + 1);
   const auto ref = reference::attention_layer(q, 8, {}, kv.keys, kv.values, 1500, 2, 64);
+  for (bool portable : {false, true}) {
+    GpuAttention gpu(ctx);
+    gpu.set_portable(portable);
+    for (uint32_t split : {0u, 64u, 128u, 192u, 512u, 1024u}) {  // 0: the path's default
+      if (split != 0) gpu.set_split_tokens(split);
+      EXPECT_LT(attention_error(gpu.fp16_host(g, q, kv.keys, kv.values, 1500), ref, 64), 1e-3)
+          << "split " << gpu.split_tokens() << (portable ? ", portable" : "");
+    }
+  }
+}
+
+// Many slots for the reduction (1563 splits of 64 tokens), in both reduction modes of the portable
+// attention shader; outputs poisoned.
+TEST_F(GpuAttention_, ManySlotsReduce) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  const uint32_t tokens = 100000;
+  const AttentionGeometry g{1, 2, 64};
+  const KvData kv = random_kv(1, tokens, 64, seed);
+  const auto q = realistic_query(kv.keys, tokens, 1, 2, 64, seed + 3);
+  const auto ref = reference::attention_layer(q, 2, {}, kv.keys, kv.values, tokens, 1, 64);
   GpuAttention gpu(ctx);
-  for (uint32_t split : {64u, 512u, 1024u}) {
-    gpu.set_split_tokens(split);
-    EXPECT_LT(attention_error(gpu.fp16_host(g, q, kv.keys, kv.values, 1500), ref, 64), 1e-3) << "split " << split;
+  gpu.set_split_tokens(64);
+  for (const PathSetting& path : path_settings(*ctx)) {
+    gpu.set_portable(path.portable);
+    gpu.set_subgroup_reductions(path.subgroup_reductions);
+    EXPECT_LT(attention_error(gpu.fp16_host(g, q, kv.keys, kv.values, tokens), ref, 64), 1e-3) << path.name;
+  }
+}
+
+// The two reduction modes of attention.glsl give the same outputs up to summation order, and the
+// pipelines really were made with both settings of specialization constant 4 (a fresh context, so
+// that its records hold only this test's pipelines).
+TEST_F(GpuAttention_, SubgroupAndSharedMemoryReductionsAgree) {
+  if (!GpuAttention::subgroup_reductions_default(*ctx)) GTEST_SKIP() << "no subgroup arithmetic in compute";
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  const auto fresh = rt::Context::create(options);
+  const AttentionGeometry g{2, 14, 128};
+  const uint32_t tokens = 777;
+  const KvData kv = random_kv(2, tokens, 128, seed);
+  const auto q = realistic_query(kv.keys, tokens, 2, 14, 128, seed + 5);
+  GpuAttention gpu(fresh);
+  gpu.set_portable(true);
+  gpu.set_split_tokens(128);
+  gpu.set_subgroup_reductions(true);
+  const auto with_subgroups = gpu.fp16_host(g, q, kv.keys, kv.values, tokens);
+  gpu.set_subgroup_reductions(false);
+  gpu.set_poison(0x00);
+  const auto shared_only = gpu.fp16_host(g, q, kv.keys, kv.values, tokens);
+  EXPECT_LT(attention_error(with_subgroups, std::vector<double>(shared_only.begin(), shared_only.end()), 128), 1e-5);
+  std::set<uint32_t> settings;
+  for (const auto& r : fresh->pipeline_records()) {
+    if (r.name == "attention_fp16" && r.specialization.size() > 4) settings.insert(r.specialization[4]);
+  }
+  EXPECT_EQ(settings, (std::set<uint32_t>{0u, 1u}));
+  expect_no_validation_messages(*fresh, 0);
+}
+
+// The portable path's default split follows the device's compute units.
+TEST(GpuAttentionPath, PortableSplitFollowsComputeUnits) {
+  EXPECT_EQ(GpuAttention::portable_split_rule(0), 256u);   // unknown
+  EXPECT_EQ(GpuAttention::portable_split_rule(8), 512u);
+  EXPECT_EQ(GpuAttention::portable_split_rule(32), 512u);
+  EXPECT_EQ(GpuAttention::portable_split_rule(33), 256u);
+  EXPECT_EQ(GpuAttention::portable_split_rule(64), 256u);
+  EXPECT_EQ(GpuAttention::portable_split_rule(96), 128u);   // Radeon RX 7900 XTX
+  EXPECT_EQ(GpuAttention::portable_split_rule(132), 128u);  // H100 SXM
+  for (uint32_t cu = 1; cu < 400; ++cu) {
+    const uint32_t split = GpuAttention::portable_split_rule(cu);
+    EXPECT_TRUE(split == 128 || 8192 / split * 4 >= 2 * cu) << cu;
   }
 }
 
@@ -158,10 +253,11 @@ TEST_F(GpuAttention_, PathFollowsTheDeviceRule) {
 
   GpuAttention gpu(fresh);
   EXPECT_EQ(gpu.subgroup8_path(), sg8);
-  EXPECT_EQ(gpu.split_tokens(), sg8 ? 1024u : 256u);
+  const uint32_t portable_split = GpuAttention::portable_split_rule(fresh->info().compute_units);
+  EXPECT_EQ(gpu.split_tokens(), sg8 ? 1024u : portable_split);
   gpu.set_portable(true);
   EXPECT_FALSE(gpu.subgroup8_path());
-  EXPECT_EQ(gpu.split_tokens(), 256u);
+  EXPECT_EQ(gpu.split_tokens(), portable_split);
   gpu.set_portable(false);
   EXPECT_EQ(gpu.subgroup8_path(), sg8);
 

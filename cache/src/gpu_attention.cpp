@@ -15,6 +15,7 @@ namespace {
 
 constexpr uint32_t kGroup = 32;     // key and value group size the shaders are written for
 constexpr uint32_t kMaxRatio = 8;   // query heads per KV head (accumulators live in registers)
+constexpr uint32_t kReduceBlock = 32;  // channels per attention_reduce.comp workgroup (its BLOCK)
 
 struct Fp16Push {
   uint32_t kv_heads, tokens, head_stride, token_stride, slot_base;
@@ -101,8 +102,31 @@ bool GpuAttention::subgroup8_default(const rt::Context& ctx) {
   return subgroup8_rule(ctx.info().type, ctx.effective_subgroup_size(), shuffles);
 }
 
+// Subgroup arithmetic in compute: attention.glsl's reductions may then start within subgroups.
+bool GpuAttention::subgroup_reductions_default(const rt::Context& ctx) {
+  VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  props.pNext = &subgroup;
+  vkGetPhysicalDeviceProperties2(ctx.physical_device(), &props);
+  return (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT) &&
+         (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+}
+
+uint32_t GpuAttention::portable_split_rule(uint32_t compute_units) noexcept {
+  if (compute_units == 0) return 256;
+  for (uint32_t split : {512u, 256u}) {
+    if (8192 / split * 4 >= 2 * compute_units) return split;
+  }
+  return 128;
+}
+
 GpuAttention::GpuAttention(std::shared_ptr<rt::Context> context)
-    : context_(context), pipelines_(context), runner_(context), sg8_(subgroup8_default(*context)) {}
+    : context_(context),
+      pipelines_(context),
+      runner_(context),
+      sg8_(subgroup8_default(*context)),
+      subgroup_reductions_(subgroup_reductions_default(*context)) {}
 GpuAttention::~GpuAttention() = default;
 
 void GpuAttention::set_split_tokens(uint32_t tokens) {
@@ -211,8 +235,11 @@ void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeomet
   const uint32_t ratio = ratio_of(g);
   const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g)};
   const bool sg8 = subgroup8_path();
-  const auto& p = pipelines_.get(gpu::pipeline(sg8 ? "attention_fp16_sg8" : "attention_fp16", {g.dim, ratio, split_tokens()},
-                                               4, sizeof(pc)));
+  // The portable shader's constant 4: reductions within subgroups first (attention.glsl).
+  const auto& p = sg8 ? pipelines_.get(gpu::pipeline("attention_fp16_sg8", {g.dim, ratio, split_tokens()}, 4, sizeof(pc)))
+                      : pipelines_.get(gpu::pipeline("attention_fp16",
+                                                     {g.dim, ratio, split_tokens(), uint32_t(subgroup_reductions_)},
+                                                     4, sizeof(pc)));
   const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
   p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads);
 }
@@ -223,7 +250,7 @@ void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g
   const ReducePush pc{g.q_heads, slots};
   const auto& p = pipelines_.get(gpu::pipeline("attention_reduce", {g.dim}, 2, sizeof(pc)));
   const rt::BufferView views[] = {partials, out};
-  p.dispatch(cmd, views, &pc, g.q_heads);
+  p.dispatch(cmd, views, &pc, g.q_heads, g.dim / kReduceBlock);
 }
 
 void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,

@@ -45,6 +45,31 @@ static DeviceType to_device_type(VkPhysicalDeviceType type) {
   }
 }
 
+// Compute units from whichever vendor extension reports them (see DeviceInfo::compute_units).
+static uint32_t query_compute_units(VkPhysicalDevice device) {
+  VkPhysicalDeviceProperties2 props{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2};
+  if (has_device_extension(device, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME)) {
+    VkPhysicalDeviceShaderCorePropertiesAMD amd{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD};
+    props.pNext = &amd;
+    vkGetPhysicalDeviceProperties2(device, &props);
+    return amd.shaderEngineCount * amd.shaderArraysPerEngineCount * amd.computeUnitsPerShaderArray;
+  }
+  if (has_device_extension(device, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+    VkPhysicalDeviceShaderSMBuiltinsPropertiesNV nv{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
+    props.pNext = &nv;
+    vkGetPhysicalDeviceProperties2(device, &props);
+    return nv.shaderSMCount;
+  }
+  if (has_device_extension(device, VK_ARM_SHADER_CORE_BUILTINS_EXTENSION_NAME)) {
+    VkPhysicalDeviceShaderCoreBuiltinsPropertiesARM arm{
+        VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_BUILTINS_PROPERTIES_ARM};
+    props.pNext = &arm;
+    vkGetPhysicalDeviceProperties2(device, &props);
+    return arm.shaderCoreCount;
+  }
+  return 0;
+}
+
 DeviceInfo query_device(VkPhysicalDevice device, uint32_t index) {
   VkPhysicalDeviceDriverProperties driver{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
   VkPhysicalDeviceSubgroupProperties subgroup{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
@@ -101,6 +126,7 @@ DeviceInfo query_device(VkPhysicalDevice device, uint32_t index) {
       info.device_local_bytes = memory.memoryHeaps[h].size;
     }
   }
+  info.compute_units = query_compute_units(device);
   return info;
 }
 

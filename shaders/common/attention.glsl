@@ -1,57 +1,100 @@
 // Shared parts of the decode-attention shaders (attention_fp16.comp, attention_vidkv.comp): one
 // workgroup handles one KV head and one split of at most SPLIT tokens for all RATIO query heads of
 // that KV head (GQA), so every cache byte is read once per step. Scores (already multiplied by the
-// softmax scale, which is folded into the query) go to shared memory, the split's softmax is taken
-// there, and the unnormalised partial (max m, sum l, out[D] = sum_t exp(s_t - m) v_t) of each query
-// head goes to its slot of the partial buffer; attention_reduce.comp combines the slots.
+// softmax scale) go to shared memory, the split's softmax is taken there, and the unnormalised
+// partial (max m, sum l, out[D] = sum_t exp(s_t - m) v_t) of each query head goes to its slot of the
+// partial buffer; attention_reduce.comp combines the slots.
 // Partial layout: [slot][q_heads][DIM + 2] floats: m, l, out[0..DIM-1].
+//
+// Subgroup reductions: a shader that defines ATTENTION_SUBGROUP_REDUCE_ID (a free specialization
+// constant id) before including this file, and enables GL_KHR_shader_subgroup_arithmetic, gets a
+// boolean specialization constant SUBGROUP_REDUCE at that id; true (the host sets it where compute
+// has subgroup arithmetic) reduces within each subgroup first, so only one value per subgroup goes
+// through shared memory. Otherwise, and for a shader that does not define it, the reductions run
+// through shared memory only. Both are right for any subgroup size and any workgroup size.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint DIM = 128u;
 layout(constant_id = 2) const uint RATIO = 1u;    // query heads per KV head
 layout(constant_id = 3) const uint SPLIT = 256u;  // tokens per workgroup (a multiple of the group size)
+#ifdef ATTENTION_SUBGROUP_REDUCE_ID
+layout(constant_id = ATTENTION_SUBGROUP_REDUCE_ID) const bool SUBGROUP_REDUCE = false;
+#else
+const bool SUBGROUP_REDUCE = false;
+#endif
 
 const uint WG = gl_WorkGroupSize.x;
 // Channels each invocation owns in the value phase (DIM is a multiple of the workgroup size).
 const uint CPL = (DIM + WG - 1u) / WG;
 
 shared float scores[RATIO * SPLIT];  // scores, then exp(s - m)
+// Reduction scratch, [entry][RATIO]: an entry's RATIO values side by side, so that the lanes of one
+// reduction step read consecutive words (no bank conflicts between query heads).
 shared float reduce_buf[RATIO * WG];
 shared float stat_m[RATIO];
 shared float stat_l[RATIO];
 
-// Max and sum of exp over the split's n scores of every query head; leaves exp(s - m) in scores.
-// Two passes of per-invocation partials plus a serial pass over WG values: no subgroup operations,
-// so it runs the same everywhere.
+// Tree over reduce_buf's first `count` entries (any count >= 1), every invocation taking a share of
+// each step's RATIO * half pairs; leaves the result in entry 0. `is_max`: max, else sum. Ends with
+// a barrier.
+void attention_tree(uint count, bool is_max) {
+  uint lid = gl_LocalInvocationID.x;
+  barrier();
+  for (uint cur = count; cur > 1u;) {
+    uint half_count = (cur + 1u) / 2u;
+    for (uint i = lid; i < RATIO * (cur - half_count); i += WG) {
+      float a = reduce_buf[i];
+      float b = reduce_buf[i + half_count * RATIO];
+      reduce_buf[i] = is_max ? max(a, b) : a + b;
+    }
+    cur = half_count;
+    barrier();
+  }
+}
+
+// Reduces v[r] (one value per query head per invocation) over the workgroup into reduce_buf[r]
+// (entry 0); every invocation may read it after the call. Ends with a barrier.
+void attention_reduce_heads(inout float v[RATIO], bool is_max) {
+  uint lid = gl_LocalInvocationID.x;
+#ifdef ATTENTION_SUBGROUP_REDUCE_ID
+  if (SUBGROUP_REDUCE) {
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = is_max ? subgroupMax(v[r]) : subgroupAdd(v[r]);
+    if (subgroupElect()) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) reduce_buf[gl_SubgroupID * RATIO + r] = v[r];
+    }
+    attention_tree(gl_NumSubgroups, is_max);
+    return;
+  }
+#endif
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r) reduce_buf[lid * RATIO + r] = v[r];
+  attention_tree(WG, is_max);
+}
+
+// Max and sum of exp over the split's n scores of every query head; leaves exp(s - m) in scores and
+// m, l in stat_m, stat_l. Every invocation takes a strided share of every head's scores.
 void split_softmax(uint n) {
   uint lid = gl_LocalInvocationID.x;
-  [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-    float m = -3.0e38;
-    for (uint t = lid; t < n; t += WG) m = max(m, scores[r * SPLIT + t]);
-    reduce_buf[r * WG + lid] = m;
+  float v[RATIO];
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = -3.0e38;
+  for (uint t = lid; t < n; t += WG) {
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = max(v[r], scores[r * SPLIT + t]);
   }
-  barrier();
-  if (lid < RATIO) {
-    float m = -3.0e38;
-    for (uint i = 0u; i < WG; ++i) m = max(m, reduce_buf[lid * WG + i]);
-    stat_m[lid] = m;
-  }
-  barrier();
+  attention_reduce_heads(v, true);
+  float m[RATIO];
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-    float m = stat_m[r];
-    float l = 0.0;
-    for (uint t = lid; t < n; t += WG) {
-      float p = exp(scores[r * SPLIT + t] - m);
+    m[r] = reduce_buf[r];
+    v[r] = 0.0;
+  }
+  if (lid < RATIO) stat_m[lid] = reduce_buf[lid];
+  barrier();  // reduce_buf is written again below
+  for (uint t = lid; t < n; t += WG) {
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      float p = exp(scores[r * SPLIT + t] - m[r]);
       scores[r * SPLIT + t] = p;
-      l += p;
+      v[r] += p;
     }
-    reduce_buf[r * WG + lid] = l;
   }
-  barrier();
-  if (lid < RATIO) {
-    float l = 0.0;
-    for (uint i = 0u; i < WG; ++i) l += reduce_buf[lid * WG + i];
-    stat_l[lid] = l;
-  }
+  attention_reduce_heads(v, false);
+  if (lid < RATIO) stat_l[lid] = reduce_buf[lid];
   barrier();
 }

@@ -33,6 +33,7 @@ static json::Value to_json(const rt::DeviceInfo& d) {
   o.set("max_workgroup_invocations", double(d.max_workgroup_invocations));
   o.set("timestamp_period_ns", double(d.timestamp_period_ns));
   o.set("device_local_bytes", double(d.device_local_bytes));
+  o.set("compute_units", double(d.compute_units));
   return o;
 }
 

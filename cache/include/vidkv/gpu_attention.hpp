@@ -91,11 +91,26 @@ class VIDKV_API GpuAttention {
   ~GpuAttention();
 
   // Tokens per split (a multiple of 64, 64..1024). Default: 1024 on the subgroup-of-8 path (a
-  // split is one CPU task; fewer, longer ones amortize its setup), 256 on the portable one (more
-  // workgroups for a GPU). On the subgroup-of-8 path an STP segment's splits are shortened where
-  // its part slots would not fit shared memory.
+  // split is one CPU task; fewer, longer ones amortize its setup); on the portable one
+  // portable_split_rule(the device's compute units), enough workgroups for a GPU. On the
+  // subgroup-of-8 path an STP segment's splits are shortened where its part slots would not fit
+  // shared memory.
   void set_split_tokens(uint32_t tokens);
-  uint32_t split_tokens() const { return split_ != 0 ? split_ : (subgroup8_path() ? 1024 : 256); }
+  uint32_t split_tokens() const {
+    return split_ != 0 ? split_ : (subgroup8_path() ? 1024 : portable_split_rule(context_->info().compute_units));
+  }
+  // The portable path's default split for a device with `compute_units` (rt::DeviceInfo; 0 when
+  // unknown): the largest of 512, 256, 128 with which an 8192-token context of 4 KV heads still
+  // gives every compute unit at least 2 workgroups (8192 / split * 4 >= 2 * compute_units), else
+  // 128; 256 when the count is unknown. Shorter splits would add partials (m, l, out per query
+  // head: ~5% of the fp16 bytes a 256-token split reads) and reduction work.
+  static uint32_t portable_split_rule(uint32_t compute_units) noexcept;
+
+  // Whether the portable shaders reduce within subgroups first (subgroupMax / subgroupAdd) or
+  // through shared memory only. Default: subgroup_reductions_default(context).
+  static bool subgroup_reductions_default(const rt::Context& context);
+  void set_subgroup_reductions(bool on) { subgroup_reductions_ = on; }
+  bool subgroup_reductions() const { return subgroup_reductions_; }
 
   // Bytes the `partials` scratch buffer needs (the VidKV one also holds the transformed query).
   uint64_t partial_bytes_fp16(const AttentionGeometry& geometry, uint32_t tokens) const;
@@ -170,6 +185,7 @@ class VIDKV_API GpuAttention {
   uint8_t poison_ = 0xff;
   bool sg8_ = false;  // subgroup8_default(*context_)
   bool portable_ = false;
+  bool subgroup_reductions_ = false;  // subgroup_reductions_default(*context_)
 };
 
 }  // namespace vidkv

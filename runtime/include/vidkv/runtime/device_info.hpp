@@ -41,6 +41,10 @@ struct DeviceInfo {
   float timestamp_period_ns = 0;
   bool compute_timestamps = false;
   uint64_t device_local_bytes = 0;  // largest device-local heap
+  // Compute units (AMD CUs, NVIDIA SMs, Arm shader cores) where the device reports them through
+  // VK_AMD_shader_core_properties, VK_NV_shader_sm_builtins or VK_ARM_shader_core_builtins (Vulkan
+  // core does not); 0 when unknown.
+  uint32_t compute_units = 0;
 };
 
 // Formats VK_MAKE_API_VERSION numbers as "1.3.230".
