@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "gpu_attention_internal.hpp"
 #include "gpu_common.hpp"
 #include "vidkv/ternary_pack.hpp"
 #include "vk.hpp"
@@ -43,6 +44,8 @@ uint64_t words(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
 float scale_of(const AttentionGeometry& g) { return g.scale != 0.0f ? g.scale : 1.0f / std::sqrt(float(g.dim)); }
 uint32_t ratio_of(const AttentionGeometry& g) { return g.q_heads / g.kv_heads; }
 
+}  // namespace
+
 // VALUE_MODE of attention_vidkv*.comp for a segment: an STP segment with no protected token reads
 // exactly like ternary trits.
 uint32_t value_mode(ValueFormat f, uint32_t protected_tokens) {
@@ -54,8 +57,6 @@ uint32_t value_mode(ValueFormat f, uint32_t protected_tokens) {
   }
   return 0;
 }
-
-}  // namespace
 
 const char* value_format_name(ValueFormat format) noexcept {
   switch (format) {
@@ -230,16 +231,35 @@ uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const Quantized
   return slot_bytes(g, layer) + align + prepared;
 }
 
+rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
+  if (subgroup8_path()) return gpu::pipeline("attention_fp16_sg8", {g.dim, ratio_of(g), split_tokens()}, 4, sizeof(Fp16Push));
+  // The portable shader's constant 4: reductions within subgroups first (attention.glsl).
+  return gpu::pipeline("attention_fp16", {g.dim, ratio_of(g), split_tokens(), uint32_t(subgroup_reductions_)}, 4,
+                       sizeof(Fp16Push));
+}
+
+rt::PipelineDesc GpuAttention::reduce_desc(const AttentionGeometry& g) const {
+  return gpu::pipeline("attention_reduce", {g.dim}, 2, sizeof(ReducePush));
+}
+
+rt::PipelineDesc GpuAttention::query_desc(const AttentionGeometry& g, const KeySpec& ks) const {
+  const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
+  const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
+  return gpu::pipeline("attention_query", {g.dim, ratio_of(g), k, S, uint32_t(ks.fft == FftLayout::full), scope_layer},
+                       3, sizeof(float));
+}
+
+rt::PipelineDesc GpuAttention::vidkv_desc(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode,
+                                          uint32_t split) const {
+  const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
+  return gpu::pipeline(subgroup8_path() ? "attention_vidkv_sg8" : "attention_vidkv", {g.dim, ratio_of(g), split, k, S, mode},
+                       kVidkvBindings, sizeof(VidkvPush));
+}
+
 void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
                                       const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base) {
-  const uint32_t ratio = ratio_of(g);
   const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g)};
-  const bool sg8 = subgroup8_path();
-  // The portable shader's constant 4: reductions within subgroups first (attention.glsl).
-  const auto& p = sg8 ? pipelines_.get(gpu::pipeline("attention_fp16_sg8", {g.dim, ratio, split_tokens()}, 4, sizeof(pc)))
-                      : pipelines_.get(gpu::pipeline("attention_fp16",
-                                                     {g.dim, ratio, split_tokens(), uint32_t(subgroup_reductions_)},
-                                                     4, sizeof(pc)));
+  const auto& p = pipelines_.get(fp16_desc(g));
   const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
   p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads);
 }
@@ -248,7 +268,7 @@ void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g
                                  const rt::BufferView& partials, const rt::BufferView& out) {
   rt::compute_to_compute_barrier(cmd);
   const ReducePush pc{g.q_heads, slots};
-  const auto& p = pipelines_.get(gpu::pipeline("attention_reduce", {g.dim}, 2, sizeof(pc)));
+  const auto& p = pipelines_.get(reduce_desc(g));
   const rt::BufferView views[] = {partials, out};
   p.dispatch(cmd, views, &pc, g.q_heads, g.dim / kReduceBlock);
 }
@@ -351,11 +371,8 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   uint32_t slot = 0;
   if (!layer.segments.empty()) {
     const float scale = scale_of(g);
-    const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
     const rt::BufferView qviews[] = {q, layer.channels, prepared};
-    pipelines_.get(gpu::pipeline("attention_query", {D, ratio, k, S, uint32_t(ks.fft == FftLayout::full), scope_layer},
-                                 3, sizeof(scale)))
-        .dispatch(cmd, qviews, &scale, g.q_heads);
+    pipelines_.get(query_desc(g, ks)).dispatch(cmd, qviews, &scale, g.q_heads);
     rt::compute_to_compute_barrier(cmd);
   }
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
@@ -363,8 +380,7 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
     const bool stp = mode == 3, trits = mode == 0 || (stp && seg.protected_tokens < seg.tokens);
     const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0};
     const uint32_t split = segment_split(g, layer, seg), splits = (seg.tokens + split - 1) / split;
-    const auto& pipeline = pipelines_.get(gpu::pipeline(sg8 ? "attention_vidkv_sg8" : "attention_vidkv",
-                                                        {D, ratio, split, k, S, mode}, kVidkvBindings, sizeof(pc)));
+    const auto& pipeline = pipelines_.get(vidkv_desc(g, ks, mode, split));
     const bool mins = mode == 1 || mode == 2;
     const rt::BufferView views[kVidkvBindings] = {prepared,
                                                   or_q(seg.key_anomalous.codes, k > 0),

@@ -41,6 +41,11 @@ rt::PipelineDesc grouped_pipeline(const char* name, const QuantSpec& spec, Eleme
                        4, sizeof(PushConstants));
 }
 
+// trit_pack's push constants: heads, tokens, dim, packed bytes.
+rt::PipelineDesc trit_pack_pipeline(const QuantSpec& spec) {
+  return gpu::pipeline("trit_pack", {spec.group_size}, 2, 4 * sizeof(uint32_t));
+}
+
 void require_size(const rt::BufferView& view, uint64_t bytes, const char* what) {
   if (view.buffer == VK_NULL_HANDLE) {
     throw Error(ErrorCode::invalid_argument, std::string(what) + " buffer is VK_NULL_HANDLE");
@@ -94,10 +99,24 @@ PackedBytes packed_bytes(const QuantSpec& spec, const TensorShape& shape) {
   return {sizes.code_words() * 4, half_words * 4, half_words * 4};
 }
 
+static void require_trits(const QuantSpec& spec);
+
 GpuQuantizer::GpuQuantizer(std::shared_ptr<rt::Context> context)
     : context_(context), pipelines_(context), runner_(context) {}
 
 GpuQuantizer::~GpuQuantizer() = default;
+
+std::vector<rt::PreparedPipeline> GpuQuantizer::prepare_quantize_pipelines(const QuantSpec& spec,
+                                                                         ElementType input_type, bool trits_base3) {
+  validate(spec, {1, spec.group_size, spec.group_size});
+  std::string label = std::string("quantize_grouped[") + bits_name(spec.bits) + "-bit per " + axis_name(spec.axis) + "]";
+  std::vector<rt::PreparedPipeline> out = {pipelines_.prepare(label, grouped_pipeline("quantize_grouped", spec, input_type))};
+  if (trits_base3) {
+    require_trits(spec);
+    out.push_back(pipelines_.prepare("trit_pack", trit_pack_pipeline(spec)));
+  }
+  return out;
+}
 
 void GpuQuantizer::record_quantize(VkCommandBuffer cmd, const QuantSpec& spec, const TensorShape& shape,
                                    const TensorLayout& layout, ElementType input_type,
@@ -147,7 +166,8 @@ void GpuQuantizer::record_pack_trits(VkCommandBuffer cmd, const QuantSpec& spec,
   require_alignment(*context_, field_codes, "codes");
   require_alignment(*context_, packed, "packed trits");
   const uint32_t pc[4] = {shape.heads, shape.tokens, shape.dim, uint32_t(trit_packed_bytes(shape, spec.group_size))};
-  const auto& pipeline = pipelines_.get(gpu::pipeline("trit_pack", {spec.group_size}, 2, sizeof(pc)));
+  static_assert(sizeof(pc) == 4 * sizeof(uint32_t));
+  const auto& pipeline = pipelines_.get(trit_pack_pipeline(spec));
   const rt::BufferView buffers[] = {field_codes, packed};
   pipeline.dispatch(cmd, buffers, pc, rt::grid_workgroups(trit_buffer_bytes(spec, shape) / 4, kWorkgroupSize));
 }

@@ -7,7 +7,9 @@
 
 namespace vidkv::rt {
 
-CommandRunner::CommandRunner(std::shared_ptr<Context> context) : context_(std::move(context)) {
+CommandRunner::CommandRunner(std::shared_ptr<Context> context) : context_(std::move(context)) {}
+
+void CommandRunner::create_objects() {
   VkDevice device = context_->device();
   VkCommandPoolCreateInfo pool_info{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
   pool_info.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
@@ -21,17 +23,22 @@ CommandRunner::CommandRunner(std::shared_ptr<Context> context) : context_(std::m
   VkResult r = vkAllocateCommandBuffers(device, &alloc, &cmd_);
   if (r == VK_SUCCESS) r = vkCreateFence(device, &fence_info, nullptr, &fence_);
   if (r != VK_SUCCESS) {
+    // Nothing half-made stays behind, so a later run() tries again from the start.
     vkDestroyCommandPool(device, pool_, nullptr);
+    pool_ = VK_NULL_HANDLE;
+    cmd_ = VK_NULL_HANDLE;
+    fence_ = VK_NULL_HANDLE;
     check(r, "vkAllocateCommandBuffers/vkCreateFence");
   }
 }
 
 CommandRunner::~CommandRunner() {
-  vkDestroyFence(context_->device(), fence_, nullptr);
-  vkDestroyCommandPool(context_->device(), pool_, nullptr);
+  if (fence_) vkDestroyFence(context_->device(), fence_, nullptr);
+  if (pool_) vkDestroyCommandPool(context_->device(), pool_, nullptr);
 }
 
 void CommandRunner::run(const std::function<void(VkCommandBuffer)>& record) {
+  if (!ready()) create_objects();
   VkDevice device = context_->device();
   check(vkResetCommandBuffer(cmd_, 0), "vkResetCommandBuffer");
   VkCommandBufferBeginInfo begin{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};

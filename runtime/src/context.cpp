@@ -61,6 +61,23 @@ SubgroupSizeControl check_required_subgroup_size(VkPhysicalDevice device, const 
   }
   return {features.computeFullSubgroups == VK_TRUE, properties.maxComputeWorkgroupSubgroups};
 }
+
+// VK_KHR_pipeline_executable_properties with its pipelineExecutableInfo feature, or an Error
+// naming the device and what it lacks.
+void check_pipeline_executable_info(VkPhysicalDevice device, const DeviceInfo& info) {
+  const std::string asked = "pipeline statistics: " + info.name;
+  if (!has_device_extension(device, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME)) {
+    throw Error(ErrorCode::missing_feature, asked + " lacks VK_KHR_pipeline_executable_properties");
+  }
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR features{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  VkPhysicalDeviceFeatures2 features2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+  features2.pNext = &features;
+  vkGetPhysicalDeviceFeatures2(device, &features2);
+  if (!features.pipelineExecutableInfo) {
+    throw Error(ErrorCode::missing_feature, asked + " lacks the pipelineExecutableInfo feature");
+  }
+}
 }  // namespace
 
 ContextOptions ContextOptions::from_environment() {
@@ -156,6 +173,16 @@ std::shared_ptr<Context> Context::create(const ContextOptions& options) {
     enabled.required_subgroup_size = options.required_subgroup_size;
     enabled.max_compute_workgroup_subgroups = control.max_workgroup_subgroups;
   }
+  VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR executable_info{
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
+  if (options.capture_pipeline_statistics) {
+    check_pipeline_executable_info(ctx->physical_device_, ctx->info_);
+    executable_info.pipelineExecutableInfo = VK_TRUE;
+    executable_info.pNext = f11.pNext;
+    f11.pNext = &executable_info;
+    extensions.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    enabled.pipeline_statistics = true;
+  }
   VkDeviceCreateInfo device_info{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   device_info.pNext = &f11;
   device_info.queueCreateInfoCount = 1;
@@ -227,7 +254,7 @@ Context::~Context() {
   // an engine's device is never waited on here.
   if (device_ && pipeline_cache_) vkDestroyPipelineCache(device_, pipeline_cache_, nullptr);
   if (!owns_device_) return;
-  if (device_) vkDeviceWaitIdle(device_);
+  if (device_ && queue_used_) vkDeviceWaitIdle(device_);
   if (device_) vkDestroyDevice(device_, nullptr);
   if (messenger_) {
     if (auto destroy = destroy_messenger_for(instance_)) destroy(instance_, messenger_, nullptr);
@@ -275,6 +302,7 @@ void Context::record_validation_message(VkDebugUtilsMessageSeverityFlagBitsEXT s
 
 void Context::submit(const VkSubmitInfo& submit_info, VkFence fence) {
   std::lock_guard lock(queue_mutex_);
+  queue_used_ = true;
   check(vkQueueSubmit(queue_, 1, &submit_info, fence), "vkQueueSubmit");
 }
 

@@ -5,6 +5,7 @@
 
 #include "vidkv/runtime/context.hpp"
 #include "vidkv/runtime/profiler.hpp"
+#include "pipeline_executables.hpp"
 #include "vk.hpp"
 
 namespace vidkv::rt {
@@ -141,8 +142,17 @@ ComputePipeline::ComputePipeline(std::shared_ptr<Context> context, const Pipelin
         record.full_subgroups = true;
       }
     }
-    check(vkCreateComputePipelines(device, context_->pipeline_cache(), 1, &info, nullptr, &pipeline_),
+    // Capturing bypasses the pipeline cache: a pipeline found there might come without the
+    // captured statistics and representations.
+    const bool capture = features.pipeline_statistics;
+    if (capture) {
+      info.flags |= VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR |
+                    VK_PIPELINE_CREATE_CAPTURE_INTERNAL_REPRESENTATIONS_BIT_KHR;
+    }
+    check(vkCreateComputePipelines(device, capture ? VK_NULL_HANDLE : context_->pipeline_cache(), 1, &info,
+                                   nullptr, &pipeline_),
           ("vkCreateComputePipelines(" + name_ + ")").c_str());
+    if (capture) record.executables = read_pipeline_executables(device, pipeline_);
     context_->record_pipeline(std::move(record));
   } catch (...) {
     release();
@@ -201,6 +211,11 @@ const ComputePipeline& PipelineSet::get(const PipelineDesc& desc) {
     it = pipelines_.emplace(key, std::make_unique<ComputePipeline>(context_, desc)).first;
   }
   return *it->second;
+}
+
+PreparedPipeline PipelineSet::prepare(const std::string& label, const PipelineDesc& desc) {
+  get(desc);
+  return {label, desc.shader->name, desc.specialization};
 }
 
 }  // namespace vidkv::rt

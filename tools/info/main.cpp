@@ -1,10 +1,13 @@
 // vidkv-info: every Vulkan device vidkv can see, with what matters for its shaders.
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 
 #include "common/json.hpp"
+#include "gpu_model.hpp"
+#include "pipelines.hpp"
 #include "vidkv/error.hpp"
 #include "vidkv/runtime/device_info.hpp"
 #include "vidkv/version.hpp"
@@ -37,20 +40,82 @@ static json::Value to_json(const rt::DeviceInfo& d) {
   return o;
 }
 
+// --pipelines: one context on the chosen device that captures what the driver reports of each
+// pipeline; nothing is allocated or submitted, so RADV's null devices work.
+static int show_pipelines(bool as_json, const std::string& selector, const std::string& dump_dir) {
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  if (!selector.empty()) options.device_selector = selector;
+  options.capture_pipeline_statistics = true;
+  // A device without VK_KHR_pipeline_executable_properties (lavapipe) still lists its pipelines.
+  std::shared_ptr<rt::Context> context;
+  std::string no_statistics;
+  try {
+    context = rt::Context::create(options);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::missing_feature) throw;
+    no_statistics = e.what();
+    options.capture_pipeline_statistics = false;
+    context = rt::Context::create(options);
+  }
+  const AttentionGeometry geometry = info::benchmark_geometry();
+  const auto reports = info::collect_pipelines(context, geometry);
+  // Each pipeline's disassembly as DIR/<label>.s (what the model's loop table is read from).
+  if (!dump_dir.empty()) {
+    for (const auto& r : reports) {
+      const std::string path = dump_dir + "/" + r.label + ".s";
+      std::ofstream out(path);
+      out << info::assembly_text(r.record);
+      if (!out) throw Error(ErrorCode::io_error, "cannot write " + path);
+    }
+  }
+  const info::ModelResult model = info::run_model(context->info(), reports, geometry);
+  const size_t messages = context->validation_message_count();
+  if (as_json) {
+    json::Value doc = json::Value::object();
+    doc.set("device", to_json(context->info()));
+    if (!no_statistics.empty()) doc.set("statistics_unavailable", no_statistics);
+    json::Value list = json::Value::array();
+    for (const auto& r : reports) list.push_back(info::pipeline_json(r));
+    doc.set("pipelines", list);
+    doc.set("model", info::model_json(model));
+    doc.set("kernels", info::kernels_json(model));
+    if (!model.note.empty()) doc.set("model_note", model.note);
+    std::cout << json::write(doc, true) << "\n";
+  } else {
+    info::print_pipelines(context->info(), reports);
+    if (!no_statistics.empty()) std::printf("no statistics: %s\n", no_statistics.c_str());
+    info::print_model(model);
+  }
+  if (messages > 0) {
+    std::fprintf(stderr, "vidkv-info: %zu validation message(s), the first: %s\n", messages,
+                 context->validation_messages().front().text.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  bool as_json = false;
+  bool as_json = false, pipelines = false;
+  std::string selector, dump_dir;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--json") == 0) {
       as_json = true;
+    } else if (std::strcmp(argv[i], "--pipelines") == 0) {
+      pipelines = true;
+    } else if (std::strcmp(argv[i], "--dump-asm") == 0 && i + 1 < argc) {
+      dump_dir = argv[++i];
+    } else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+      selector = argv[++i];
     } else if (std::strcmp(argv[i], "--version") == 0) {
       std::printf("vidkv-info %s\n", VIDKV_VERSION_STRING);
       return 0;
     } else {
-      std::fprintf(stderr, "usage: vidkv-info [--json] [--version]\n");
+      std::fprintf(stderr, "usage: vidkv-info [--json] [--version] [--pipelines [--device SELECTOR] [--dump-asm DIR]]\n");
       return 2;
     }
   }
   try {
+    if (pipelines) return show_pipelines(as_json, selector, dump_dir);
     const auto devices = rt::enumerate_devices();
     if (as_json) {
       json::Value list = json::Value::array();

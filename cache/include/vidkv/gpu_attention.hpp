@@ -14,6 +14,7 @@
 // without recording anything; it records its own barriers between its dispatches, and the caller
 // owes the barriers of vidkv/runtime/commands.hpp around it. run_* submit and wait.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "vidkv/attention_reference.hpp"
@@ -159,6 +160,20 @@ class VIDKV_API GpuAttention {
 
   const std::shared_ptr<rt::Context>& context() const { return context_; }
 
+  // Pipeline preparation without any buffer or dispatch (gpu_attention_pipelines.cpp): creates
+  // every pipeline the record functions would use for `geometry` and returns what it made, so
+  // that vidkv-info --pipelines can read their statistics from Context::pipeline_records() (also
+  // on devices that have no memory, such as RADV's null devices). Checks the geometry as record_*
+  // does.
+  using PreparedPipeline = rt::PreparedPipeline;
+  // The fp16 baseline: attention_fp16 and attention_reduce.
+  std::vector<PreparedPipeline> prepare_pipelines_fp16(const AttentionGeometry& geometry);
+  // A VidKV layer with these keys and values: attention_query, attention_vidkv for each value
+  // mode the format takes (ternary_stp: with and without protected tokens), attention_fp16 for
+  // the residual and attention_reduce.
+  std::vector<PreparedPipeline> prepare_pipelines(const AttentionGeometry& geometry, const KeySpec& keys,
+                                                  ValueFormat values);
+
  private:
   void check_geometry(const AttentionGeometry& geometry) const;
   void check_common(const AttentionGeometry& geometry, const rt::BufferView& q, const rt::BufferView& out) const;
@@ -177,6 +192,13 @@ class VIDKV_API GpuAttention {
   uint32_t splits_of(uint32_t tokens) const { return (tokens + split_tokens() - 1) / split_tokens(); }
   uint32_t segment_split(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
                          const QuantizedSegmentBuffers& segment) const;
+  // The pipeline of each kernel: the one place that builds its description, used by both the
+  // record functions and prepare_pipelines (a kernel rewrite re-points only these).
+  rt::PipelineDesc fp16_desc(const AttentionGeometry& geometry) const;
+  rt::PipelineDesc reduce_desc(const AttentionGeometry& geometry) const;
+  rt::PipelineDesc query_desc(const AttentionGeometry& geometry, const KeySpec& keys) const;
+  rt::PipelineDesc vidkv_desc(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t value_mode,
+                              uint32_t split) const;
 
   std::shared_ptr<rt::Context> context_;
   rt::PipelineSet pipelines_;

@@ -80,6 +80,12 @@ class VIDKV_API GpuQuantizer {
 
   const std::shared_ptr<rt::Context>& context() const { return context_; }
 
+  // Creates, without buffers or dispatches, the pipelines that quantizing a tensor of this spec
+  // from `input_type` uses (with trits_base3: also the packing to trits 5 per byte), for
+  // vidkv-info --pipelines. Throws for a spec validate() rejects.
+  std::vector<rt::PreparedPipeline> prepare_quantize_pipelines(const QuantSpec& spec, ElementType input_type,
+                                                               bool trits_base3);
+
  private:
   QuantizedTensor quantize_host_bytes(const QuantSpec& spec, const TensorShape& shape, const void* data,
                                       uint64_t bytes, ElementType type, const TensorLayout& layout);

@@ -18,6 +18,9 @@ namespace vidkv::rt {
 
 class Context;
 
+// Its command pool, command buffer and fence are made on the first run(), not at construction: a
+// class that owns a runner can then be built on a device that only creates pipelines (RADV's null
+// devices for vidkv-info --pipelines, where vkCreateFence fails).
 class VIDKV_API CommandRunner {
  public:
   explicit CommandRunner(std::shared_ptr<Context> context);
@@ -28,8 +31,12 @@ class VIDKV_API CommandRunner {
   // Records with `record`, submits on the context's queue and waits for completion. Throws
   // Error(device_lost) and the like, naming the failing call.
   void run(const std::function<void(VkCommandBuffer)>& record);
+  // Whether the pool, command buffer and fence exist yet (after the first run()).
+  bool ready() const { return fence_ != VK_NULL_HANDLE; }
 
  private:
+  void create_objects();
+
   std::shared_ptr<Context> context_;
   VkCommandPool pool_ = VK_NULL_HANDLE;
   VkCommandBuffer cmd_ = VK_NULL_HANDLE;

@@ -39,6 +39,12 @@ struct VIDKV_API ContextOptions {
   // where the device has them, to run as on a device without them (vidkv's shaders do their fp16
   // arithmetic on 32-bit words and declare none of the capabilities these features allow).
   bool disable_float16_int8 = false;
+  // Capture what the driver reports of every pipeline's compiled code (VK_KHR_pipeline_executable_
+  // properties: registers, spills, instruction counts, and its internal representations such as
+  // ACO's disassembly on RADV) into pipeline_records(). Error(missing_feature) when the device
+  // lacks the extension or its pipelineExecutableInfo feature. For tools (vidkv-info --pipelines):
+  // capturing makes pipeline creation slower.
+  bool capture_pipeline_statistics = false;
   // Fills validation and device_selector from the environment.
   static ContextOptions from_environment();
 };
@@ -67,6 +73,33 @@ struct EnabledFeatures {
   bool compute_full_subgroups = false;
   uint32_t required_subgroup_size = 0;   // ContextOptions::required_subgroup_size
   uint32_t max_compute_workgroup_subgroups = 0;  // with subgroup_size_control
+  bool pipeline_statistics = false;      // ContextOptions::capture_pipeline_statistics
+};
+
+// One statistic of a pipeline executable as the driver reports it (VkPipelineExecutableStatisticKHR).
+struct PipelineStatistic {
+  std::string name;         // e.g. "SGPRs", "VGPRs", "Spilled VGPRs", "Instructions" (driver's words)
+  std::string description;
+  bool is_bool = false;     // VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR
+  bool is_float = false;    // ..._FLOAT64_KHR; otherwise an integer (INT64 or UINT64)
+  double value = 0;         // the value (bools 0/1; 64-bit integers beyond 2^53 lose precision)
+};
+
+// A driver's internal representation of an executable (e.g. "NIR Shader(s)", "ACO IR",
+// "Assembly" on RADV), as text.
+struct PipelineRepresentation {
+  std::string name;
+  std::string description;
+  std::string text;
+};
+
+// One executable of a pipeline (a compute pipeline has one: the compute shader).
+struct PipelineExecutable {
+  std::string name;
+  std::string description;
+  uint32_t subgroup_size = 0;
+  std::vector<PipelineStatistic> statistics;
+  std::vector<PipelineRepresentation> representations;
 };
 
 // One pipeline made through ComputePipeline on this context, as created (coverage reports).
@@ -77,6 +110,9 @@ struct PipelineRecord {
   uint32_t required_subgroup_size = 0;  // 0: created without one
   bool full_subgroups = false;
   std::vector<uint32_t> capabilities;   // SPIR-V OpCapability operands the module declares
+  // With ContextOptions::capture_pipeline_statistics: what the driver reports of the compiled
+  // code (empty otherwise).
+  std::vector<PipelineExecutable> executables;
 };
 
 class Profiler;
@@ -132,7 +168,11 @@ class VIDKV_API Context {
   void submit(const VkSubmitInfo& submit, VkFence fence);
   // The lock submit() takes, for work that reaches the queue by another way (VkFFT's plan setup
   // submits on it itself) or an engine submitting to a wrapped device's queue from its own threads.
-  std::unique_lock<std::mutex> lock_queue() { return std::unique_lock<std::mutex>(queue_mutex_); }
+  std::unique_lock<std::mutex> lock_queue() {
+    std::unique_lock<std::mutex> lock(queue_mutex_);
+    queue_used_ = true;
+    return lock;
+  }
 
   // The profiler that timestamps every dispatch recorded on this context (profiler.hpp), or null.
   // A Profiler attaches and detaches itself; attach only while nothing is being recorded.
@@ -160,6 +200,10 @@ class VIDKV_API Context {
   mutable std::mutex messages_mutex_;
   std::vector<ValidationMessage> messages_;
   std::mutex queue_mutex_;
+  // Whether anything may have reached the queue (submit or lock_queue): only then does the
+  // destructor wait for the device. A context that only made pipelines never waits, which RADV's
+  // null devices (no GPU behind them) need: their vkDeviceWaitIdle crashes.
+  bool queue_used_ = false;
   Profiler* profiler_ = nullptr;
 };
 

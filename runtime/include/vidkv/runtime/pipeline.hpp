@@ -51,11 +51,21 @@ class VIDKV_API ComputePipeline {
   VkPipeline pipeline_ = VK_NULL_HANDLE;
 };
 
+// A pipeline made ahead of use (the prepare_pipelines functions of the GPU classes), named for
+// reports; shader and specialization find its PipelineRecord on the context.
+struct PreparedPipeline {
+  std::string label;                     // shader and what distinguishes it, e.g. attention_vidkv[trits]
+  std::string shader;                    // PipelineRecord::name
+  std::vector<uint32_t> specialization;  // PipelineRecord::specialization
+};
+
 // Pipelines built once per (shader, specialization) and kept for the life of the cache.
 class VIDKV_API PipelineSet {
  public:
   explicit PipelineSet(std::shared_ptr<Context> context) : context_(std::move(context)) {}
   const ComputePipeline& get(const PipelineDesc& desc);
+  // get(desc), reported as `label`.
+  PreparedPipeline prepare(const std::string& label, const PipelineDesc& desc);
 
  private:
   std::shared_ptr<Context> context_;

@@ -1,0 +1,12 @@
+#pragma once
+// Internal: what gpu_attention.cpp (recording) and gpu_attention_pipelines.cpp (preparation) share.
+#include <cstdint>
+
+#include "vidkv/gpu_attention.hpp"
+
+namespace vidkv {
+
+// VALUE_MODE of attention_vidkv*.comp for a segment of this format with that many protected tokens.
+uint32_t value_mode(ValueFormat format, uint32_t protected_tokens);
+
+}  // namespace vidkv

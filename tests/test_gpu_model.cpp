@@ -1,0 +1,218 @@
+// vidkv-info's GPU model (tools/info): ACO disassembly classified and its loops found; instructions
+// per wave from loop trip counts, and a mismatch between the loops and the table an explicit error;
+// each bound of dispatch_time by hand; the JSON keys of the report.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "info/aco_disasm.hpp"
+#include "info/gpu_model.hpp"
+#include "info/pipelines.hpp"
+#include "vidkv/error.hpp"
+
+namespace vidkv::test {
+namespace {
+
+using info::InstrClass;
+
+double count(const info::ClassCounts& c, InstrClass k) { return c[size_t(k)]; }
+
+// Two nested loops in ACO's style: BB1 (outer header) .. BB3 (its back edge), BB2 a loop of its own.
+const char* kNested = R"(
+BB0:
+	s_load_dwordx4 s[0:3], s[4:5], 0x0                          ; f4080002 fa000000
+	v_mov_b32_e32 v1, 0                                         ; 7e020280
+	s_mov_b32 s6, 0                                             ; be860380
+BB1:
+	s_waitcnt lgkmcnt(0)                                        ; bf89fc07
+	buffer_load_dword v2, v0, s[0:3], 0 offen                   ; e0301000 80000200
+	s_mov_b32 s7, 0                                             ; be870380
+BB2:
+	ds_read_b32 v3, v0                                          ; d8d80000 03000000
+	s_waitcnt vmcnt(0) lgkmcnt(0)                               ; bf890000
+	v_fmac_f32_e32 v1, v2, v3                                   ; 56020702
+	s_add_i32 s7, s7, 1                                         ; 81078107
+	s_cmp_lt_u32 s7, 8                                          ; bf0a8807
+	s_cbranch_scc1 BB2                                          ; bfa1fffa
+BB3:
+	s_add_i32 s6, s6, 1                                         ; 81068106
+	s_cmp_lt_u32 s6, 4                                          ; bf0a8406
+	s_cbranch_scc1 BB1                                          ; bfa1fff3
+BB4:
+	s_barrier                                                   ; bfbd0000
+	global_store_dword v0, v1, s[0:1]                           ; dc6a0000 00000100
+	s_endpgm                                                    ; bfb00000
+)";
+
+TEST(AcoDisassembly, ClassifiesMnemonics) {
+  EXPECT_EQ(info::classify("v_dual_fmac_f32"), InstrClass::valu);
+  EXPECT_EQ(info::classify("v_pk_fma_f16"), InstrClass::valu);
+  EXPECT_EQ(info::classify("s_and_b32"), InstrClass::salu);
+  EXPECT_EQ(info::classify("s_load_dwordx8"), InstrClass::smem);
+  EXPECT_EQ(info::classify("s_buffer_load_dword"), InstrClass::smem);
+  EXPECT_EQ(info::classify("buffer_load_dwordx4"), InstrClass::vmem);
+  EXPECT_EQ(info::classify("global_load_b128"), InstrClass::vmem);
+  EXPECT_EQ(info::classify("ds_load_b32"), InstrClass::lds);
+  EXPECT_EQ(info::classify("s_waitcnt"), InstrClass::waitcnt);
+  EXPECT_EQ(info::classify("s_waitcnt_vscnt"), InstrClass::waitcnt);
+  EXPECT_EQ(info::classify("s_cbranch_execz"), InstrClass::branch);
+  EXPECT_EQ(info::classify("s_branch"), InstrClass::branch);
+  EXPECT_EQ(info::classify("s_barrier"), InstrClass::other);
+}
+
+TEST(AcoDisassembly, FindsBlocksLoopsAndWaits) {
+  const info::Disassembly d = info::parse_disassembly(kNested);
+  ASSERT_EQ(d.blocks.size(), 5u);
+  EXPECT_EQ(d.blocks[0].label, "BB0");
+  EXPECT_EQ(d.instructions, 18u);
+  EXPECT_EQ(count(d.static_counts, InstrClass::valu), 2);
+  EXPECT_EQ(count(d.static_counts, InstrClass::salu), 6);
+  EXPECT_EQ(count(d.static_counts, InstrClass::smem), 1);
+  EXPECT_EQ(count(d.static_counts, InstrClass::vmem), 2);
+  EXPECT_EQ(count(d.static_counts, InstrClass::lds), 1);
+  EXPECT_EQ(count(d.static_counts, InstrClass::waitcnt), 2);
+  EXPECT_EQ(count(d.static_counts, InstrClass::branch), 3);
+  EXPECT_EQ(count(d.static_counts, InstrClass::other), 1);  // s_barrier
+  EXPECT_EQ(d.blocks[1].lgkm_waits, 1u);
+  EXPECT_EQ(d.blocks[2].vm_waits, 1u);  // the buffer_load of BB1
+  EXPECT_EQ(d.blocks[2].lgkm_waits, 1u);
+  ASSERT_EQ(d.loops.size(), 2u);  // outer first (header order)
+  EXPECT_EQ(d.loops[0].first, 1u);
+  EXPECT_EQ(d.loops[0].last, 3u);
+  EXPECT_EQ(d.loops[1].first, 2u);
+  EXPECT_EQ(d.loops[1].last, 2u);
+}
+
+// ACO's code for attention_query (k 64, streams 64, D 128, ratio 7) on gfx1100, captured with
+// RADV_FORCE_FAMILY=gfx1100 vidkv-info --pipelines --dump-asm (Mesa 22.3.6). RADV reported
+// "Instructions" = 92 for it.
+TEST(AcoDisassembly, CapturedQueryTransformOnGfx1100) {
+  std::ifstream in(std::string(VIDKV_TEST_DATA_DIR) + "/aco/attention_query_gfx1100.s");
+  ASSERT_TRUE(in) << "fixture missing";
+  std::stringstream text;
+  text << in.rdbuf();
+  const info::Disassembly d = info::parse_disassembly(text.str());
+  EXPECT_EQ(d.instructions, 92u);
+  EXPECT_EQ(count(d.static_counts, InstrClass::valu), 36);
+  EXPECT_EQ(count(d.static_counts, InstrClass::salu), 27);
+  EXPECT_EQ(count(d.static_counts, InstrClass::smem), 4);
+  EXPECT_EQ(count(d.static_counts, InstrClass::vmem), 4);
+  EXPECT_EQ(count(d.static_counts, InstrClass::lds), 2);
+  EXPECT_EQ(count(d.static_counts, InstrClass::waitcnt), 9);
+  EXPECT_EQ(count(d.static_counts, InstrClass::branch), 9);
+  EXPECT_EQ(count(d.static_counts, InstrClass::other), 1);  // s_barrier
+  // The channel loop, then the stream loop holding the DFT sum over the normal channels.
+  ASSERT_EQ(d.loops.size(), 3u);
+  EXPECT_LT(d.loops[0].last, d.loops[1].first);
+  EXPECT_LE(d.loops[1].first, d.loops[2].first);
+  EXPECT_LE(d.loops[2].last, d.loops[1].last);
+  // The model's table matches this structure.
+  info::KernelShape shape;
+  EXPECT_NO_THROW(info::wave_cost(d, info::loop_trips("attention_query", shape), "attention_query"));
+}
+
+TEST(GpuModel, WaveCostMultipliesEachBlockByItsLoops) {
+  const info::Disassembly d = info::parse_disassembly(kNested);
+  const info::WaveCost c = info::wave_cost(d, {{"outer", 4}, {"inner", 8}}, "nested");
+  // BB2 runs 32 times, BB1 and BB3 4 times, BB0 and BB4 once.
+  EXPECT_EQ(count(c.counts, InstrClass::valu), 1 + 32);
+  EXPECT_EQ(count(c.counts, InstrClass::salu), 1 + 4 + 32 * 2 + 4 * 2);
+  EXPECT_EQ(count(c.counts, InstrClass::lds), 32);
+  EXPECT_EQ(count(c.counts, InstrClass::vmem), 4 + 1);
+  EXPECT_EQ(c.vm_waits, 32);
+  EXPECT_EQ(c.lgkm_waits, 4 + 32);  // BB1 waits for the s_load of BB0, BB2 for its ds_read
+}
+
+TEST(GpuModel, ALoopCountUnlikeTheTableIsAnError) {
+  const info::Disassembly d = info::parse_disassembly(kNested);
+  try {
+    info::wave_cost(d, {{"only one", 4}}, "attention_vidkv[trits]");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("kernel structure changed, table needs updating"), std::string::npos) << what;
+    EXPECT_NE(what.find("attention_vidkv[trits] has 2 loop(s)"), std::string::npos) << what;
+  }
+}
+
+TEST(GpuModel, DispatchTimeIsTheLargestBoundPlusOverhead) {
+  info::GpuSpec gpu{"test", "", 10, 1.0, 100, 2, 32, 0, false, 1, 1, 500, 50, 8, 4};
+  info::DispatchWork w;
+  w.workgroups = 20;
+  w.waves_per_workgroup = 2;  // 40 waves, 4 per unit, 2 schedulers busy per unit
+  w.per_wave.counts[size_t(InstrClass::valu)] = 1000;
+  w.per_wave.counts[size_t(InstrClass::lds)] = 100;
+  w.slowest_wave.vm_waits = 10;
+  w.slowest_wave.lgkm_waits = 20;
+  w.bytes = 1e6;
+  const info::DispatchTime t = info::dispatch_time(gpu, w);
+  EXPECT_DOUBLE_EQ(t.bandwidth_us, 10.0);                  // 1e6 B / 100 GB/s
+  EXPECT_DOUBLE_EQ(t.issue_us, 40 * 1000 / 20.0 / 1e3);    // 40000 VALU over 20 issue slots at 1 GHz
+  EXPECT_DOUBLE_EQ(t.latency_us, (10 * 500 + 20 * 50) / 1e3);  // one round: 160 wave slots hold all 40
+  EXPECT_DOUBLE_EQ(t.total_us, 10.0 + 4);
+  // NVIDIA-style: every class shares the issue slots.
+  gpu.shared_issue = true;
+  EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 40 * 1100 / 20.0 / 1e3);
+  // More waves than the GPU holds: the latency chain repeats per round.
+  w.workgroups = 200;  // 400 waves, 160 resident
+  EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).latency_us, 3 * 6.0);
+  // Waves of 64 lanes on SIMD32: each VALU instruction takes two clocks.
+  gpu.shared_issue = false;
+  w.workgroups = 20;
+  w.wave_lanes = 64;
+  EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 2 * 40 * 1000 / 20.0 / 1e3);
+}
+
+TEST(GpuModel, AcoTargetFromTheDeviceName) {
+  rt::DeviceInfo d;
+  d.driver_name = "radv";
+  d.name = "Null hardware (RADV NAVI21)";
+  EXPECT_EQ(info::aco_code_of(d), "gfx10.3");
+  d.name = "AMD Radeon RX 7900 XTX (RADV NAVI31)";
+  EXPECT_EQ(info::aco_code_of(d), "gfx11");
+  d.name = "Null hardware (RADV GFX1100)";
+  EXPECT_EQ(info::aco_code_of(d), "gfx11");
+  d.name = "Null hardware (RADV VEGA10)";
+  EXPECT_EQ(info::aco_code_of(d), "gfx9");
+  d.driver_name = "llvmpipe";
+  d.name = "llvmpipe (LLVM 15.0.6, 256 bits)";
+  EXPECT_EQ(info::aco_code_of(d), "");
+}
+
+TEST(GpuModel, PipelineJsonHasTheIssuesKeys) {
+  info::PipelineReport r;
+  r.label = "attention_vidkv[trits]";
+  r.presets = {"k1.5-v1.58"};
+  r.record.name = "attention_vidkv";
+  r.record.specialization = {64, 128, 7, 256, 64, 64, 0};
+  rt::PipelineExecutable e;
+  e.subgroup_size = 32;
+  e.statistics = {{"VGPRs", "", false, false, 96}, {"Spilled VGPRs", "", false, false, 0},
+                  {"Spilled SGPRs", "", false, false, 2}};
+  r.record.executables = {e};
+  const json::Value j = info::pipeline_json(r);
+  EXPECT_EQ(j["name"].as_string(), "attention_vidkv[trits]");
+  EXPECT_EQ(j["stats"]["VGPRs"].as_number(), 96);
+  EXPECT_EQ(j["spills"].as_number(), 2);
+  EXPECT_EQ(j["subgroup_size"].as_number(), 32);
+  r.record.executables.clear();
+  EXPECT_TRUE(info::pipeline_json(r)["spills"].is_null());  // not reported: null, not 0
+
+  info::ModelResult m;
+  info::ModelEntry entry;
+  entry.gpu = "RX 7900 XTX";
+  entry.preset = "k1.5-v1.58";
+  entry.tokens = 8192;
+  m.entries = {entry};
+  const json::Value model = info::model_json(m);
+  ASSERT_EQ(model.size(), 1u);
+  for (const char* key : {"gpu", "preset", "tokens", "predicted_ms", "fp16_predicted_ms", "speedup_vs_fp16",
+                          "bandwidth_fraction"}) {
+    EXPECT_TRUE(model[0].contains(key)) << key;
+  }
+}
+
+}  // namespace
+}  // namespace vidkv::test

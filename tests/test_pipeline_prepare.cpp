@@ -1,0 +1,121 @@
+// Pipelines without buffers or dispatches (vidkv-info --pipelines): command runners make their
+// command objects only when first run, so the GPU classes can be built on a device that only
+// compiles (RADV's null devices); prepare_pipelines creates exactly the pipelines a decode step
+// records; capturing statistics is a clear error where the extension is missing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "vidkv/gpu_attention.hpp"
+#include "vidkv/gpu_quantizer.hpp"
+#include "vidkv/runtime/commands.hpp"
+#include "vidkv/runtime/context.hpp"
+#include "vidkv/runtime/device_info.hpp"
+#include "vulkan_fixture.hpp"
+
+namespace vidkv::test {
+namespace {
+
+using PipelinePrepare = VulkanTest;
+
+bool has_record(const rt::Context& ctx, const rt::PreparedPipeline& p) {
+  const auto records = ctx.pipeline_records();
+  return std::any_of(records.begin(), records.end(), [&](const rt::PipelineRecord& r) {
+    return r.name == p.shader && r.specialization == p.specialization;
+  });
+}
+
+std::vector<std::string> labels_of(const std::vector<rt::PreparedPipeline>& ps) {
+  std::vector<std::string> out;
+  for (const auto& p : ps) out.push_back(p.label);
+  return out;
+}
+
+TEST_F(PipelinePrepare, CommandRunnerMakesItsCommandObjectsOnFirstRun) {
+  rt::CommandRunner runner(ctx);
+  EXPECT_FALSE(runner.ready());  // no pool, command buffer or fence yet
+  int recorded = 0;
+  runner.run([&](VkCommandBuffer cmd) { recorded += cmd != VK_NULL_HANDLE; });
+  EXPECT_EQ(recorded, 1);
+  EXPECT_TRUE(runner.ready());
+  runner.run([&](VkCommandBuffer cmd) { recorded += cmd != VK_NULL_HANDLE; });  // reused
+  EXPECT_EQ(recorded, 2);
+}
+
+TEST_F(PipelinePrepare, AttentionPreparesEveryPipelineOfEachValueFormat) {
+  GpuAttention attention(ctx);
+  attention.set_portable(true);  // the GPU path
+  const AttentionGeometry g{4, 28, 128, 0.0f};
+  const auto fp16 = attention.prepare_pipelines_fp16(g);
+  EXPECT_EQ(labels_of(fp16), (std::vector<std::string>{"attention_fp16", "attention_reduce"}));
+  KeySpec keys;  // k1.5
+  const std::vector<std::pair<ValueFormat, std::vector<std::string>>> cases = {
+      {ValueFormat::ternary_trits, {"attention_vidkv[trits, k64 s64]"}},
+      {ValueFormat::b2_channel, {"attention_vidkv[b2_channel, k64 s64]"}},
+      {ValueFormat::b2_token, {"attention_vidkv[b2_token, k64 s64]"}},
+      {ValueFormat::ternary_stp, {"attention_vidkv[stp, k64 s64]", "attention_vidkv[trits, k64 s64]"}},
+  };
+  for (const auto& [format, vidkv] : cases) {
+    const auto made = attention.prepare_pipelines(g, keys, format);
+    std::vector<std::string> expected = {"attention_query[k64 s64]"};
+    expected.insert(expected.end(), vidkv.begin(), vidkv.end());
+    expected.push_back("attention_fp16[residual]");
+    expected.push_back("attention_reduce");
+    EXPECT_EQ(labels_of(made), expected) << value_format_name(format);
+    for (const auto& p : made) EXPECT_TRUE(has_record(*ctx, p)) << p.label;
+  }
+  // The value mode is the last specialization constant of attention_vidkv: 0 trits .. 3 stp.
+  const auto stp = attention.prepare_pipelines(g, keys, ValueFormat::ternary_stp);
+  EXPECT_EQ(stp[1].specialization.back(), 3u);
+  EXPECT_EQ(stp[2].specialization.back(), 0u);
+}
+
+TEST_F(PipelinePrepare, PrepareChecksTheGeometryLikeRecording) {
+  GpuAttention attention(ctx);
+  try {
+    attention.prepare_pipelines_fp16({4, 28, 96, 0.0f});
+    ADD_FAILURE() << "accepted head dim 96";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+    EXPECT_NE(std::string(e.what()).find("head dim 96"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(PipelinePrepare, QuantizerPreparesTheValuePathOfAPreset) {
+  GpuQuantizer quantizer(ctx);
+  const auto trits = quantizer.prepare_quantize_pipelines({QuantBits::b1_58, QuantAxis::channel, 32}, ElementType::f16, true);
+  ASSERT_EQ(trits.size(), 2u);
+  EXPECT_EQ(trits[0].label, "quantize_grouped[1.58-bit per channel]");
+  EXPECT_EQ(trits[1].label, "trit_pack");
+  for (const auto& p : trits) EXPECT_TRUE(has_record(*ctx, p)) << p.label;
+  EXPECT_THROW(quantizer.prepare_quantize_pipelines({QuantBits::b2, QuantAxis::token, 32}, ElementType::f16, true),
+               Error);  // trits hold 1.58-bit per-channel codes only
+}
+
+TEST(PipelineStatistics, CaptureIsAClearErrorWithoutTheExtensionAndReportsOtherwise) {
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  options.capture_pipeline_statistics = true;
+  std::shared_ptr<rt::Context> context;
+  try {
+    context = rt::Context::create(options);
+  } catch (const Error& e) {
+    // lavapipe (Mesa 22) has no VK_KHR_pipeline_executable_properties
+    EXPECT_EQ(e.code(), ErrorCode::missing_feature);
+    EXPECT_NE(std::string(e.what()).find("pipeline_executable_properties"), std::string::npos) << e.what();
+    return;
+  }
+  EXPECT_TRUE(context->enabled_features().pipeline_statistics);
+  GpuAttention attention(context);
+  const auto made = attention.prepare_pipelines_fp16({4, 28, 128, 0.0f});
+  for (const auto& r : context->pipeline_records()) {
+    ASSERT_FALSE(r.executables.empty()) << r.name;
+    EXPECT_FALSE(r.executables.front().statistics.empty()) << r.name;
+  }
+  EXPECT_EQ(context->validation_message_count(), 0u);
+}
+
+}  // namespace
+}  // namespace vidkv::test

@@ -1,0 +1,527 @@
+#include "gpu_model.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+
+#include "vidkv/error.hpp"
+#include "vidkv/presets.hpp"
+
+namespace vidkv::info {
+
+const std::vector<GpuSpec>& gpu_specs() {
+  // Public figures (docs/gpu.md); latencies are typical measured values, not vendor figures.
+  static const std::vector<GpuSpec> specs = [] {
+    std::vector<GpuSpec> v(4);
+    // RDNA3: 96 CUs of 2 SIMD32, 2.5 GHz boost, 960 GB/s GDDR6. Dual issue (VOPD) is already in
+    // ACO's code as v_dual_* instructions (wave32 only), each counted once.
+    v[0] = {"RX 7900 XTX", "gfx11", 96, 2.5, 960, 2, 32, 0, false, 1, 1, 350, 30, 16, 4};
+    // RDNA2: 80 CUs of 2 SIMD32, 2.25 GHz, 512 GB/s (its 128 MB Infinity Cache is not modelled).
+    v[1] = {"RX 6900 XT", "gfx10.3", 80, 2.25, 512, 2, 32, 0, false, 1, 1, 350, 30, 16, 4};
+    // GCN5: 64 CUs of 4 SIMD16 (a wave64 VALU instruction takes 4 clocks), 1.55 GHz, 484 GB/s.
+    v[2] = {"RX Vega 64", "gfx9", 64, 1.55, 484, 4, 16, 0, false, 1, 1, 400, 40, 10, 4};
+    // H100 SXM: 132 SMs of 4 schedulers with 32 fp32 lanes each, 3.35 TB/s HBM3; clock from fp32
+    // 67 TFLOPS = 132 SMs x 128 lanes x 2 x 1.98 GHz. fp16 (non-tensor, 134 TFLOPS) is half2 at
+    // the same issue rate: it would halve the VALU count only of code written with packed fp16,
+    // which these kernels are not. Predicted from AMD's code: an approximation (docs/gpu.md).
+    v[3] = {"H100 SXM", "", 132, 1.98, 3350, 4, 32, 32, true, 1, 1, 480, 15, 16, 4};
+    return v;
+  }();
+  return specs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loop trip counts per kernel, for the kernels as they are BEFORE THE KERNEL REDESIGN (read from
+// ACO's code for gfx1100 and navi21, Mesa 22.3). One row per loop that ACO leaves in the code (the
+// unrolled ones are gone), in the order of the loop headers in the disassembly, which is the order
+// of the source; a nested loop follows its outer loop. `trips` is iterations per entry into the loop,
+// for a wave whose workgroup handles `s.tokens` tokens (the trips of the wave's busiest lane). When a
+// kernel changes, dump its code (vidkv-info --pipelines --dump-asm DIR), find the loops (a branch
+// back to an earlier label) and rewrite its rows: a different number of loops than rows is reported
+// as an error, never guessed.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+double ceil_div(double a, double b) { return std::ceil(a / b); }
+
+// attention.glsl's split_softmax: per query head a strided pass over the split (max, then exp and
+// sum), each followed by the serial pass of RATIO invocations over WG partials. ACO keeps the
+// [[unroll]] loop over query heads because it holds a loop.
+void softmax_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
+  const double strided = ceil_div(s.tokens, s.workgroup);
+  t.push_back({"split_softmax: max, per query head", double(s.ratio)});
+  t.push_back({"  for t = lid; t < n; t += WG", strided});
+  t.push_back({"split_softmax: serial max over WG", double(s.workgroup)});
+  t.push_back({"split_softmax: exp and sum, per query head", double(s.ratio)});
+  t.push_back({"  for t = lid; t < n; t += WG", strided});
+  t.push_back({"split_softmax: serial sum over WG", double(s.workgroup)});
+}
+
+// attention_vidkv.comp up to the value phase: the prepared query into shared memory, score_split.
+void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
+  const double ks = s.anomalous + s.streams, groups = s.tokens / 32.0, sets = s.workgroup / 8.0;
+  t.push_back({"qk[] <- prepared, i += WG over RATIO * KS", ceil_div(s.ratio * ks, s.workgroup)});
+  t.push_back({"score_split: groups, gl += SETS", ceil_div(groups, sets)});
+  if (s.anomalous > 0) t.push_back({"  anomalous channels j < K_ANOM", double(s.anomalous)});
+  if (s.streams > 0) t.push_back({"  coefficient streams j < STREAMS", double(s.streams)});
+  softmax_rows(t, s);
+}
+
+}  // namespace
+
+std::vector<LoopTrip> loop_trips(const std::string& kernel, const KernelShape& s) {
+  std::vector<LoopTrip> t;
+  const double groups = s.tokens / 32.0;
+  if (kernel == "attention_fp16") {
+    t.push_back({"qs[] <- query, i += WG over RATIO * DIM", ceil_div(s.ratio * s.dim, s.workgroup)});
+    t.push_back({"scores: t0 += 4 WG", ceil_div(s.tokens, 4.0 * s.workgroup)});
+    t.push_back({"  16-byte key words w < DIM / 8", s.dim / 8.0});
+    softmax_rows(t, s);
+    t.push_back({"values: t0 += 8 over the split (DIM / 8 invocations)", ceil_div(s.tokens, 8)});
+  } else if (kernel == "attention_query") {
+    t.push_back({"anomalous channels, j += WG", ceil_div(s.dim, s.workgroup)});
+    t.push_back({"streams, s += WG", ceil_div(s.streams, s.workgroup)});
+    // (with no streams the inner loop is gone; the outer one stays, never entered)
+    if (s.streams > 0) t.push_back({"  DFT sum over the normal channels", double(s.dim - s.anomalous)});
+  } else if (kernel == "attention_reduce") {
+    t.push_back({"max over slots, i += WG", ceil_div(s.slots, s.workgroup)});
+    t.push_back({"max tree, half_size /= 2", std::log2(double(s.workgroup))});
+    t.push_back({"slots in blocks of WG", ceil_div(s.slots, s.workgroup)});
+    t.push_back({"  slots of the block (on average)", s.slots / std::max(1.0, ceil_div(s.slots, s.workgroup))});
+    t.push_back({"sum tree, half_size /= 2", std::log2(double(s.workgroup))});
+  } else if (kernel == "attention_vidkv[trits]") {
+    vidkv_score_rows(t, s);
+    t.push_back({"trit_values: groups of the split", groups});
+    t.push_back({"  tokens of a group", 32});
+  } else if (kernel == "attention_vidkv[b2_channel]") {
+    vidkv_score_rows(t, s);
+    t.push_back({"b2_channel_values: groups of the split", groups});
+    t.push_back({"  tokens of a group", 32});
+  } else if (kernel == "attention_vidkv[b2_token]") {
+    vidkv_score_rows(t, s);
+    t.push_back({"b2_token_values: channels per invocation (CPL)", ceil_div(s.dim, s.workgroup)});
+    t.push_back({"  tokens of the split", double(s.tokens)});
+  } else if (kernel == "attention_vidkv[stp]") {
+    // The part groups a split touches: its tokens of each part, plus one group at each edge.
+    const double high = std::ceil(s.tokens * s.protected_fraction / 32.0) + 1, low = std::ceil(groups * (1 - s.protected_fraction)) + 1;
+    vidkv_score_rows(t, s);
+    t.push_back({"stp_values: clear part_p, i += WG", ceil_div(s.ratio * (s.split + 96.0), s.workgroup)});
+    t.push_back({"stp_values: tokens to part slots, t += WG", ceil_div(s.tokens, s.workgroup)});
+    t.push_back({"trit_values (other tokens): part groups", low});
+    t.push_back({"  tokens of a group", 32});
+    t.push_back({"b2_channel_values (protected): part groups", high});
+    t.push_back({"  tokens of a group", 32});
+  } else {
+    throw Error(ErrorCode::invalid_argument, "model: no loop table for " + kernel);
+  }
+  return t;
+}
+
+std::string kernel_key(const rt::PipelineRecord& record) {
+  std::string name = record.name;
+  const size_t sg8 = name.find("_sg8");
+  if (sg8 != std::string::npos) name.erase(sg8, 4);
+  if (name != "attention_vidkv" || record.specialization.empty()) return name;
+  static const char* modes[] = {"trits", "b2_channel", "b2_token", "stp"};
+  const uint32_t mode = record.specialization.back();
+  return name + "[" + (mode < 4 ? modes[mode] : "?") + "]";
+}
+
+double WaveCost::total() const {
+  double t = 0;
+  for (size_t c = 0; c < kInstrClasses; ++c) t += counts[c];
+  return t;
+}
+
+WaveCost wave_cost(const Disassembly& code, const std::vector<LoopTrip>& trips, const std::string& label) {
+  if (code.loops.size() != trips.size()) {
+    throw Error(ErrorCode::invalid_argument,
+                "model: kernel structure changed, table needs updating: " + label + " has " +
+                    std::to_string(code.loops.size()) + " loop(s) in its disassembly, the trip-count table (" +
+                    "tools/info/gpu_model.cpp, loop_trips) expects " + std::to_string(trips.size()));
+  }
+  WaveCost cost;
+  for (size_t b = 0; b < code.blocks.size(); ++b) {
+    double times = 1;
+    for (size_t l = 0; l < code.loops.size(); ++l) {
+      if (code.loops[l].first <= b && b <= code.loops[l].last) times *= trips[l].trips;
+    }
+    const Block& block = code.blocks[b];
+    for (size_t c = 0; c < kInstrClasses; ++c) cost.counts[c] += times * block.counts[c];
+    cost.vm_waits += times * block.vm_waits;
+    cost.lgkm_waits += times * block.lgkm_waits;
+  }
+  return cost;
+}
+
+DispatchTime dispatch_time(const GpuSpec& gpu, const DispatchWork& w) {
+  DispatchTime t;
+  t.bandwidth_us = w.bytes / (gpu.bandwidth_gbs * 1e3);  // GB/s = 1e3 bytes per us
+  const double waves = w.workgroups * w.waves_per_workgroup;
+  // Units that get work, and the schedulers of each that have a wave to issue from.
+  const double busy_units = std::min(gpu.units, std::max(1.0, w.workgroups));
+  const double waves_per_unit = std::ceil(waves / busy_units);
+  const double busy_schedulers = std::min(gpu.schedulers, waves_per_unit);
+  const auto& c = w.per_wave.counts;
+  auto total = [&](InstrClass k) { return waves * c[size_t(k)]; };
+  const double issue_slots = busy_units * busy_schedulers;  // wave instructions per clock
+  const double valu_clocks = std::max(1.0, w.wave_lanes / gpu.simd_lanes);  // per VALU instruction
+  double clocks = 0;
+  if (gpu.shared_issue) {
+    const double all = total(InstrClass::valu) * valu_clocks + total(InstrClass::salu) + total(InstrClass::smem) +
+                       total(InstrClass::vmem) + total(InstrClass::lds) + total(InstrClass::branch);
+    clocks = all / issue_slots;
+  } else {
+    clocks = std::max({total(InstrClass::valu) * valu_clocks / issue_slots,
+                       (total(InstrClass::salu) + total(InstrClass::smem) + total(InstrClass::branch)) / issue_slots,
+                       total(InstrClass::lds) / (busy_units * gpu.lds_per_clock),
+                       total(InstrClass::vmem) / (busy_units * gpu.vmem_per_clock)});
+  }
+  t.issue_us = clocks / (gpu.clock_ghz * 1e3);
+  // Latency: each wave waits out its memory round trips one after another; the waves resident at
+  // once hide each other's, so only the rounds of waves beyond what the GPU holds add up.
+  const double per_scheduler = w.waves_per_scheduler > 0 ? w.waves_per_scheduler : gpu.max_waves_per_scheduler;
+  const double resident = gpu.units * gpu.schedulers * per_scheduler;
+  const double rounds = std::ceil(waves / resident);
+  const double chain_ns = w.slowest_wave.vm_waits * gpu.memory_latency_ns + w.slowest_wave.lgkm_waits * gpu.lds_latency_ns;
+  t.latency_us = rounds * chain_ns / 1e3;
+  t.total_us = std::max({t.bandwidth_us, t.issue_us, t.latency_us}) + gpu.dispatch_us;
+  return t;
+}
+
+std::string aco_code_of(const rt::DeviceInfo& device) {
+  if (device.driver_name.find("radv") == std::string::npos && device.name.find("RADV") == std::string::npos) return "";
+  std::string n = device.name;
+  for (char& ch : n) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+  struct Family {
+    const char* marker;
+    const char* code;
+  };
+  static const Family families[] = {
+      {"GFX12", "gfx12"},    {"NAVI4", "gfx12"},    {"GFX11", "gfx11"},  {"NAVI3", "gfx11"},
+      {"PHOENIX", "gfx11"},  {"NAVI2", "gfx10.3"},  {"GFX103", "gfx10.3"}, {"VANGOGH", "gfx10.3"},
+      {"REMBRANDT", "gfx10.3"}, {"NAVI1", "gfx10"}, {"VEGA", "gfx9"},    {"RAVEN", "gfx9"},
+      {"RENOIR", "gfx9"},    {"ARCTURUS", "gfx9"},  {"ALDEBARAN", "gfx9"}, {"GFX9", "gfx9"},
+  };
+  for (const Family& f : families) {
+    if (n.find(f.marker) != std::string::npos) return f.code;
+  }
+  return "amd";
+}
+
+namespace {
+
+struct Kernel {
+  Disassembly code;
+  uint32_t wave = 64;
+  double waves_per_scheduler = 0;
+  std::string key;
+  const PipelineReport* report = nullptr;
+};
+
+// The kernel `key` that preset `preset` uses.
+const Kernel& find_kernel(const std::vector<Kernel>& kernels, const std::string& key, const std::string& preset) {
+  for (const Kernel& k : kernels) {
+    const auto& p = k.report->presets;
+    if (k.key == key && std::find(p.begin(), p.end(), preset) != p.end()) return k;
+  }
+  throw Error(ErrorCode::invalid_argument, "model: no " + key + " pipeline of preset " + preset + " was created");
+}
+
+constexpr uint32_t kResidual = 128;  // fp16 residual tokens of a VidKV step (CacheSettings default)
+
+// The shape a pipeline was made for, from its specialization constants (gpu_attention.cpp's
+// *_desc: workgroup size first; fp16 and vidkv: D, ratio, split; vidkv then k, streams, mode;
+// query: D, ratio, k, streams).
+KernelShape shape_of(const Kernel& k) {
+  const auto& c = k.report->record.specialization;
+  KernelShape s;
+  auto at = [&](size_t i, uint32_t fallback) { return i < c.size() ? c[i] : fallback; };
+  s.workgroup = at(0, 64);
+  s.dim = at(1, 128);
+  if (k.key == "attention_fp16" || k.key.rfind("attention_vidkv", 0) == 0) {
+    s.ratio = at(2, 1);
+    s.split = s.tokens = at(3, 256);
+  }
+  if (k.key.rfind("attention_vidkv", 0) == 0) {
+    s.anomalous = at(4, 0);
+    s.streams = at(5, 0);
+  }
+  if (k.key == "attention_query") {
+    s.ratio = at(2, 1);
+    s.anomalous = at(3, 0);
+    s.streams = at(4, 0);
+  }
+  return s;
+}
+
+WaveCost scaled(const WaveCost& c, double f) {
+  WaveCost out;
+  for (size_t i = 0; i < kInstrClasses; ++i) out.counts[i] = c.counts[i] * f;
+  out.vm_waits = c.vm_waits * f;
+  out.lgkm_waits = c.lgkm_waits * f;
+  return out;
+}
+
+DispatchWork new_work(const GpuSpec& gpu, const Kernel& k, const std::string& label, double bytes) {
+  DispatchWork w;
+  w.label = label;
+  const double workgroup = shape_of(k).workgroup;
+  // On a GPU with its own wave width (NVIDIA), a compiled wave of 64 lanes is two warps, each
+  // executing every instruction.
+  w.wave_lanes = gpu.native_wave > 0 ? gpu.native_wave : k.wave;
+  w.waves_per_workgroup = std::ceil(workgroup / w.wave_lanes);
+  w.waves_per_scheduler = gpu.native_wave > 0 ? 0 : k.waves_per_scheduler;
+  w.bytes = bytes;
+  return w;
+}
+
+// A split kernel over `tokens`: full splits plus one partial one, each priced by its own trips.
+DispatchWork split_dispatch(const GpuSpec& gpu, const Kernel& k, const std::string& label, const AttentionGeometry& g,
+                            uint32_t tokens, double bytes) {
+  DispatchWork w = new_work(gpu, k, label, bytes);
+  KernelShape shape = shape_of(k);
+  const uint32_t full = tokens / shape.split, rest = tokens % shape.split;
+  const double splits = full + (rest ? 1 : 0);
+  w.workgroups = splits * g.kv_heads;
+  WaveCost sum;
+  for (uint32_t part = 0; part < 2; ++part) {
+    const uint32_t n = part == 0 ? shape.split : rest, count = part == 0 ? full : (rest ? 1 : 0);
+    if (count == 0) continue;
+    shape.tokens = n;
+    const WaveCost c = wave_cost(k.code, loop_trips(k.key, shape), k.key);
+    for (size_t i = 0; i < kInstrClasses; ++i) sum.counts[i] += count * c.counts[i];
+    sum.vm_waits += count * c.vm_waits;
+    sum.lgkm_waits += count * c.lgkm_waits;
+    if (part == 0 || w.slowest_wave.vm_waits == 0) w.slowest_wave = c;
+  }
+  w.per_wave = scaled(sum, 1.0 / splits);
+  return w;
+}
+
+// A kernel of one workgroup per query head (attention_query, attention_reduce).
+DispatchWork head_dispatch(const GpuSpec& gpu, const Kernel& k, const std::string& label, const AttentionGeometry& g,
+                           uint32_t slots, double bytes) {
+  DispatchWork w = new_work(gpu, k, label, bytes);
+  KernelShape shape = shape_of(k);
+  shape.slots = slots;
+  w.workgroups = g.q_heads;
+  w.per_wave = wave_cost(k.code, loop_trips(k.key, shape), k.key);
+  w.slowest_wave = w.per_wave;
+  return w;
+}
+
+double partial_bytes(const AttentionGeometry& g, double slots) { return slots * g.q_heads * (g.dim + 2) * 4.0; }
+
+}  // namespace
+
+ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineReport>& reports,
+                      const AttentionGeometry& g) {
+  ModelResult result;
+  result.device_code = aco_code_of(device);
+  if (result.device_code.empty()) {
+    result.note = "no model: " + device.name + " is not a RADV device (the model reads ACO's disassembly)";
+    return result;
+  }
+  std::vector<Kernel> kernels;
+  for (const auto& r : reports) {
+    const std::string text = assembly_text(r.record);
+    if (text.empty() || r.record.executables.empty() || r.record.name.rfind("attention_", 0) != 0) continue;
+    Kernel k;
+    k.code = parse_disassembly(text);
+    k.wave = std::max(1u, r.record.executables.front().subgroup_size);
+    k.waves_per_scheduler = std::max(0.0, statistic(r.record.executables.front(), "Subgroups per SIMD"));
+    k.key = kernel_key(r.record);
+    k.report = &r;
+    kernels.push_back(std::move(k));
+  }
+  if (kernels.empty()) {
+    result.note = "no model: the driver gave no \"Assembly\" representation";
+    return result;
+  }
+  // Per kernel: its loops, and for the split kernels the instructions per cached token of a full split.
+  for (const Kernel& k : kernels) {
+    KernelSummary sum{k.report->label, k.key, k.wave, k.code.static_counts, k.code.loops.size(), {}, ""};
+    try {
+      const KernelShape shape = shape_of(k);
+      const WaveCost c = wave_cost(k.code, loop_trips(k.key, shape), k.key);
+      if (k.key != "attention_query" && k.key != "attention_reduce") {
+        const double waves = std::ceil(double(shape.workgroup) / k.wave);
+        for (size_t i = 0; i < kInstrClasses; ++i) sum.per_token[i] = c.counts[i] * waves / shape.split;
+      }
+    } catch (const Error& e) {
+      sum.error = e.what();
+    }
+    result.kernels.push_back(sum);
+  }
+
+  const CacheSettings settings = preset("k1.5-v1.58");
+  const uint32_t D = g.dim;
+  const uint32_t k_anom = anomalous_channel_count(settings.keys, D);
+  const uint32_t streams = coefficient_streams(settings.keys.fft, D - k_anom);
+  const double fp16_token_bytes = 2.0 * g.kv_heads * D * 2;  // K and V halves per token
+  const Kernel& f16 = find_kernel(kernels, "attention_fp16", "fp16");
+  const Kernel& reduce = find_kernel(kernels, "attention_reduce", "fp16");
+  const Kernel& query = find_kernel(kernels, "attention_query", settings.name);
+  const Kernel& trits = find_kernel(kernels, "attention_vidkv[trits]", settings.name);
+  const Kernel& residual = find_kernel(kernels, "attention_fp16", settings.name);
+  const double split = shape_of(trits).split, ratio = double(g.q_heads) / g.kv_heads;
+
+  for (const GpuSpec& gpu : gpu_specs()) {
+    if (!gpu.code.empty() && gpu.code != result.device_code) continue;
+    for (uint32_t tokens : {8192u, 32768u}) {
+      // fp16: attention_fp16 over every token, then the reduction.
+      const uint32_t fp16_slots = uint32_t(std::ceil(tokens / double(shape_of(f16).split)));
+      const std::vector<DispatchWork> fp16_step = {
+          split_dispatch(gpu, f16, "attention_fp16", g, tokens, tokens * fp16_token_bytes + partial_bytes(g, fp16_slots)),
+          head_dispatch(gpu, reduce, "attention_reduce", g, fp16_slots,
+                        partial_bytes(g, fp16_slots) + g.q_heads * D * 4.0)};
+      // k1.5-v1.58: the query transform, the packed segment of tokens - 128, the fp16 residual, the reduction.
+      const uint32_t quantized = tokens - kResidual;
+      const StorageBreakdown keys = settings_key_storage(settings, {g.kv_heads, quantized, D});
+      const StorageBreakdown values = settings_value_storage(settings, {g.kv_heads, quantized, D});
+      const double packed = double(keys.total_bytes() + values.total_bytes());
+      const double splits = std::ceil(quantized / split);
+      const uint32_t slots = uint32_t(splits) + 1;
+      const std::vector<DispatchWork> step = {
+          head_dispatch(gpu, query, "attention_query", g, 0,
+                        g.q_heads * D * 4.0 + g.kv_heads * D * 4.0 + g.q_heads * (k_anom + streams) * 4.0),
+          split_dispatch(gpu, trits, "attention_vidkv[trits]", g, quantized,
+                         packed + partial_bytes(g, splits) + splits * g.kv_heads * ratio * (k_anom + streams) * 4.0),
+          split_dispatch(gpu, residual, "attention_fp16[residual]", g, kResidual,
+                         kResidual * fp16_token_bytes + partial_bytes(g, 1)),
+          head_dispatch(gpu, reduce, "attention_reduce", g, slots, partial_bytes(g, slots) + g.q_heads * D * 4.0)};
+      auto price = [&](const std::vector<DispatchWork>& works, ModelEntry& e, double& bw_us) {
+        double total = 0;
+        bw_us = 0;
+        for (const auto& w : works) {
+          const DispatchTime t = dispatch_time(gpu, w);
+          e.dispatches.emplace_back(w.label, t);
+          total += t.total_us;
+          bw_us += t.bandwidth_us;
+          e.bytes += w.bytes;
+        }
+        return total / 1e3;
+      };
+      ModelEntry fp16_entry, vidkv_entry;
+      double fp16_bw = 0, vidkv_bw = 0;
+      const double fp16_ms = price(fp16_step, fp16_entry, fp16_bw);
+      const double vidkv_ms = price(step, vidkv_entry, vidkv_bw);
+      fp16_entry.gpu = vidkv_entry.gpu = gpu.name;
+      fp16_entry.code_from = vidkv_entry.code_from = result.device_code;
+      fp16_entry.tokens = vidkv_entry.tokens = tokens;
+      fp16_entry.preset = "fp16";
+      vidkv_entry.preset = settings.name;
+      fp16_entry.predicted_ms = fp16_entry.fp16_predicted_ms = fp16_ms;
+      fp16_entry.speedup_vs_fp16 = 1.0;
+      fp16_entry.bandwidth_fraction = fp16_bw / 1e3 / fp16_ms;
+      vidkv_entry.predicted_ms = vidkv_ms;
+      vidkv_entry.fp16_predicted_ms = fp16_ms;
+      vidkv_entry.speedup_vs_fp16 = fp16_ms / vidkv_ms;
+      vidkv_entry.bandwidth_fraction = vidkv_bw / 1e3 / vidkv_ms;
+      // Per cached token and KV head, in the compiled code's waves.
+      const double vidkv_waves = step[1].workgroups * std::ceil(shape_of(trits).workgroup / double(trits.wave));
+      const double fp16_waves = fp16_step[0].workgroups * std::ceil(shape_of(f16).workgroup / double(f16.wave));
+      for (size_t i = 0; i < kInstrClasses; ++i) {
+        vidkv_entry.per_token[i] = step[1].per_wave.counts[i] * vidkv_waves / (double(g.kv_heads) * quantized);
+        fp16_entry.per_token[i] = fp16_step[0].per_wave.counts[i] * fp16_waves / (double(g.kv_heads) * tokens);
+      }
+      result.entries.push_back(std::move(fp16_entry));
+      result.entries.push_back(std::move(vidkv_entry));
+    }
+  }
+  return result;
+}
+
+json::Value model_json(const ModelResult& model) {
+  json::Value list = json::Value::array();
+  for (const ModelEntry& e : model.entries) {
+    json::Value o = json::Value::object();
+    o.set("gpu", e.gpu);
+    o.set("preset", e.preset);
+    o.set("tokens", e.tokens);
+    o.set("predicted_ms", e.predicted_ms);
+    o.set("fp16_predicted_ms", e.fp16_predicted_ms);
+    o.set("speedup_vs_fp16", e.speedup_vs_fp16);
+    o.set("bandwidth_fraction", e.bandwidth_fraction);
+    o.set("code_from", e.code_from);
+    o.set("bytes", e.bytes);
+    json::Value per = json::Value::object();
+    for (size_t i = 0; i < kInstrClasses; ++i) per.set(instr_class_name(InstrClass(i)), e.per_token[i]);
+    o.set("instructions_per_token_and_kv_head", per);
+    json::Value ds = json::Value::array();
+    for (const auto& [label, t] : e.dispatches) {
+      json::Value d = json::Value::object();
+      d.set("kernel", label);
+      d.set("bandwidth_us", t.bandwidth_us);
+      d.set("issue_us", t.issue_us);
+      d.set("latency_us", t.latency_us);
+      d.set("total_us", t.total_us);
+      ds.push_back(d);
+    }
+    o.set("dispatches", ds);
+    list.push_back(o);
+  }
+  return list;
+}
+
+json::Value kernels_json(const ModelResult& model) {
+  json::Value list = json::Value::array();
+  for (const KernelSummary& k : model.kernels) {
+    json::Value o = json::Value::object();
+    o.set("name", k.label);
+    o.set("kernel", k.kernel);
+    o.set("wave", k.wave);
+    o.set("loops", double(k.loops));
+    json::Value st = json::Value::object(), per = json::Value::object();
+    for (size_t i = 0; i < kInstrClasses; ++i) {
+      st.set(instr_class_name(InstrClass(i)), k.static_counts[i]);
+      per.set(instr_class_name(InstrClass(i)), k.per_token[i]);
+    }
+    o.set("static_instructions", st);
+    o.set("instructions_per_token_and_kv_head", per);
+    if (!k.error.empty()) o.set("error", k.error);
+    list.push_back(o);
+  }
+  return list;
+}
+
+void print_model(const ModelResult& model) {
+  if (model.entries.empty()) {
+    std::printf("\n%s\n", model.note.c_str());
+    return;
+  }
+  std::printf("\nAttention kernels (%s code): loops, and per cached token and KV head of a full split:\n",
+              model.device_code.c_str());
+  std::printf("%-38s %4s %5s %8s %8s %8s %8s %8s %8s\n", "pipeline", "wave", "loops", "valu", "salu", "smem", "vmem",
+              "lds", "waitcnt");
+  for (const KernelSummary& k : model.kernels) {
+    std::printf("%-38s %4u %5zu", k.label.c_str(), k.wave, k.loops);
+    if (!k.error.empty()) {
+      std::printf("  %s\n", k.error.c_str());
+      continue;
+    }
+    if (k.kernel == "attention_query" || k.kernel == "attention_reduce") {
+      std::printf("  (once per step, not per token)\n");
+      continue;
+    }
+    for (InstrClass c : {InstrClass::valu, InstrClass::salu, InstrClass::smem, InstrClass::vmem, InstrClass::lds,
+                         InstrClass::waitcnt}) {
+      std::printf(" %8.2f", k.per_token[size_t(c)]);
+    }
+    std::printf("\n");
+  }
+  std::printf("\nGPU model (docs/gpu.md), from %s code: per decode step of one layer\n", model.device_code.c_str());
+  std::printf("%-12s %-11s %6s %9s %9s %7s %6s  %s\n", "gpu", "preset", "tokens", "pred ms", "fp16 ms", "speedup",
+              "bw", "per token+KV head: valu salu smem vmem lds waits");
+  for (const ModelEntry& e : model.entries) {
+    std::printf("%-12s %-11s %6u %9.4f %9.4f %6.2fx %5.0f%%  %.1f %.1f %.2f %.2f %.1f %.2f\n", e.gpu.c_str(),
+                e.preset.c_str(), e.tokens, e.predicted_ms, e.fp16_predicted_ms, e.speedup_vs_fp16,
+                100 * e.bandwidth_fraction, e.per_token[size_t(InstrClass::valu)], e.per_token[size_t(InstrClass::salu)],
+                e.per_token[size_t(InstrClass::smem)], e.per_token[size_t(InstrClass::vmem)],
+                e.per_token[size_t(InstrClass::lds)], e.per_token[size_t(InstrClass::waitcnt)]);
+  }
+}
+
+}  // namespace vidkv::info
