@@ -152,6 +152,12 @@ def test_pytorch_cpu_tensors(rng):
     for x, y in zip(cache.dequantize(a, 0), cache.dequantize(b, 0)):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(cache.attention(a, 0, q), cache.attention(b, 0, q.numpy()))
+    # What NumPy cannot hold is refused naming the argument and why.
+    with pytest.raises(ValueError, match=r"^q: expected a NumPy array, .* got Tensor \(RuntimeError: .*dtype"):
+        cache.attention(a, 0, q.bfloat16())
+    with pytest.raises(ValueError, match=r"^q: .*detach"):
+        cache.attention(a, 0, q.clone().requires_grad_())
+    assert cache.validation_messages() == []
 
 
 def test_sequences_are_independent_and_freed(rng):
