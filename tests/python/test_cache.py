@@ -1,0 +1,193 @@
+"""vidkv.Cache: round trips, attention against a float64 reference over dequantize, inputs."""
+import threading
+
+import numpy as np
+import pytest
+
+import vidkv
+from conftest import (ATTENTION_TOLERANCE, QUANTIZED_ATTENTION_TOLERANCE, attention_error, random_kv,
+                      realistic_query, reference_attention)
+
+LAYERS, KV_HEADS, HEAD_DIM = 2, 2, 64
+
+
+def make_cache(settings="fp16", q_heads=4, max_tokens=512, kv_heads=KV_HEADS, head_dim=HEAD_DIM):
+    return vidkv.Cache(LAYERS, kv_heads, q_heads, head_dim, settings, max_tokens)
+
+
+def test_presets_listed_and_described():
+    names = vidkv.presets()
+    assert "k1.5-v1.58" in names and "fp16" in names
+    assert vidkv.describe("k1.5-v1.58").startswith("k1.5-v1.58:")
+
+
+def test_fp16_prefill_and_appends_round_trip_exactly(rng):
+    cache = make_cache("fp16")
+    assert (cache.layers, cache.kv_heads, cache.q_heads, cache.head_dim, cache.max_tokens) == (2, 2, 4, 64, 512)
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 37, KV_HEADS, HEAD_DIM)
+    cache.prefill(seq, 1, k, v)
+    k1, v1 = random_kv(rng, 5, KV_HEADS, HEAD_DIM)
+    for t in range(5):
+        cache.append(seq, 1, k1[t], v1[t])
+    assert cache.tokens(seq, 1) == 42 and cache.tokens(seq, 0) == 0
+    dk, dv = cache.dequantize(seq, 1)
+    assert dk.dtype == np.float16 and dk.shape == (42, KV_HEADS, HEAD_DIM)
+    np.testing.assert_array_equal(dk, np.concatenate([k, k1]))
+    np.testing.assert_array_equal(dv, np.concatenate([v, v1]))
+
+
+def test_fp32_input_rounds_to_nearest_even_as_numpy(rng):
+    cache = make_cache("fp16")
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 20, KV_HEADS, HEAD_DIM, dtype=np.float32)
+    k[0, 0, :3] = [1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11, -65519.0]  # ties and a value near the top
+    cache.prefill(seq, 0, k, v)
+    dk, dv = cache.dequantize(seq, 0)
+    np.testing.assert_array_equal(dk, k.astype(np.float16))
+    np.testing.assert_array_equal(dv, v.astype(np.float16))
+
+
+@pytest.mark.parametrize("settings", ["fp16", "2bit", "kivi", "k1.5-v2", "k1.5-v1.58"])
+@pytest.mark.parametrize("q_heads", [2, 8])
+def test_attention_matches_float64_reference_over_dequantize(rng, settings, q_heads):
+    cache = make_cache(settings, q_heads=q_heads)
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 150, KV_HEADS, HEAD_DIM)  # 128 quantized + 22 in the residual
+    cache.prefill(seq, 0, k, v)
+    q = realistic_query(rng, k, q_heads)
+    tolerance = ATTENTION_TOLERANCE.get(settings, QUANTIZED_ATTENTION_TOLERANCE)
+    checks = 0
+    for step in range(110):  # crosses a residual flush at 128 residual tokens
+        if step in (0, 105, 109):
+            dk, dv = cache.dequantize(seq, 0)
+            out = cache.attention(seq, 0, q)
+            assert out.dtype == np.float32 and out.shape == (q_heads, HEAD_DIM)
+            assert attention_error(out, reference_attention(q, dk, dv)) < tolerance
+            checks += 1
+        k1, v1 = random_kv(rng, 1, KV_HEADS, HEAD_DIM)
+        cache.append(seq, 0, k1[0], v1[0])
+    stats = cache.stats()
+    assert stats["tokens"] == 260 and stats["sequences"] == 1
+    if settings != "fp16":
+        assert stats["segments"] == 2 and stats["quantized_tokens"] == 256 and stats["residual_tokens"] == 4
+    assert checks == 3
+
+
+def test_quantized_values_stay_near_the_input(rng):
+    cache = make_cache("2bit")
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 64, KV_HEADS, HEAD_DIM)
+    cache.prefill(seq, 0, k, v)
+    dk, dv = cache.dequantize(seq, 0)
+    # 2-bit per channel in groups of 32 tokens: each value within half a step of its group's range.
+    for x, d in ((k, dk), (v, dv)):
+        x = x.astype(np.float64).reshape(2, 32, KV_HEADS, HEAD_DIM)
+        step = (x.max(axis=1) - x.min(axis=1)) / 3
+        err = np.abs(d.astype(np.float64).reshape(x.shape) - x).max(axis=1)
+        assert (err <= step / 2 * 1.01 + 1e-2).all()
+
+
+def test_stats_of_vidkv_keys(rng):
+    cache = make_cache("k1.5-v1.58")
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 128, KV_HEADS, HEAD_DIM)
+    cache.prefill(seq, 1, k, v)
+    s = cache.stats()
+    assert s["quantized_tokens"] == 128 and s["segments"] == 1 and s["residual_tokens"] == 0
+    assert 1.0 < s["key_bits"] < 3.0 and 1.58 < s["value_bits"] < 3.0
+    assert s["keys"]["total"] == sum(s["keys"][p] for p in ("codes", "scales", "mins", "maps"))
+    assert s["fp16_equivalent_bytes"] == 128 * KV_HEADS * HEAD_DIM * 2 * 2
+    assert s["policies"]["vidkv"]["heads"] == LAYERS * KV_HEADS
+
+
+def test_semantic_token_protection_prefill(rng):
+    cache = make_cache("k1.5-v1.58-stp")
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 96, KV_HEADS, HEAD_DIM)
+    with pytest.raises(vidkv.Error):
+        cache.prefill(seq, 0, k, v)  # an STP cache needs STP input
+    stp = vidkv.StpInput(first_visual=0, visual_tokens=96, scores=rng.random(96).tolist())
+    cache.prefill(seq, 0, k, v, stp=stp)
+    q = realistic_query(rng, k, 4)
+    dk, dv = cache.dequantize(seq, 0)
+    assert attention_error(cache.attention(seq, 0, q), reference_attention(q, dk, dv)) < QUANTIZED_ATTENTION_TOLERANCE
+    assert cache.stats()["values"]["maps"] > 0
+
+
+class ArrayLike:
+    """Not an ndarray: only __array__."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __array__(self, dtype=None):
+        return self.array if dtype is None else self.array.astype(dtype)
+
+
+def test_array_protocol_and_non_contiguous_inputs(rng):
+    cache = make_cache("fp16")
+    a, b = cache.create_sequence(), cache.create_sequence()
+    k, v = random_kv(rng, 10, KV_HEADS, HEAD_DIM)
+    cache.prefill(a, 0, ArrayLike(k), ArrayLike(v))
+    # The same values through a transposed (non-contiguous) view.
+    kt = np.ascontiguousarray(k.transpose(2, 1, 0)).transpose(2, 1, 0)
+    assert not kt.flags.c_contiguous
+    cache.prefill(b, 0, kt, v[:, :, :])
+    for s in (a, b):
+        dk, _ = cache.dequantize(s, 0)
+        np.testing.assert_array_equal(dk, k)
+    q = rng.standard_normal((4, HEAD_DIM)).astype(np.float16)  # fp16 q widened exactly
+    np.testing.assert_array_equal(cache.attention(a, 0, q), cache.attention(a, 0, q.astype(np.float32)))
+
+
+def test_pytorch_cpu_tensors(rng):
+    torch = pytest.importorskip("torch")
+    cache = make_cache("k1.5-v1.58")
+    a, b = cache.create_sequence(), cache.create_sequence()
+    k, v = random_kv(rng, 40, KV_HEADS, HEAD_DIM)
+    cache.prefill(a, 0, k, v)
+    cache.prefill(b, 0, torch.from_numpy(k), torch.from_numpy(v).float())
+    q = torch.randn(4, HEAD_DIM, generator=torch.Generator().manual_seed(1))
+    for x, y in zip(cache.dequantize(a, 0), cache.dequantize(b, 0)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(cache.attention(a, 0, q), cache.attention(b, 0, q.numpy()))
+    # What NumPy cannot hold is refused naming the argument and why.
+    with pytest.raises(ValueError, match=r"^q: expected a NumPy array, .* got Tensor \(RuntimeError: .*dtype"):
+        cache.attention(a, 0, q.bfloat16())
+    with pytest.raises(ValueError, match=r"^q: .*detach"):
+        cache.attention(a, 0, q.clone().requires_grad_())
+    assert cache.validation_messages() == []
+
+
+def test_sequences_are_independent_and_freed(rng):
+    cache = make_cache("k1.5-v2")
+    a, b = cache.create_sequence(), cache.create_sequence()
+    assert cache.sequence_ids() == [a, b]
+    k, v = random_kv(rng, 64, KV_HEADS, HEAD_DIM)
+    cache.prefill(a, 0, k, v)
+    assert cache.tokens(b, 0) == 0
+    cache.free_sequence(a)
+    assert not cache.has_sequence(a) and cache.has_sequence(b)
+    assert cache.stats()["tokens"] == 0
+
+
+def test_caches_in_threads_give_the_same_results(rng):
+    k, v = random_kv(rng, 200, KV_HEADS, HEAD_DIM)
+    q = rng.standard_normal((4, HEAD_DIM)).astype(np.float32)
+
+    def run(results, index):
+        cache = make_cache("k1.5-v1.58")
+        seq = cache.create_sequence()
+        cache.prefill(seq, 0, k, v)
+        results[index] = cache.attention(seq, 0, q)
+
+    results = [None] * 3
+    threads = [threading.Thread(target=run, args=(results, i)) for i in range(2)]
+    for t in threads:
+        t.start()
+    run(results, 2)
+    for t in threads:
+        t.join()
+    for r in results[:2]:
+        np.testing.assert_array_equal(r, results[2])
