@@ -237,6 +237,23 @@ void bind_cache(py::module_& m) {
           "load_sequences",
           [](PyCache& self, const std::string& path) { return self.run([&](Cache& c) { return c.load_sequences(path); }); },
           py::arg("path"), "Adds a saved file's sequences (same geometry and settings); returns their new ids.")
+      .def(
+          "serialize_sequence",
+          [](PyCache& self, uint32_t sequence) {
+            const std::vector<uint8_t> bytes = self.run([&](Cache& c) { return c.serialize_sequence(sequence); });
+            return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+          },
+          py::arg("sequence"),
+          "One sequence as bytes in the saved-cache format, to move it to another process or machine.")
+      .def(
+          "deserialize_sequence",
+          [](PyCache& self, const py::bytes& data) {
+            const std::string bytes = data;  // a copy the device work can read without the GIL
+            return self.run([&](Cache& c) {
+              return c.deserialize_sequence(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+            });
+          },
+          py::arg("data"), "Adds the sequence serialize_sequence's bytes hold; returns its new id.")
       .def("validation_messages", &PyCache::validation_messages,
            "Validation-layer messages of this cache's device context (VIDKV_VALIDATION=1); [] when clean.")
       .def_property_readonly("layers", [](const PyCache& self) { return self.geometry().layers; })

@@ -56,6 +56,28 @@ def test_one_sequence_saved_and_added_to_another_cache(tmp_path, rng):
     same_contents(cache, seqs[1], other, ids[0], rng.standard_normal((4, HEAD_DIM)).astype(np.float32))
 
 
+def test_sequence_bytes_move_between_caches(tmp_path, rng):
+    cache, seqs = filled_cache(rng)
+    data = cache.serialize_sequence(seqs[0])
+    assert isinstance(data, bytes)
+    path = str(tmp_path / "same.vkv")
+    cache.save(path, sequence=seqs[0])
+    with open(path, "rb") as f:
+        assert f.read() == data  # the bytes are the saved-cache format
+    other = vidkv.Cache(2, KV_HEADS, 4, HEAD_DIM, "k1.5-v1.58", 512)
+    moved = other.deserialize_sequence(data)
+    same_contents(cache, seqs[0], other, moved, rng.standard_normal((4, HEAD_DIM)).astype(np.float32))
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0x10
+    with pytest.raises(vidkv.Error) as e:
+        other.deserialize_sequence(bytes(damaged))
+    assert e.value.kind == "corrupt_data" and "sequence bytes" in str(e.value)
+    assert other.sequence_ids() == [moved]
+    with pytest.raises(vidkv.Error) as e:
+        cache.serialize_sequence(999)
+    assert "unknown sequence 999" in str(e.value)
+
+
 def test_damaged_missing_and_mismatched_files(tmp_path, rng):
     cache, _ = filled_cache(rng)
     path = tmp_path / "c.vkv"
