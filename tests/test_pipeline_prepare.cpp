@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vidkv/gpu_attention.hpp"
+#include "vidkv/gpu_keys.hpp"
 #include "vidkv/gpu_quantizer.hpp"
 #include "vidkv/runtime/commands.hpp"
 #include "vidkv/runtime/context.hpp"
@@ -87,11 +88,25 @@ TEST_F(PipelinePrepare, QuantizerPreparesTheValuePathOfAPreset) {
   GpuQuantizer quantizer(ctx);
   const auto trits = quantizer.prepare_quantize_pipelines({QuantBits::b1_58, QuantAxis::channel, 32}, ElementType::f16, true);
   ASSERT_EQ(trits.size(), 2u);
-  EXPECT_EQ(trits[0].label, "quantize_grouped[1.58-bit per channel]");
+  EXPECT_EQ(trits[0].label, "quantize_grouped[1.58-bit per channel, f16]");
   EXPECT_EQ(trits[1].label, "trit_pack");
   for (const auto& p : trits) EXPECT_TRUE(has_record(*ctx, p)) << p.label;
   EXPECT_THROW(quantizer.prepare_quantize_pipelines({QuantBits::b2, QuantAxis::token, 32}, ElementType::f16, true),
                Error);  // trits hold 1.58-bit per-channel codes only
+}
+
+TEST_F(PipelinePrepare, KeyQuantizerPreparesThePrefillAndAppendPaths) {
+  GpuKeyQuantizer keys(ctx);
+  KeySpec k15;  // 64 anomalous channels, 64 half-spectrum streams at D 128
+  const auto prefill = keys.prepare_quantize_pipelines(k15, 128, true);
+  EXPECT_EQ(labels_of(prefill), (std::vector<std::string>{"channel_range", "channel_select", "key_gather", "key_streams",
+                                                          "quantize_grouped[1-bit per channel, f32]",
+                                                          "quantize_grouped[2-bit per channel, f32]"}));
+  for (const auto& p : prefill) EXPECT_TRUE(has_record(*ctx, p)) << p.label;
+  KeySpec plain;
+  plain.nbits = 2.0;  // every channel anomalous: no streams
+  EXPECT_EQ(labels_of(keys.prepare_quantize_pipelines(plain, 128, false)),
+            (std::vector<std::string>{"channel_roles", "key_gather", "quantize_grouped[2-bit per channel, f32]"}));
 }
 
 TEST(PipelineStatistics, CaptureIsAClearErrorWithoutTheExtensionAndReportsOtherwise) {

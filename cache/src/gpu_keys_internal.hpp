@@ -30,6 +30,25 @@ struct ScatterPush {
   float normal_scale;
 };
 
+// The pipelines of the quantize path, shared by record_quantize and prepare_quantize_pipelines.
+inline rt::PipelineDesc range_pipeline(ChannelScope scope) {
+  return gpu::pipeline("channel_range", {scope == ChannelScope::layer ? 1u : 0u, 0u}, 2, sizeof(ShapePush));
+}
+inline rt::PipelineDesc select_pipeline() {
+  rt::PipelineDesc desc = gpu::pipeline("channel_select", {}, 3, 2 * sizeof(uint32_t));  // dim, k
+  desc.specialization.clear();  // fixed local size of 256: one invocation per channel
+  return desc;
+}
+inline rt::PipelineDesc roles_pipeline() {
+  return gpu::pipeline("channel_roles", {}, 2, 3 * sizeof(uint32_t));  // units, dim, k
+}
+inline rt::PipelineDesc gather_pipeline(ChannelScope scope) {
+  return gpu::pipeline("key_gather", {scope == ChannelScope::layer ? 1u : 0u, 0u}, 4, sizeof(GatherPush));
+}
+inline rt::PipelineDesc streams_pipeline(FftLayout fft) {
+  return gpu::pipeline("key_streams", {fft == FftLayout::full ? 1u : 0u}, 2, sizeof(StreamPush));
+}
+
 // Buffers are never empty (k = 0 or k = dim leaves one part without data, but its binding stays).
 inline uint64_t at_least(uint64_t bytes) { return std::max<uint64_t>(bytes, 16); }
 inline uint32_t units_of(ChannelScope scope, uint32_t heads) { return scope == ChannelScope::layer ? 1 : heads; }

@@ -38,8 +38,7 @@ void GpuKeyQuantizer::Impl::record_ranges(VkCommandBuffer cmd, const TensorShape
                                           ChannelScope scope, const rt::BufferView& input,
                                           const rt::BufferView& ranges) {
   const ShapePush pc{shape.heads, shape.tokens, shape.dim, uint32_t(layout.head_stride), uint32_t(layout.token_stride)};
-  const auto& p =
-      pipelines.get(gpu::pipeline("channel_range", {scope == ChannelScope::layer ? 1u : 0u, 0u}, 2, sizeof(pc)));
+  const auto& p = pipelines.get(range_pipeline(scope));
   const rt::BufferView views[] = {input, ranges};
   p.dispatch(cmd, views, &pc,
              rt::workgroups_for(uint64_t(units_of(scope, shape.heads)) * shape.dim, gpu::kWorkgroupSize));
@@ -49,10 +48,8 @@ void GpuKeyQuantizer::Impl::record_select(VkCommandBuffer cmd, uint32_t units, u
                                           const rt::BufferView& ranges, const rt::BufferView& roles,
                                           const rt::BufferView& table) {
   const uint32_t pc[2] = {dim, k};
-  rt::PipelineDesc desc = gpu::pipeline("channel_select", {}, 3, sizeof(pc));
-  desc.specialization.clear();  // fixed local size of 256: one invocation per channel
   const rt::BufferView views[] = {ranges, roles, table};
-  pipelines.get(desc).dispatch(cmd, views, pc, units);
+  pipelines.get(select_pipeline()).dispatch(cmd, views, pc, units);
 }
 
 static void require_view(const rt::BufferView& view, uint64_t bytes, const std::string& what) {
@@ -60,6 +57,30 @@ static void require_view(const rt::BufferView& view, uint64_t bytes, const std::
     throw Error(ErrorCode::buffer_too_small, what + " buffer holds " + std::to_string(view.size) + " bytes; " +
                                                  std::to_string(bytes) + " are needed");
   }
+}
+
+std::vector<rt::PreparedPipeline> GpuKeyQuantizer::prepare_quantize_pipelines(const KeySpec& spec, uint32_t dim,
+                                                                              bool select) {
+  validate(spec, {1, spec.group_size, dim});
+  Impl& m = *impl_;
+  const uint32_t k = anomalous_channel_count(spec, dim), S = coefficient_streams(spec.fft, dim - k);
+  std::vector<rt::PreparedPipeline> out;
+  if (select) {
+    out.push_back(m.pipelines.prepare("channel_range", range_pipeline(spec.scope)));
+    out.push_back(m.pipelines.prepare("channel_select", select_pipeline()));
+  } else {
+    out.push_back(m.pipelines.prepare("channel_roles", roles_pipeline()));
+  }
+  out.push_back(m.pipelines.prepare("key_gather", gather_pipeline(spec.scope)));
+  auto add_grouped = [&](const QuantSpec& q) {
+    for (auto& p : m.grouped.prepare_quantize_pipelines(q, ElementType::f32, false)) out.push_back(std::move(p));
+  };
+  if (S > 0) {
+    out.push_back(m.pipelines.prepare("key_streams", streams_pipeline(spec.fft)));
+    add_grouped(stream_spec(spec));
+  }
+  if (k > 0) add_grouped(anomalous_spec(spec));
+  return out;
 }
 
 void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, const TensorShape& shape,
@@ -100,7 +121,6 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
   const rt::FftPlan* forward = N > 0 ? &m.ffts.get(N, H * T, false) : nullptr;
 
   // --- recording ---
-  const uint32_t scope_layer = spec.scope == ChannelScope::layer ? 1u : 0u;
   if (select) {
     m.record_ranges(cmd, shape, layout, spec.scope, input, w.ranges->view());
     rt::compute_to_compute_barrier(cmd);
@@ -108,13 +128,13 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
   } else {
     const uint32_t pc[3] = {units, D, k};
     const rt::BufferView views[] = {channels, w.roles->view()};
-    m.pipelines.get(gpu::pipeline("channel_roles", {}, 2, sizeof(pc)))
+    m.pipelines.get(roles_pipeline())
         .dispatch(cmd, views, pc, rt::workgroups_for(uint64_t(units) * D, gpu::kWorkgroupSize));
   }
   rt::compute_to_compute_barrier(cmd);
   const GatherPush gp{H, T, D, uint32_t(layout.head_stride), uint32_t(layout.token_stride), k, N};
   const rt::BufferView gviews[] = {input, w.roles->view(), w.anomalous->view(), w.rows->view()};
-  m.pipelines.get(gpu::pipeline("key_gather", {scope_layer, 0u}, 4, sizeof(gp)))
+  m.pipelines.get(gather_pipeline(spec.scope))
       .dispatch(cmd, gviews, &gp, rt::grid_workgroups((uint64_t(H) * T * D + kKeyGatherRun - 1) / kKeyGatherRun, gpu::kWorkgroupSize));
   rt::compute_to_compute_barrier(cmd);
   if (forward) {
@@ -122,7 +142,7 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
     rt::compute_to_compute_barrier(cmd);
     const StreamPush sp{H, T, N, S, N / 2 + 1};
     const rt::BufferView sviews[] = {w.spectrum->view(), w.streams->view()};
-    m.pipelines.get(gpu::pipeline("key_streams", {spec.fft == FftLayout::full ? 1u : 0u}, 2, sizeof(sp)))
+    m.pipelines.get(streams_pipeline(spec.fft))
         .dispatch(cmd, sviews, &sp, rt::grid_workgroups(uint64_t(H) * T * S, gpu::kWorkgroupSize));
     rt::compute_to_compute_barrier(cmd);
     m.grouped.record_quantize(cmd, stream_spec(spec), s_shape, TensorLayout::thd(s_shape), ElementType::f32,

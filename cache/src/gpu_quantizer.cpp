@@ -109,7 +109,8 @@ GpuQuantizer::~GpuQuantizer() = default;
 std::vector<rt::PreparedPipeline> GpuQuantizer::prepare_quantize_pipelines(const QuantSpec& spec,
                                                                          ElementType input_type, bool trits_base3) {
   validate(spec, {1, spec.group_size, spec.group_size});
-  std::string label = std::string("quantize_grouped[") + bits_name(spec.bits) + "-bit per " + axis_name(spec.axis) + "]";
+  const std::string label = std::string("quantize_grouped[") + bits_name(spec.bits) + "-bit per " + axis_name(spec.axis) +
+                            (input_type == ElementType::f32 ? ", f32" : ", f16") + "]";
   std::vector<rt::PreparedPipeline> out = {pipelines_.prepare(label, grouped_pipeline("quantize_grouped", spec, input_type))};
   if (trits_base3) {
     require_trits(spec);

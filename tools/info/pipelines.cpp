@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "vidkv/gpu_keys.hpp"
 #include "vidkv/gpu_quantizer.hpp"
 #include "vidkv/presets.hpp"
 
@@ -50,14 +51,20 @@ std::vector<PipelineReport> collect_pipelines(const std::shared_ptr<rt::Context>
                                               const AttentionGeometry& g) {
   GpuAttention attention(context);
   GpuQuantizer quantizer(context);
+  GpuKeyQuantizer key_quantizer(context);
   std::vector<std::pair<std::string, rt::PreparedPipeline>> made;  // (preset, pipeline)
   for (const auto& p : attention.prepare_pipelines_fp16(g)) made.emplace_back("fp16", p);
   for (const std::string& name : preset_names()) {
     const CacheSettings s = preset(name);
     if (s.key_mode == CacheSettings::KeyMode::fp16 || s.value_mode == CacheSettings::ValueMode::fp16) continue;
     for (const auto& p : attention.prepare_pipelines(g, key_spec_of(s), value_format_of(s))) made.emplace_back(name, p);
-    // Values are quantized from fp16 (the cache converts fp32 input first). The key path
-    // (channel ranges and selection, gathers, VkFFT) is not prepared here yet.
+    // Keys: the prefill selects the channels, later blocks reuse them (the forward FFT is VkFFT's
+    // own pipeline, not listed). Values are quantized from fp16 (the cache converts fp32 input).
+    for (bool select : {true, false}) {
+      for (const auto& p : key_quantizer.prepare_quantize_pipelines(key_spec_of(s), g.dim, select)) {
+        made.emplace_back(name, p);
+      }
+    }
     const bool trits = s.value_mode == CacheSettings::ValueMode::per_channel_ternary && s.trits_base3;
     for (const auto& p : quantizer.prepare_quantize_pipelines(value_spec_of(s), ElementType::f16, trits)) {
       made.emplace_back(name, p);

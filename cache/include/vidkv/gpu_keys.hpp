@@ -75,6 +75,11 @@ class VIDKV_API GpuKeyQuantizer {
   void record_dequantize(VkCommandBuffer cmd, const KeySpec& spec, const TensorShape& shape,
                          const KeyPackedBuffers& input, const rt::BufferView& channels, KeyWorkspace& workspace,
                          const TensorLayout& layout, const rt::BufferView& output);
+  // Creates, without buffers or dispatches, the compute pipelines record_quantize uses for this
+  // spec (channel ranges and selection with select = true, else the channel roles; the gather; the
+  // stream extraction and the grouped quantizers of both parts), for vidkv-info --pipelines. The
+  // forward FFT is VkFFT's own pipeline and is not among them.
+  std::vector<rt::PreparedPipeline> prepare_quantize_pipelines(const KeySpec& spec, uint32_t dim, bool select);
   // Bytes of the channel table: units * dim * 4.
   static uint64_t channel_table_bytes(const KeySpec& spec, uint32_t heads, uint32_t dim);
 
