@@ -1,6 +1,7 @@
 // vidkv-info's GPU model (tools/info): ACO disassembly classified and its loops found; instructions
 // per wave from loop trip counts, and a mismatch between the loops and the table an explicit error;
-// each bound of dispatch_time by hand; the JSON keys of the report.
+// the redesigned fp16 and reduction kernels' trip counts; each bound of dispatch_time and of a stage
+// of dispatches without a barrier between them by hand; the JSON keys of the report.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -113,6 +114,96 @@ TEST(AcoDisassembly, CapturedQueryTransformOnGfx1100) {
   EXPECT_NO_THROW(info::wave_cost(d, info::loop_trips("attention_query", shape), "attention_query"));
 }
 
+// ACO's code for the redesigned attention_reduce (D 128, workgroup 64: one workgroup per query head
+// and 32 channels) on gfx1100, captured like the query transform above. RADV reported
+// "Instructions" = 229 for it.
+TEST(AcoDisassembly, CapturedReductionOnGfx1100) {
+  std::ifstream in(std::string(VIDKV_TEST_DATA_DIR) + "/aco/attention_reduce_gfx1100.s");
+  ASSERT_TRUE(in) << "fixture missing";
+  std::stringstream text;
+  text << in.rdbuf();
+  const info::Disassembly d = info::parse_disassembly(text.str());
+  EXPECT_EQ(d.instructions, 229u);
+  // The max over slots, the max tree, the slot loop; the sum over slot lanes is unrolled.
+  ASSERT_EQ(d.loops.size(), 3u);
+  EXPECT_LT(d.loops[0].last, d.loops[1].first);
+  EXPECT_LT(d.loops[1].last, d.loops[2].first);
+  info::KernelShape shape;
+  shape.slots = 129;  // 32768 tokens: 128 segment splits of 256 and the residual's one
+  const std::vector<info::LoopTrip> trips = info::loop_trips("attention_reduce", shape);
+  ASSERT_EQ(trips.size(), 3u);
+  EXPECT_EQ(trips[0].trips, 3);  // ceil(129 / 64) slots per invocation
+  EXPECT_EQ(trips[1].trips, 6);  // 64 -> 32 -> ... -> 1
+  EXPECT_EQ(trips[2].trips, 5);  // ceil(129 / 32): 8 slot lanes x 4 slots per step
+  // 32 more slots: one more trip of the slot loop (and the max loop's third trip already counted
+  // up to 192), so the wave's vector loads grow by exactly the slot loop's own.
+  const info::WaveCost c = info::wave_cost(d, trips, "attention_reduce");
+  shape.slots = 161;
+  const info::WaveCost more = info::wave_cost(d, info::loop_trips("attention_reduce", shape), "attention_reduce");
+  double slot_loop_vmem = 0;
+  for (size_t b = d.loops[2].first; b <= d.loops[2].last; ++b) slot_loop_vmem += d.blocks[b].counts[size_t(InstrClass::vmem)];
+  EXPECT_GE(slot_loop_vmem, 4);  // the 4 slots of a step loaded together
+  EXPECT_EQ(count(more.counts, InstrClass::vmem) - count(c.counts, InstrClass::vmem), slot_loop_vmem);
+}
+
+// The redesigned attention_fp16's ten loops (gfx1100 and navi21, Mesa 22.3.6), trips by hand for
+// the benchmark geometry: 4 tokens per invocation in the score phase, 16-byte key words two at a
+// time, the softmax's strided passes and trees, 4 row groups of 16 invocations x 8 rows per step.
+TEST(GpuModel, Fp16TripsFollowTheGeometry) {
+  info::KernelShape s;
+  s.dim = 128;
+  s.ratio = 7;
+  s.split = s.tokens = 256;
+  s.workgroup = s.wave = 64;
+  s.subgroup_reduce = true;
+  auto trips_of = [](const info::KernelShape& shape) {
+    std::vector<double> v;
+    for (const info::LoopTrip& t : info::loop_trips("attention_fp16", shape)) v.push_back(t.trips);
+    return v;
+  };
+  // One subgroup per workgroup: its trees have one entry, no steps.
+  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 4, 0, 1, 4, 0, 1, 8, 3}));
+  s.tokens = 128;  // the residual: 128 tokens of a 256-token split
+  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 2, 0, 1, 2, 0, 1, 4, 3}));
+  s.tokens = 256;
+  s.wave = 32;  // two subgroups: one step of 7 pairs
+  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 4, 1, 1, 4, 1, 1, 8, 3}));
+  s.subgroup_reduce = false;  // a tree over all 64 invocations: 6 steps, 4 + 2 + 1 + 1 + 1 + 1 trips of lane 0
+  const std::vector<double> tree = trips_of(s);
+  EXPECT_EQ(tree[3], 6);
+  EXPECT_DOUBLE_EQ(tree[4], 10.0 / 6);
+  s.split = s.tokens = 128;  // a split of 2 x 64 tokens: 2 tokens per invocation, one score step
+  s.subgroup_reduce = true;
+  EXPECT_EQ(trips_of(s)[0], 1);
+  EXPECT_EQ(trips_of(s)[8], 4);
+}
+
+TEST(GpuModel, StageOfDispatchesWithoutABarrierSharesTheGpu) {
+  info::GpuSpec gpu{"test", "", 10, 1.0, 100, 2, 32, 0, false, 1, 1, 500, 50, 8, 4};
+  info::DispatchTime a, b;
+  a.bandwidth_us = 10;
+  a.issue_us = 30;  // on its own units
+  a.gpu_issue_us = 12;
+  a.latency_us = 20;
+  a.total_us = 34;
+  b.bandwidth_us = 1;
+  b.issue_us = 8;  // 4 workgroups on 4 of the 10 units
+  b.gpu_issue_us = 2;
+  b.latency_us = 25;
+  b.total_us = 29;
+  const info::DispatchTime one = info::stage_time(gpu, {a});
+  EXPECT_DOUBLE_EQ(one.total_us, a.total_us);  // alone: its own time
+  const info::DispatchTime t = info::stage_time(gpu, {a, b});
+  EXPECT_DOUBLE_EQ(t.bandwidth_us, 11);    // the bytes share the DRAM
+  EXPECT_DOUBLE_EQ(t.issue_us, 30);        // the slowest one's own issue bound (12 + 2 GPU-wide is less)
+  EXPECT_DOUBLE_EQ(t.latency_us, 25);      // the chains overlap
+  EXPECT_DOUBLE_EQ(t.total_us, 30 + 4);    // one overhead for the stage, not 34 + 29
+  a.issue_us = 10;
+  a.gpu_issue_us = 10;
+  b.gpu_issue_us = 8;  // together they fill the whole GPU's issue slots
+  EXPECT_DOUBLE_EQ(info::stage_time(gpu, {a, b}).issue_us, 18);
+}
+
 TEST(GpuModel, WaveCostMultipliesEachBlockByItsLoops) {
   const info::Disassembly d = info::parse_disassembly(kNested);
   const info::WaveCost c = info::wave_cost(d, {{"outer", 4}, {"inner", 8}}, "nested");
@@ -152,6 +243,7 @@ TEST(GpuModel, DispatchTimeIsTheLargestBoundPlusOverhead) {
   EXPECT_DOUBLE_EQ(t.issue_us, 40 * 1000 / 20.0 / 1e3);    // 40000 VALU over 20 issue slots at 1 GHz
   EXPECT_DOUBLE_EQ(t.latency_us, (10 * 500 + 20 * 50) / 1e3);  // one round: 160 wave slots hold all 40
   EXPECT_DOUBLE_EQ(t.total_us, 10.0 + 4);
+  EXPECT_DOUBLE_EQ(t.gpu_issue_us, 40 * 1000 / 20.0 / 1e3);  // 10 units x 2 schedulers: all of them busy already
   // NVIDIA-style: every class shares the issue slots.
   gpu.shared_issue = true;
   EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 40 * 1100 / 20.0 / 1e3);
@@ -163,6 +255,12 @@ TEST(GpuModel, DispatchTimeIsTheLargestBoundPlusOverhead) {
   w.workgroups = 20;
   w.wave_lanes = 64;
   EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 2 * 40 * 1000 / 20.0 / 1e3);
+  // Two workgroups of one wave: 2 units with one busy scheduler each, against all 20 GPU-wide.
+  w.workgroups = 2;
+  w.waves_per_workgroup = 1;
+  const info::DispatchTime small = info::dispatch_time(gpu, w);
+  EXPECT_DOUBLE_EQ(small.issue_us, 2 * 2 * 1000 / 2.0 / 1e3);
+  EXPECT_DOUBLE_EQ(small.gpu_issue_us, 2 * 2 * 1000 / 20.0 / 1e3);
 }
 
 TEST(GpuModel, AcoTargetFromTheDeviceName) {
@@ -209,7 +307,7 @@ TEST(GpuModel, PipelineJsonHasTheIssuesKeys) {
   const json::Value model = info::model_json(m);
   ASSERT_EQ(model.size(), 1u);
   for (const char* key : {"gpu", "preset", "tokens", "predicted_ms", "fp16_predicted_ms", "speedup_vs_fp16",
-                          "bandwidth_fraction"}) {
+                          "bandwidth_fraction", "dispatches", "stages"}) {
     EXPECT_TRUE(model[0].contains(key)) << key;
   }
 }

@@ -11,7 +11,10 @@
 namespace vidkv::info {
 
 const std::vector<GpuSpec>& gpu_specs() {
-  // Public figures (docs/gpu.md); latencies are typical measured values, not vendor figures.
+  // Public figures (docs/gpu.md); latencies are typical measured values, not vendor figures. The
+  // last field, 4 us, is the stated cost of a stage behind a compute-to-compute barrier (the wait
+  // for the previous stage's last wave, the cache writeback and invalidate, the next launch and its
+  // waves' ramp-up), not a measurement (docs/gpu.md).
   static const std::vector<GpuSpec> specs = [] {
     std::vector<GpuSpec> v(4);
     // RDNA3: 96 CUs of 2 SIMD32, 2.5 GHz boost, 960 GB/s GDDR6. Dual issue (VOPD) is already in
@@ -32,30 +35,49 @@ const std::vector<GpuSpec>& gpu_specs() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loop trip counts per kernel, for the kernels as they are BEFORE THE KERNEL REDESIGN (read from
-// ACO's code for gfx1100 and navi21, Mesa 22.3). One row per loop that ACO leaves in the code (the
-// unrolled ones are gone), in the order of the loop headers in the disassembly, which is the order
-// of the source; a nested loop follows its outer loop. `trips` is iterations per entry into the loop,
-// for a wave whose workgroup handles `s.tokens` tokens (the trips of the wave's busiest lane). When a
-// kernel changes, dump its code (vidkv-info --pipelines --dump-asm DIR), find the loops (a branch
-// back to an earlier label) and rewrite its rows: a different number of loops than rows is reported
-// as an error, never guessed.
+// Loop trip counts per kernel (read from ACO's code for gfx1100 and navi21, Mesa 22.3.6). One row
+// per loop that ACO leaves in the code (the unrolled ones are gone), in the order of the loop
+// headers in the disassembly, which is the order of the source; a nested loop follows its outer
+// loop. `trips` is iterations per entry into the loop, for a wave whose workgroup handles
+// `s.tokens` tokens (the trips of the wave's busiest lane, lane 0). When a kernel changes, dump its
+// code (vidkv-info --pipelines --dump-asm DIR), find the loops (a branch back to an earlier label)
+// and rewrite its rows: a different number of loops than rows is reported as an error, never
+// guessed.
+// attention_fp16 and attention_reduce: after the portable redesign (commit 829b2eb). The
+// attention_vidkv / attention_query rows: the kernels before their redesign, with the softmax rows
+// of the redesigned attention.glsl that they include.
 // ---------------------------------------------------------------------------------------------
 namespace {
 
 double ceil_div(double a, double b) { return std::ceil(a / b); }
 
-// attention.glsl's split_softmax: per query head a strided pass over the split (max, then exp and
-// sum), each followed by the serial pass of RATIO invocations over WG partials. ACO keeps the
-// [[unroll]] loop over query heads because it holds a loop.
+// attention.glsl's attention_tree over `count` entries: `for (cur = count; cur > 1; cur = ceil(cur
+// / 2))` (ceil(log2 count) steps, none for one entry), each holding `for (i = lid; i < RATIO * (cur -
+// half); i += WG)`, whose trips lane 0 takes are averaged over the steps (the model multiplies
+// nested trips).
+void tree_rows(std::vector<LoopTrip>& t, const KernelShape& s, const char* outer, double count) {
+  double steps = 0, inner = 0;
+  for (double cur = count; cur > 1;) {
+    const double half = std::ceil(cur / 2);
+    inner += ceil_div(s.ratio * (cur - half), s.workgroup);
+    cur = half;
+    ++steps;
+  }
+  t.push_back({outer, steps});
+  t.push_back({"  tree step pairs, i += WG over RATIO * (cur - half)", steps > 0 ? inner / steps : 1});
+}
+
+// attention.glsl's split_softmax: a strided pass over the split's scores (all RATIO heads at once:
+// the [[unroll]] head loop is gone), a tree, the exp-and-sum pass, a tree. The tree runs over one
+// value per subgroup when SUBGROUP_REDUCE (attention_fp16's constant 4; one entry, no steps, for a
+// wave64 workgroup of 64), else over all WG invocations.
 void softmax_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   const double strided = ceil_div(s.tokens, s.workgroup);
-  t.push_back({"split_softmax: max, per query head", double(s.ratio)});
-  t.push_back({"  for t = lid; t < n; t += WG", strided});
-  t.push_back({"split_softmax: serial max over WG", double(s.workgroup)});
-  t.push_back({"split_softmax: exp and sum, per query head", double(s.ratio)});
-  t.push_back({"  for t = lid; t < n; t += WG", strided});
-  t.push_back({"split_softmax: serial sum over WG", double(s.workgroup)});
+  const double entries = s.subgroup_reduce ? ceil_div(s.workgroup, s.wave) : double(s.workgroup);
+  t.push_back({"split_softmax: max, t = lid; t < n; t += WG", strided});
+  tree_rows(t, s, "attention_tree (max): cur > 1, cur = ceil(cur / 2)", entries);
+  t.push_back({"split_softmax: exp and sum, t = lid; t < n; t += WG", strided});
+  tree_rows(t, s, "attention_tree (sum): cur > 1, cur = ceil(cur / 2)", entries);
 }
 
 // attention_vidkv.comp up to the value phase: the prepared query into shared memory, score_split.
@@ -74,22 +96,27 @@ std::vector<LoopTrip> loop_trips(const std::string& kernel, const KernelShape& s
   std::vector<LoopTrip> t;
   const double groups = s.tokens / 32.0;
   if (kernel == "attention_fp16") {
-    t.push_back({"qs[] <- query, i += WG over RATIO * DIM", ceil_div(s.ratio * s.dim, s.workgroup)});
-    t.push_back({"scores: t0 += 4 WG", ceil_div(s.tokens, 4.0 * s.workgroup)});
-    t.push_back({"  16-byte key words w < DIM / 8", s.dim / 8.0});
+    // TPL tokens per invocation in the score phase (4, 2 or 1: what divides SPLIT into WG-sized
+    // steps); ROWS row groups of DIM / 8 invocations in the value phase, VIF rows in flight each.
+    const double tpl = s.split % (4 * s.workgroup) == 0 ? 4 : (s.split % (2 * s.workgroup) == 0 ? 2 : 1);
+    const double rows = std::max(1.0, std::floor(s.workgroup / (s.dim / 8.0))), vif = 4;
+    t.push_back({"scores: t0 < n, t0 += WG * TPL", ceil_div(s.tokens, s.workgroup * tpl)});
+    t.push_back({"  16-byte key words, w0 < DIM / 8, w0 += 2 (two words unrolled)", s.dim / 16.0});
     softmax_rows(t, s);
-    t.push_back({"values: t0 += 8 over the split (DIM / 8 invocations)", ceil_div(s.tokens, 8)});
+    t.push_back({"values: b0 = g; b0 < n; b0 += 2 ROWS VIF (g = 0)", ceil_div(s.tokens, 2 * rows * vif)});
+    t.push_back({"row-group sums: k = ROWS - 1 .. 1", rows - 1});
   } else if (kernel == "attention_query") {
     t.push_back({"anomalous channels, j += WG", ceil_div(s.dim, s.workgroup)});
     t.push_back({"streams, s += WG", ceil_div(s.streams, s.workgroup)});
     // (with no streams the inner loop is gone; the outer one stays, never entered)
     if (s.streams > 0) t.push_back({"  DFT sum over the normal channels", double(s.dim - s.anomalous)});
   } else if (kernel == "attention_reduce") {
-    t.push_back({"max over slots, i += WG", ceil_div(s.slots, s.workgroup)});
-    t.push_back({"max tree, half_size /= 2", std::log2(double(s.workgroup))});
-    t.push_back({"slots in blocks of WG", ceil_div(s.slots, s.workgroup)});
-    t.push_back({"  slots of the block (on average)", s.slots / std::max(1.0, ceil_div(s.slots, s.workgroup))});
-    t.push_back({"sum tree, half_size /= 2", std::log2(double(s.workgroup))});
+    // Workgroup (query head, 32 channels): LANES = WG / 8 slot lanes, 4 slots per step each.
+    const double lanes = s.workgroup / 8.0, unroll = 4;
+    t.push_back({"max over slots, i = lid; i < slots; i += WG", ceil_div(s.slots, s.workgroup)});
+    t.push_back({"max tree, cur = WG; cur > 1; cur = ceil(cur / 2)", std::ceil(std::log2(double(s.workgroup)))});
+    t.push_back({"slots, first = lane; first < slots; first += LANES * 4 (lane 0)", ceil_div(s.slots, lanes * unroll)});
+    // (the sum over the LANES slot lanes is unrolled)
   } else if (kernel == "attention_vidkv[trits]") {
     vidkv_score_rows(t, s);
     t.push_back({"trit_values: groups of the split", groups});
@@ -165,19 +192,22 @@ DispatchTime dispatch_time(const GpuSpec& gpu, const DispatchWork& w) {
   const double busy_schedulers = std::min(gpu.schedulers, waves_per_unit);
   const auto& c = w.per_wave.counts;
   auto total = [&](InstrClass k) { return waves * c[size_t(k)]; };
-  const double issue_slots = busy_units * busy_schedulers;  // wave instructions per clock
   const double valu_clocks = std::max(1.0, w.wave_lanes / gpu.simd_lanes);  // per VALU instruction
-  double clocks = 0;
-  if (gpu.shared_issue) {
-    const double all = total(InstrClass::valu) * valu_clocks + total(InstrClass::salu) + total(InstrClass::smem) +
-                       total(InstrClass::vmem) + total(InstrClass::lds) + total(InstrClass::branch);
-    clocks = all / issue_slots;
-  } else {
-    clocks = std::max({total(InstrClass::valu) * valu_clocks / issue_slots,
-                       (total(InstrClass::salu) + total(InstrClass::smem) + total(InstrClass::branch)) / issue_slots,
-                       total(InstrClass::lds) / (busy_units * gpu.lds_per_clock),
-                       total(InstrClass::vmem) / (busy_units * gpu.vmem_per_clock)});
-  }
+  // Clocks to issue every wave's instructions on `units` units with `schedulers` busy in each.
+  auto issue_clocks = [&](double units, double schedulers) {
+    const double issue_slots = units * schedulers;  // wave instructions per clock
+    if (gpu.shared_issue) {
+      const double all = total(InstrClass::valu) * valu_clocks + total(InstrClass::salu) + total(InstrClass::smem) +
+                         total(InstrClass::vmem) + total(InstrClass::lds) + total(InstrClass::branch);
+      return all / issue_slots;
+    }
+    return std::max({total(InstrClass::valu) * valu_clocks / issue_slots,
+                     (total(InstrClass::salu) + total(InstrClass::smem) + total(InstrClass::branch)) / issue_slots,
+                     total(InstrClass::lds) / (units * gpu.lds_per_clock),
+                     total(InstrClass::vmem) / (units * gpu.vmem_per_clock)});
+  };
+  const double clocks = issue_clocks(busy_units, busy_schedulers);
+  t.gpu_issue_us = issue_clocks(gpu.units, gpu.schedulers) / (gpu.clock_ghz * 1e3);
   t.issue_us = clocks / (gpu.clock_ghz * 1e3);
   // Latency: each wave waits out its memory round trips one after another; the waves resident at
   // once hide each other's, so only the rounds of waves beyond what the GPU holds add up.
@@ -186,6 +216,22 @@ DispatchTime dispatch_time(const GpuSpec& gpu, const DispatchWork& w) {
   const double rounds = std::ceil(waves / resident);
   const double chain_ns = w.slowest_wave.vm_waits * gpu.memory_latency_ns + w.slowest_wave.lgkm_waits * gpu.lds_latency_ns;
   t.latency_us = rounds * chain_ns / 1e3;
+  t.total_us = std::max({t.bandwidth_us, t.issue_us, t.latency_us}) + gpu.dispatch_us;
+  return t;
+}
+
+DispatchTime stage_time(const GpuSpec& gpu, const std::vector<DispatchTime>& dispatches) {
+  if (dispatches.size() == 1) return dispatches.front();
+  DispatchTime t;
+  double shared_issue = 0;
+  for (const DispatchTime& d : dispatches) {
+    t.bandwidth_us += d.bandwidth_us;
+    t.issue_us = std::max(t.issue_us, d.issue_us);
+    shared_issue += d.gpu_issue_us;
+    t.gpu_issue_us += d.gpu_issue_us;
+    t.latency_us = std::max(t.latency_us, d.latency_us);
+  }
+  t.issue_us = std::max(t.issue_us, shared_issue);
   t.total_us = std::max({t.bandwidth_us, t.issue_us, t.latency_us}) + gpu.dispatch_us;
   return t;
 }
@@ -232,18 +278,20 @@ const Kernel& find_kernel(const std::vector<Kernel>& kernels, const std::string&
 constexpr uint32_t kResidual = 128;  // fp16 residual tokens of a VidKV step (CacheSettings default)
 
 // The shape a pipeline was made for, from its specialization constants (gpu_attention.cpp's
-// *_desc: workgroup size first; fp16 and vidkv: D, ratio, split; vidkv then k, streams, mode;
-// query: D, ratio, k, streams).
+// *_desc: workgroup size first; fp16 and vidkv: D, ratio, split; fp16 then subgroup reductions;
+// vidkv then k, streams, mode; query: D, ratio, k, streams; reduce: D).
 KernelShape shape_of(const Kernel& k) {
   const auto& c = k.report->record.specialization;
   KernelShape s;
   auto at = [&](size_t i, uint32_t fallback) { return i < c.size() ? c[i] : fallback; };
   s.workgroup = at(0, 64);
   s.dim = at(1, 128);
+  s.wave = k.wave;
   if (k.key == "attention_fp16" || k.key.rfind("attention_vidkv", 0) == 0) {
     s.ratio = at(2, 1);
     s.split = s.tokens = at(3, 256);
   }
+  if (k.key == "attention_fp16") s.subgroup_reduce = at(4, 0) != 0;
   if (k.key.rfind("attention_vidkv", 0) == 0) {
     s.anomalous = at(4, 0);
     s.streams = at(5, 0);
@@ -300,15 +348,21 @@ DispatchWork split_dispatch(const GpuSpec& gpu, const Kernel& k, const std::stri
   return w;
 }
 
-// A kernel of one workgroup per query head (attention_query, attention_reduce).
-DispatchWork head_dispatch(const GpuSpec& gpu, const Kernel& k, const std::string& label, const AttentionGeometry& g,
+// A kernel of `workgroups` alike workgroups: attention_query (one per query head), attention_reduce
+// (one per query head and 32 channels).
+DispatchWork head_dispatch(const GpuSpec& gpu, const Kernel& k, const std::string& label, double workgroups,
                            uint32_t slots, double bytes) {
   DispatchWork w = new_work(gpu, k, label, bytes);
   KernelShape shape = shape_of(k);
   shape.slots = slots;
-  w.workgroups = g.q_heads;
+  w.workgroups = workgroups;
   w.per_wave = wave_cost(k.code, loop_trips(k.key, shape), k.key);
   w.slowest_wave = w.per_wave;
+  return w;
+}
+
+DispatchWork no_barrier(DispatchWork w) {
+  w.after_barrier = false;
   return w;
 }
 
@@ -367,6 +421,7 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
   const Kernel& trits = find_kernel(kernels, "attention_vidkv[trits]", settings.name);
   const Kernel& residual = find_kernel(kernels, "attention_fp16", settings.name);
   const double split = shape_of(trits).split, ratio = double(g.q_heads) / g.kv_heads;
+  const double reduce_groups = double(g.q_heads) * (D / 32);  // GpuAttention::record_reduce
 
   for (const GpuSpec& gpu : gpu_specs()) {
     if (!gpu.code.empty() && gpu.code != result.device_code) continue;
@@ -375,7 +430,7 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
       const uint32_t fp16_slots = uint32_t(std::ceil(tokens / double(shape_of(f16).split)));
       const std::vector<DispatchWork> fp16_step = {
           split_dispatch(gpu, f16, "attention_fp16", g, tokens, tokens * fp16_token_bytes + partial_bytes(g, fp16_slots)),
-          head_dispatch(gpu, reduce, "attention_reduce", g, fp16_slots,
+          head_dispatch(gpu, reduce, "attention_reduce", reduce_groups, fp16_slots,
                         partial_bytes(g, fp16_slots) + g.q_heads * D * 4.0)};
       // k1.5-v1.58: the query transform, the packed segment of tokens - 128, the fp16 residual, the reduction.
       const uint32_t quantized = tokens - kResidual;
@@ -385,22 +440,35 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
       const double splits = std::ceil(quantized / split);
       const uint32_t slots = uint32_t(splits) + 1;
       const std::vector<DispatchWork> step = {
-          head_dispatch(gpu, query, "attention_query", g, 0,
+          head_dispatch(gpu, query, "attention_query", g.q_heads, 0,
                         g.q_heads * D * 4.0 + g.kv_heads * D * 4.0 + g.q_heads * (k_anom + streams) * 4.0),
           split_dispatch(gpu, trits, "attention_vidkv[trits]", g, quantized,
                          packed + partial_bytes(g, splits) + splits * g.kv_heads * ratio * (k_anom + streams) * 4.0),
-          split_dispatch(gpu, residual, "attention_fp16[residual]", g, kResidual,
-                         kResidual * fp16_token_bytes + partial_bytes(g, 1)),
-          head_dispatch(gpu, reduce, "attention_reduce", g, slots, partial_bytes(g, slots) + g.q_heads * D * 4.0)};
+          no_barrier(split_dispatch(gpu, residual, "attention_fp16[residual]", g, kResidual,
+                                    kResidual * fp16_token_bytes + partial_bytes(g, 1))),
+          head_dispatch(gpu, reduce, "attention_reduce", reduce_groups, slots, partial_bytes(g, slots) + g.q_heads * D * 4.0)};
+      // Consecutive dispatches with no barrier between them form one stage (stage_time); a step is
+      // the sum of its stages.
       auto price = [&](const std::vector<DispatchWork>& works, ModelEntry& e, double& bw_us) {
         double total = 0;
         bw_us = 0;
-        for (const auto& w : works) {
-          const DispatchTime t = dispatch_time(gpu, w);
-          e.dispatches.emplace_back(w.label, t);
-          total += t.total_us;
-          bw_us += t.bandwidth_us;
-          e.bytes += w.bytes;
+        for (size_t first = 0; first < works.size();) {
+          size_t end = first + 1;
+          while (end < works.size() && !works[end].after_barrier) ++end;
+          std::vector<DispatchTime> times;
+          std::string label;
+          for (size_t i = first; i < end; ++i) {
+            const DispatchTime t = dispatch_time(gpu, works[i]);
+            e.dispatches.emplace_back(works[i].label, t);
+            times.push_back(t);
+            label += (i > first ? " + " : "") + works[i].label;
+            e.bytes += works[i].bytes;
+          }
+          const DispatchTime stage = stage_time(gpu, times);
+          e.stages.emplace_back(label, stage);
+          total += stage.total_us;
+          bw_us += stage.bandwidth_us;
+          first = end;
         }
         return total / 1e3;
       };
@@ -461,6 +529,17 @@ json::Value model_json(const ModelResult& model) {
       ds.push_back(d);
     }
     o.set("dispatches", ds);
+    json::Value ss = json::Value::array();
+    for (const auto& [label, t] : e.stages) {
+      json::Value d = json::Value::object();
+      d.set("kernels", label);
+      d.set("bandwidth_us", t.bandwidth_us);
+      d.set("issue_us", t.issue_us);
+      d.set("latency_us", t.latency_us);
+      d.set("total_us", t.total_us);
+      ss.push_back(d);
+    }
+    o.set("stages", ss);
     list.push_back(o);
   }
   return list;

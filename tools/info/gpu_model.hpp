@@ -35,7 +35,8 @@ struct GpuSpec {
   double memory_latency_ns = 0; // a load that misses the caches
   double lds_latency_ns = 0;
   double max_waves_per_scheduler = 0;  // occupancy ceiling when the driver reports none
-  double dispatch_us = 0;       // per dependent dispatch (launch + the barrier before the next)
+  double dispatch_us = 0;       // per stage of dispatches behind one barrier (docs/gpu.md: the drain,
+                                // cache flush and launch a compute-to-compute barrier costs)
 };
 const std::vector<GpuSpec>& gpu_specs();
 
@@ -49,6 +50,8 @@ struct KernelShape {
   uint32_t dim = 128, ratio = 7, split = 256, tokens = 256;  // tokens: of this workgroup (<= split)
   uint32_t anomalous = 64, streams = 64, workgroup = 64;
   uint32_t slots = 1;               // attention_reduce: partial slots
+  uint32_t wave = 64;               // the compiled wave size
+  bool subgroup_reduce = false;     // attention_fp16's constant 4: softmax reductions within subgroups first
   double protected_fraction = 0.2;  // attention_vidkv[stp]: share of protected tokens (STP's p)
 };
 // The table of loop trip counts per kernel: "attention_fp16", "attention_query", "attention_reduce",
@@ -79,18 +82,27 @@ struct DispatchWork {
   WaveCost slowest_wave;      // the longest serial chain
   double bytes = 0;
   double waves_per_scheduler = 0;  // occupancy the driver reports (0: GpuSpec's ceiling)
+  bool after_barrier = true;  // false: recorded right after the previous dispatch with no barrier
+                              // between them (it may overlap it: the same stage)
 };
 struct DispatchTime {
   double bandwidth_us = 0, issue_us = 0, latency_us = 0, total_us = 0;  // total = max + dispatch_us
+  double gpu_issue_us = 0;  // the issue bound had the dispatch every unit and scheduler of the GPU
 };
 DispatchTime dispatch_time(const GpuSpec& gpu, const DispatchWork& work);
+// Dispatches with no barrier between them (one stage) run side by side: their bytes share the DRAM
+// (bandwidth bounds add), their instructions share the GPU's issue slots (the sum of gpu_issue_us,
+// but never less than the slowest one's own issue bound), their serial chains overlap (the longest
+// one); the stage pays dispatch_us once. One dispatch alone: dispatch_time's own numbers.
+DispatchTime stage_time(const GpuSpec& gpu, const std::vector<DispatchTime>& dispatches);
 
 struct ModelEntry {
   std::string gpu, preset, code_from;
   uint32_t tokens = 0;
   double predicted_ms = 0, fp16_predicted_ms = 0, speedup_vs_fp16 = 0, bandwidth_fraction = 0;
   double bytes = 0;
-  std::vector<std::pair<std::string, DispatchTime>> dispatches;
+  std::vector<std::pair<std::string, DispatchTime>> dispatches;  // each alone (total: as its own stage)
+  std::vector<std::pair<std::string, DispatchTime>> stages;      // "a + b" for dispatches sharing one
   // Per cached token and KV head in the quantized attention kernel (the issue's "per token").
   ClassCounts per_token{};
 };
