@@ -277,6 +277,31 @@ TEST_F(GpuAttentionLayer, SplitSizesAgree) {
   }
 }
 
+// The portable kernel's shared memory grows with the split, the GQA ratio and the key indices
+// (here ~61 KB: splits of 1024, 8 query heads per KV head, D 256 with a full spectrum): a device
+// with less refuses before recording anything, naming shared memory; one with more computes it.
+TEST_F(GpuAttentionLayer, PortableSharedMemoryIsCheckedFirst) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  const uint32_t H = 1, D = 256, ratio = 8, T = 1024;
+  const AttentionGeometry g{H, H * ratio, D};
+  const KvData kv = random_kv(H, T, D, seed);
+  const auto q = realistic_query(kv.keys, T, H, g.q_heads, D, seed + 17);
+  const Segment s = quantize_segment(kv, 0, T, H, D, key_spec("k1.5full"), value_spec("v1.58"), {});
+  const std::vector<AttentionSegment> host{host_segment(s)};
+  GpuAttention gpu(ctx);
+  gpu.set_portable(true);
+  gpu.set_split_tokens(1024);
+  try {
+    const auto out = gpu.vidkv_host(g, q, host, {}, {}, 0);
+    EXPECT_LT(attention_error(out, reference::attention_layer(q, g.q_heads, host, {}, {}, 0, H, D), D), 1e-3);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument) << e.what();
+    EXPECT_NE(std::string(e.what()).find("shared memory"), std::string::npos) << e.what();
+    EXPECT_LT(ctx->info().max_shared_memory, 64u * 1024) << e.what();
+  }
+}
+
 TEST_F(GpuAttentionLayer, BadSegmentsAreClearErrors) {
   const uint32_t H = 2, D = 64;
   const KvData kv = random_kv(H, 64, D, 5);
