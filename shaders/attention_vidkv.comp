@@ -3,38 +3,69 @@
 #extension GL_EXT_control_flow_attributes : require
 // Decode attention straight from one packed VidKV segment (never decoded to fp16 in memory); the
 // portable path (any subgroup size: GPUs). attention_vidkv_sg8.comp computes the same for
-// subgroups of exactly 8 (CPU drivers).
+// subgroups of exactly 8 (CPU drivers), from attention_query.comp's transformed query; this shader
+// transforms the query itself (attention_vidkv_query.glsl), so a step is one dispatch per segment.
 // Keys (QuantizedKeys' device layout, group size 32): K_ANOM anomalous channels at 2 bits,
 // codes [h][j][T/16], scales/mins [h][j][T/32]; STREAMS 1-bit coefficient streams of the N normal
-// channels' DFT, codes [h][s][T/32], scales [h][s][T/32]. Scores never inverse-transform a key:
-// attention_query.comp transforms the query once per step into [q_c at the anomalous channels,
-// stream weights w_s] (q . Re(IDFT(X)) = (1/N) sum_f (Re X_f Re Q_f + Im X_f Im Q_f), Q =
-// DFT(q_normal)); a token's score is then sum_j q_j (code * s + mn) + sum_s w_s (+-s_sg).
+// channels' DFT, codes [h][s][T/32], scales [h][s][T/32].
 // Values, VALUE_MODE 0: 1.58-bit trits 5 per byte (per (head, group) block, trit c * 32 + t),
-// out_c = sum_t p_t (code_tc * s_cg); 1: 2-bit per channel, codes [h][c][T/16], out_c =
-// sum_t p_t (code_tc * s_cg + mn_cg); 2: 2-bit per token (KIVI), codes [h][t][D/16],
-// scales/mins [h][t][D/32]; 3: semantic token protection (STP): the trits of the T - n other
-// tokens (bindings 6-7), the 2-bit codes of the n protected tokens (bindings 10-12, per channel
-// over the protected tokens), and token_map[t] = index of token t in its part, bit 31 set for
-// protected tokens. Each decoded value is shared by the RATIO query heads' accumulators.
+// scales [h][c][T/32]; 1: 2-bit per channel, codes [h][c][T/16]; 2: 2-bit per token (KIVI), codes
+// [h][t][D/16], scales/mins [h][t][D/32]; 3: semantic token protection (STP): the trits of the
+// T - n other tokens (bindings 6-7), the 2-bit codes of the n protected tokens (bindings 10-12, per
+// channel over the protected tokens), and token_map[t] = index of token t in its part, bit 31 set
+// for protected tokens.
+//
+// The split is walked in chunks of 64 tokens (two groups), every invocation busy in every phase:
+// - keys: the chunk's code words and scales are copied to shared memory (every load of the copy
+//   issued before the first wait); then, per (group, head), the scales and mins fold into the
+//   query: score_t = sum_j A_j code_tj + sum_s B_s bit_ts + C with A_j = q_j s_jg, B_s = 2 w_s s_sg,
+//   C = sum_j q_j mn_jg - sum_s w_s s_sg; then invocation t scores token t for all RATIO heads.
+// - values (after the split's softmax): the chunk's code block and scales are copied to shared
+//   memory beside the chunk's p (token-major, heads padded to a multiple of 4, 4 zero rows before
+//   and 8 after each group); invocation L owns channels L + i * WG and sums p * code over a group with
+//   constant digit positions (trits: the 7 bytes that cover the channel's 32 trits, 5 digits each;
+//   the zero rows absorb the neighbouring channels' trits), then applies the group's scale and min
+//   once: out_c += s_cg * sum_t p_t code_tc + mn_cg * sum_t p_t (trits: mn = -s).
 #include "attention.glsl"
 #include "trits.glsl"
 
 layout(constant_id = 4) const uint K_ANOM = 64u;     // anomalous channels
 layout(constant_id = 5) const uint STREAMS = 64u;    // coefficient streams (N half, 2N full)
 layout(constant_id = 6) const uint VALUE_MODE = 0u;
+layout(constant_id = 7) const uint FFT_FULL = 0u;
+layout(constant_id = 8) const uint SCOPE_LAYER = 0u;  // one channel list for all heads
 
 const uint G = 32u;
-const uint SETS = WG / 8u;               // sets of 8 invocations that score a group together
-const uint VPL = 8u;                     // 2-bit value channels per invocation
-const uint TC = 10u;                     // 1.58-bit value channels per invocation (multiple of 5)
-const uint TW = TC / 5u * 8u;            // words holding their trits of one group
+const uint CG = 2u;                       // groups per chunk
+const uint CT = CG * G;                   // tokens per chunk (one per invocation at WG 64)
 const uint KS = K_ANOM + STREAMS;
-const bool TRIT_OWNERS = VALUE_MODE == 0u || VALUE_MODE == 3u;
-const uint OWNED = TRIT_OWNERS ? TC : (VALUE_MODE == 1u ? VPL : CPL);  // channels per invocation
-const uint PART_SLOTS = SPLIT + 3u * G;  // STP: both parts' groups that a split touches
+const uint NORMAL = DIM - K_ANOM;
+const uint RP = (RATIO + 3u) / 4u * 4u;   // heads padded to whole vec4s
+const uint RV = RP / 4u;                  // vec4s per (token or coefficient)
+const uint OWN = DIM / WG;                // value channels per invocation (DIM is a multiple of WG)
+const uint CPARTS = WG / (CG * 8u);       // invocations per (group, head) summing C and sum p
+const uint PROWS = G + 12u;               // p rows per group: 4 zero rows, 32 tokens, 8 zero rows
+const uint BB = (DIM * G + 4u) / 5u;      // bytes of one (head, group) trit block
+const uint PART_SLOTS = SPLIT + 3u * G;   // STP: both parts' groups that a split touches
 
-layout(std430, binding = 0) readonly buffer Prepared { float data[]; } prepared;  // [q_heads][KS]
+// Words of the staging area, the largest of its uses.
+const uint ST_QUERY = RATIO * NORMAL + 2u * NORMAL;
+const uint ST_KEYS = 6u * K_ANOM + 4u * STREAMS;
+const uint ST_TRITS = (CG * BB + 3u) / 4u + 3u + DIM * CG;
+const uint ST_B2 = 3u * DIM * CG;
+const uint ST_KIVI = CT * DIM / 16u + CT * DIM / 32u;
+const uint ST_V = VALUE_MODE == 0u ? ST_TRITS : (VALUE_MODE == 1u ? ST_B2 : (VALUE_MODE == 2u ? ST_KIVI
+                  : (ST_TRITS > ST_B2 ? ST_TRITS : ST_B2)));
+const uint ST_QK = ST_QUERY > ST_KEYS ? ST_QUERY : ST_KEYS;
+const uint STAGE = ST_QK > ST_V ? ST_QK : ST_V;
+// vec4s of the area that holds the folded coefficients (keys), then STP's p by part slot (values).
+const uint CP = 64u;                      // key indices (channels, then streams) folded per pass
+const uint COEF_STRIDE = CP * RV + 1u;    // +1: the chunk's two groups fall in different banks
+const uint BIG_COEF = CG * COEF_STRIDE;
+const uint BIG_STP = VALUE_MODE == 3u ? (RATIO * PART_SLOTS + 3u) / 4u : 1u;
+const uint BIG = BIG_COEF > BIG_STP ? BIG_COEF : BIG_STP;
+
+layout(std430, binding = 0) readonly buffer Query { float data[]; } query;  // [q_heads][DIM]
 layout(std430, binding = 1) readonly buffer KaCodes { uint data[]; } ka_codes;
 layout(std430, binding = 2) readonly buffer KaScales { uint data[]; } ka_scales;
 layout(std430, binding = 3) readonly buffer KaMins { uint data[]; } ka_mins;
@@ -48,150 +79,359 @@ layout(std430, binding = 10) readonly buffer HCodes { uint data[]; } h_codes;
 layout(std430, binding = 11) readonly buffer HScales { uint data[]; } h_scales;
 layout(std430, binding = 12) readonly buffer HMins { uint data[]; } h_mins;
 layout(std430, binding = 13) readonly buffer TokenMap { uint data[]; } token_map;
+layout(std430, binding = 14) readonly buffer Channels { uint data[]; } channels;  // [units][DIM]
 
 layout(push_constant) uniform Params {
   uint kv_heads;
   uint tokens;            // tokens of the segment (a multiple of 32)
   uint slot_base;
   uint protected_tokens;  // VALUE_MODE 3: n (a multiple of 32)
+  float scale;            // softmax scale, folded into the query
 } params;
 
-shared float qk[RATIO * (KS > 0u ? KS : 1u)];  // prepared query of this KV head's query heads
-// STP: p of the split's tokens by part slot, [r][slot]: the other tokens' part groups the split
-// touches from slot 0, then the protected tokens' from the next multiple of 32.
-shared float part_p[VALUE_MODE == 3u ? RATIO * PART_SLOTS : 1u];
+shared float qk[RATIO * (KS > 0u ? KS : 1u)];  // transformed query of this KV head's query heads
+shared uint stage[STAGE];
+shared vec4 big[BIG];
+shared vec4 pw[CG * PROWS * RV];              // the chunk's p, [group][row][head]
+shared vec4 part_sum[CG * RV * CPARTS];       // keys: C; values: sum p; [group][part][head]
 
-float accum[OWNED * RATIO];  // accum[i * RATIO + r]: head r, i-th owned channel
+#include "attention_vidkv_query.glsl"
 
 float half_at(uint word, uint index) { return unpackHalf2x16(word >> (16u * (index & 1u))).x; }
 
-// p of token i of the split, or of STP part slot i.
-float p_at(bool part_slots, uint r, uint i) {
-  return part_slots ? part_p[r * PART_SLOTS + i] : scores[r * SPLIT + i];
-}
+// Head r's component of p row `row` (RV vec4s per row).
+void pw_set(uint row, uint r, float v) { pw[row * RV + r / 4u][r & 3u] = v; }
 
-// Scores of the split's groups into scores[r * SPLIT + t]: 8 invocations per group, invocation sl
-// owning tokens sl + 8m of it.
-void score_split(uint h, uint start, uint ngroups) {
+// ---------------------------------------------------------------------------------------------
+// Scores
+
+const uint AC = 0u;                          // anomalous code words [w][j] (w: 16 tokens)
+const uint NC = AC + 4u * K_ANOM;            // stream words [gl][s]
+const uint AS = NC + 2u * STREAMS;           // anomalous (scale, min) half pairs [j][2]
+const uint NS = AS + 2u * K_ANOM;            // stream scales [s][2] (float bits)
+
+// The half at `index` of a buffer of halves, as its 16 bits.
+uint half_bits(uint word, uint index) { return (word >> (16u * (index & 1u))) & 0xffffu; }
+
+// Copies the key words and scales of groups g0 .. g0 + cg - 1 to the staging area.
+void stage_keys(uint h, uint g0, uint cg, uint groups) {
   uint lid = gl_LocalInvocationID.x;
+  [[unroll]] for (uint k = 0u; k < (4u * K_ANOM + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG, j = i / 4u, w = i % 4u;
+    if (i < 4u * K_ANOM && w < 2u * cg) stage[AC + w * K_ANOM + j] = ka_codes.data[(h * K_ANOM + j) * (2u * groups) + 2u * g0 + w];
+  }
+  [[unroll]] for (uint k = 0u; k < (2u * STREAMS + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG, s = i / 2u, gl = i % 2u;
+    if (i < 2u * STREAMS && gl < cg) {
+      uint sidx = (h * STREAMS + s) * groups + g0 + gl;
+      stage[NC + gl * STREAMS + s] = kn_codes.data[sidx];
+      stage[NS + i] = floatBitsToUint(half_at(kn_scales.data[sidx >> 1], sidx));
+    }
+  }
+  [[unroll]] for (uint k = 0u; k < (2u * K_ANOM + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG, j = i / 2u, gl = i % 2u;
+    if (i < 2u * K_ANOM && gl < cg) {
+      uint sidx = (h * K_ANOM + j) * groups + g0 + gl;
+      stage[AS + i] = half_bits(ka_scales.data[sidx >> 1], sidx) | (half_bits(ka_mins.data[sidx >> 1], sidx) << 16);
+    }
+  }
+}
+
+// A and B of the pass's indices i0 .. i0 + CP - 1 (anomalous channels, then streams) for every
+// (group, head) into big, the pass's part of C in CPARTS parts into part_sum. Invocation
+// (gl, r, part) takes the indices i = i0 + part (mod CPARTS).
+void fold_coefficients(uint cg, uint i0) {
+  uint lid = gl_LocalInvocationID.x;
+  uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
+  if (r < RATIO && gl < cg) {
+    float c = 0.0;
+    uint row = gl * COEF_STRIDE + r / 4u, e = r & 3u;
+    for (uint j = i0 + part; j < min(i0 + CP, K_ANOM); j += CPARTS) {
+      float q = qk[r * KS + j];
+      vec2 sm = unpackHalf2x16(stage[AS + 2u * j + gl]);
+      big[row + (j - i0) * RV][e] = q * sm.x;
+      c += q * sm.y;
+    }
+    for (uint i = max(i0, K_ANOM) + part; i < min(i0 + CP, KS); i += CPARTS) {
+      float ws = qk[r * KS + i] * uintBitsToFloat(stage[NS + 2u * (i - K_ANOM) + gl]);
+      big[row + (i - i0) * RV][e] = 2.0 * ws;
+      c -= ws;
+    }
+    part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = c;
+  }
+}
+
+// Adds the pass's terms (indices i0 .. i0 + CP - 1) of the chunk's token t = invocation to acc.
+void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
+  uint t = gl_LocalInvocationID.x, gl = t / G;
+  if (t >= CT || gl >= cg) return;
+  [[unroll]] for (uint v = 0u; v < RV; ++v)
+    [[unroll]] for (uint p = 0u; p < CPARTS; ++p) acc[v] += part_sum[(gl * CPARTS + p) * RV + v];
+  uint shift2 = 2u * (t & 15u), bit = t & 31u;
+  uint ac = AC + (t / 16u) * K_ANOM, nc = NC + gl * STREAMS - K_ANOM;  // nc + i: stream i - K_ANOM
+  // big row of index i: base + i * RV
+  uint base = gl * COEF_STRIDE - i0 * RV;
+  uint end = min(i0 + CP, K_ANOM), j = i0;
+  // 4 indices per iteration, their loads written first: ACO then issues them together
+  for (; j + 4u <= end; j += 4u) {
+    uint w[4];
+    vec4 a[4 * RV];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[ac + j + u];
+    [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) a[u] = big[base + j * RV + u];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+      float code = float((w[u] >> shift2) & 3u);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += a[u * RV + v] * code;
+    }
+  }
+  for (; j < end; ++j) {
+    float code = float((stage[ac + j] >> shift2) & 3u);
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + j * RV + v] * code;
+  }
+  end = min(i0 + CP, KS);
+  uint i = max(i0, K_ANOM);
+  for (; i + 4u <= end; i += 4u) {
+    uint w[4];
+    vec4 b[4 * RV];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[nc + i + u];
+    [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) b[u] = big[base + i * RV + u];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+      float one = float((w[u] >> bit) & 1u);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += b[u * RV + v] * one;
+    }
+  }
+  for (; i < end; ++i) {
+    float one = float((stage[nc + i] >> bit) & 1u);
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + i * RV + v] * one;
+  }
+}
+
+// Scores of the split into scores[r * SPLIT + t]: per chunk, the keys staged once, then the
+// coefficients folded and applied CP indices at a time (bounded shared memory at any D and RATIO).
+void score_split(uint h, uint start, uint n) {
   uint groups = params.tokens / G;
-  uint sl = lid % 8u;
-  for (uint gl = lid / 8u; gl < ngroups; gl += SETS) {
-    uint g = start / G + gl;
-    float acc[4u * RATIO];
-    [[unroll]] for (uint i = 0u; i < 4u * RATIO; ++i) acc[i] = 0.0;
-    for (uint j = 0u; j < K_ANOM; ++j) {
-      uint w = (h * K_ANOM + j) * (2u * groups) + 2u * g, sidx = (h * K_ANOM + j) * groups + g;
-      uint lo = ka_codes.data[w], hi = ka_codes.data[w + 1u];
-      float s = half_at(ka_scales.data[sidx >> 1], sidx), mn = half_at(ka_mins.data[sidx >> 1], sidx);
-      [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-        float v = float(((m < 2u ? lo : hi) >> (2u * ((sl + 8u * m) & 15u))) & 3u) * s + mn;
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) acc[m * RATIO + r] += qk[r * KS + j] * v;
-      }
+  uint t = gl_LocalInvocationID.x;
+  for (uint c0 = 0u; c0 < n; c0 += CT) {
+    uint cg = min(CG, (n - c0) / G);
+    barrier();  // the previous chunk's readers of stage, big and part_sum are done
+    stage_keys(h, (start + c0) / G, cg, groups);
+    vec4 acc[RV];
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] = vec4(0.0);
+    for (uint i0 = 0u; i0 < KS; i0 += CP) {
+      barrier();  // the staged keys are in; the previous pass's readers of big are done
+      fold_coefficients(cg, i0);
+      barrier();
+      score_pass(cg, i0, acc);
     }
-    for (uint j = 0u; j < STREAMS; ++j) {
-      uint sidx = (h * STREAMS + j) * groups + g;
-      uint w = kn_codes.data[sidx];
-      uint sbits = floatBitsToUint(half_at(kn_scales.data[sidx >> 1], sidx));
-      [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-        // bit 1 decodes to +s, bit 0 to -s: flip the sign bit of s
-        float v = uintBitsToFloat(sbits ^ ((((w >> (sl + 8u * m)) & 1u) ^ 1u) << 31));
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) acc[m * RATIO + r] += qk[r * KS + K_ANOM + j] * v;
-      }
-    }
-    [[unroll]] for (uint m = 0u; m < 4u; ++m)
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + gl * G + sl + 8u * m] = acc[m * RATIO + r];
-  }
-}
-
-// 1.58-bit values of `count` groups from g_first (of `groups`) of the trit tensor, weights from
-// p_at(part_slots, r, first_slot + gl * 32 + t). Invocation L owns the TC channels TC * L + j: their TC x 32 trits
-// are exactly the 32 TC / 5 bytes from byte 32 TC L / 5 of the (head, group) block, so the byte
-// and digit of every (token, channel) is a constant of the unrolled loops. Digits d = code + 1:
-// the value is d * s - s.
-void trit_values(bool part_slots, uint first_slot, uint h, uint g_first, uint count, uint groups) {
-  uint L = gl_LocalInvocationID.x;
-  uint last_word = v_codes.data.length() - 1u;
-  uint busy = L < (DIM + TC - 1u) / TC ? count : 0u;
-  for (uint gl = 0u; gl < busy; ++gl) {
-    uint g = g_first + gl;
-    uint b0 = (h * groups + g) * trit_block_bytes(DIM, G) + 32u * TC / 5u * L;
-    uint sh = 8u * (b0 & 3u);  // blocks of D = 64 or 256 need not start on a word
-    uint w[TW + 1u], a[TW];
-    [[unroll]] for (uint i = 0u; i <= TW; ++i) w[i] = v_codes.data[min((b0 >> 2) + i, last_word)];
-    [[unroll]] for (uint i = 0u; i < TW; ++i) a[i] = sh == 0u ? w[i] : (w[i] >> sh) | (w[i + 1u] << (32u - sh));
-    float sc[TC];
-    [[unroll]] for (uint j = 0u; j < TC; ++j) {
-      uint sidx = (h * DIM + min(TC * L + j, DIM - 1u)) * groups + g;
-      sc[j] = half_at(v_scales.data[sidx >> 1], sidx);
-    }
-    for (uint t = 0u; t < G; ++t) {
-      float p[RATIO];
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) p[r] = p_at(part_slots, r, first_slot + gl * G + t);
-      [[unroll]] for (uint j = 0u; j < TC; ++j) {
-        uint u = j * G + t;  // trit index within the invocation's bytes
-        uint byte_value = (a[u / 20u] >> (8u * ((u / 5u) & 3u))) & 255u;
-        float v = float(trit_digit(byte_value, u % 5u)) * sc[j] - sc[j];
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) accum[j * RATIO + r] += p[r] * v;
-      }
+    if (t < CT && t / G < cg) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + c0 + t] = acc[r / 4u][r & 3u];
     }
   }
 }
 
-// 2-bit per-channel values of `count` groups from g_first (of `groups`): the protected part of
-// an STP segment (h_*, channels owned as in trit_values) or a 2-bit segment (v_*, invocation L
-// owning channels L * VPL + i). Each channel's code words of a group stay in registers.
-void b2_channel_values(bool protected_part, uint first_slot, uint h, uint g_first, uint count, uint groups) {
-  uint L = gl_LocalInvocationID.x;
-  uint owners = protected_part ? (DIM + TC - 1u) / TC : DIM / VPL;
-  uint busy = L < owners ? count : 0u;
-  for (uint gl = 0u; gl < busy; ++gl) {
-    uint g = g_first + gl;
-    uint w0[OWNED], w1[OWNED];
-    float sc[OWNED], mn[OWNED];
-    [[unroll]] for (uint i = 0u; i < OWNED; ++i) {
-      uint c = min(L * OWNED + i, DIM - 1u);
-      uint row = h * DIM + c, sidx = row * groups + g;
+// ---------------------------------------------------------------------------------------------
+// Values
+
+// p of the chunk's groups into pw (token-major, zero rows around each group) and their sums into
+// part_sum. Group gl's 32 weights of head r are p_source(r, slot0 + 32 gl + t): scores of the
+// split's tokens, or STP part slots (big). Invocation (gl, r, part) writes 8 rows.
+void stage_weights(bool part_slots, uint slot0, uint cg) {
+  uint lid = gl_LocalInvocationID.x;
+  uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
+  const uint ROWS = G / CPARTS;
+  if (r < RP && gl < CG) {
+    float sum = 0.0;
+    [[unroll]] for (uint k = 0u; k < ROWS; ++k) {
+      uint t = part * ROWS + k, slot = slot0 + gl * G + t;
+      float p = 0.0;
+      if (r < RATIO && gl < cg) {
+        if (part_slots) {
+          uint i = r * PART_SLOTS + slot;
+          p = big[i / 4u][i & 3u];
+        } else {
+          p = scores[r * SPLIT + slot];
+        }
+      }
+      pw_set(gl * PROWS + 4u + t, r, p);
+      sum += p;
+    }
+    // the zero rows: 4 before and 8 after the group (CPARTS is 4)
+    pw_set(gl * PROWS + part, r, 0.0);
+    pw_set(gl * PROWS + G + 4u + part, r, 0.0);
+    pw_set(gl * PROWS + G + 8u + part, r, 0.0);
+    part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = sum;
+  }
+}
+
+vec4 group_sum(uint gl, uint v) {
+  vec4 s = vec4(0.0);
+  [[unroll]] for (uint p = 0u; p < CPARTS; ++p) s += part_sum[(gl * CPARTS + p) * RV + v];
+  return s;
+}
+
+// Trits of groups g0 .. g0 + cg - 1 (of `groups`) of head h: the bytes from the chunk's first
+// block (word aligned down, 3 words of slack for the last channel's over-read) and the scales.
+const uint TS = (CG * BB + 3u) / 4u + 3u;    // first scale word of the trit stage
+void stage_trits(uint h, uint g0, uint cg, uint groups) {
+  uint lid = gl_LocalInvocationID.x;
+  uint b0 = (h * groups + g0) * BB, w0 = b0 / 4u;
+  uint last = v_codes.data.length() - 1u;
+  [[unroll]] for (uint k = 0u; k < (TS + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG;
+    if (i < TS) stage[i] = v_codes.data[min(w0 + i, last)];
+  }
+  [[unroll]] for (uint k = 0u; k < (DIM * CG + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG, c = i / CG, gl = i % CG;
+    if (i < DIM * CG && gl < cg) {
+      uint sidx = (h * DIM + c) * groups + g0 + gl;
+      stage[TS + i] = floatBitsToUint(half_at(v_scales.data[sidx >> 1], sidx));
+    }
+  }
+}
+
+// 2-bit per-channel codes, scales and mins of groups g0 .. g0 + cg - 1: [c][gl] x 2 words, then
+// [c][gl] (scale, min) half pairs. protected_part: the STP protected part (h_*), else v_*.
+void stage_b2_channel(bool protected_part, uint h, uint g0, uint cg, uint groups) {
+  uint lid = gl_LocalInvocationID.x;
+  [[unroll]] for (uint k = 0u; k < (DIM * CG + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG, c = i / CG, gl = i % CG;
+    if (i < DIM * CG && gl < cg) {
+      uint sidx = (h * DIM + c) * groups + g0 + gl;
       if (protected_part) {
-        w0[i] = h_codes.data[2u * sidx];
-        w1[i] = h_codes.data[2u * sidx + 1u];
-        sc[i] = half_at(h_scales.data[sidx >> 1], sidx);
-        mn[i] = half_at(h_mins.data[sidx >> 1], sidx);
+        stage[2u * i] = h_codes.data[2u * sidx];
+        stage[2u * i + 1u] = h_codes.data[2u * sidx + 1u];
+        stage[2u * DIM * CG + i] = half_bits(h_scales.data[sidx >> 1], sidx) | (half_bits(h_mins.data[sidx >> 1], sidx) << 16);
       } else {
-        w0[i] = v_codes.data[2u * sidx];
-        w1[i] = v_codes.data[2u * sidx + 1u];
-        sc[i] = half_at(v_scales.data[sidx >> 1], sidx);
-        mn[i] = half_at(v_mins.data[sidx >> 1], sidx);
-      }
-    }
-    for (uint t = 0u; t < G; ++t) {
-      float p[RATIO];
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) p[r] = p_at(protected_part, r, first_slot + gl * G + t);
-      [[unroll]] for (uint i = 0u; i < OWNED; ++i) {
-        float v = float(((t < 16u ? w0[i] : w1[i]) >> (2u * (t & 15u))) & 3u) * sc[i] + mn[i];
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) accum[i * RATIO + r] += p[r] * v;
+        stage[2u * i] = v_codes.data[2u * sidx];
+        stage[2u * i + 1u] = v_codes.data[2u * sidx + 1u];
+        stage[2u * DIM * CG + i] = half_bits(v_scales.data[sidx >> 1], sidx) | (half_bits(v_mins.data[sidx >> 1], sidx) << 16);
       }
     }
   }
 }
 
-// 2-bit per-token values (KIVI): one invocation per channel (strided), a plain loop over tokens.
-void b2_token_values(uint h, uint start, uint n) {
-  uint T = params.tokens;
-  [[unroll]] for (uint i = 0u; i < CPL; ++i) {
-    uint c = min(gl_LocalInvocationID.x + i * WG, DIM - 1u);
-    for (uint t = 0u; t < n; ++t) {
-      uint row = h * T + start + t;
-      uint code = (v_codes.data[row * (DIM / 16u) + c / 16u] >> (2u * (c & 15u))) & 3u;
-      uint sidx = row * (DIM / G) + c / G;
-      float v = float(code) * half_at(v_scales.data[sidx >> 1], sidx) + half_at(v_mins.data[sidx >> 1], sidx);
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) accum[i * RATIO + r] += scores[r * SPLIT + t] * v;
+// KIVI: the chunk's tokens' code rows [t][D/16], then (scale, min) half pairs [t][D/32].
+const uint KIVI_SC = CT * DIM / 16u;
+void stage_kivi(uint h, uint t0, uint ct) {
+  uint lid = gl_LocalInvocationID.x;
+  uint row0 = h * params.tokens + t0;
+  [[unroll]] for (uint k = 0u; k < (CT * DIM / 16u + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG;
+    if (i < ct * (DIM / 16u)) stage[i] = v_codes.data[row0 * (DIM / 16u) + i];
+  }
+  [[unroll]] for (uint k = 0u; k < (CT * DIM / 32u + WG - 1u) / WG; ++k) {
+    uint i = lid + k * WG;
+    if (i < ct * (DIM / 32u)) {
+      uint sidx = row0 * (DIM / 32u) + i;
+      stage[KIVI_SC + i] = half_bits(v_scales.data[sidx >> 1], sidx) | (half_bits(v_mins.data[sidx >> 1], sidx) << 16);
     }
   }
 }
 
-// STP: after the split's softmax, moves each token's p to its part slot. The split's tokens of
-// each part have contiguous part indices (both parts keep sequence order), from which the part
+vec4 accum[OWN * RV];  // accum[i * RV + v]: heads 4v .. 4v + 3 of owned channel i
+
+// Adds the staged trit groups to the accumulators: channel c's 32 trits of group gl are digits
+// phase .. phase + 31 (phase = 32 c mod 5, up to 4) of the 8 bytes from byte 32 c / 5 of its
+// block; digit d of byte k is token 5 k + d - phase (-4 .. 39), whose row lies within the group's
+// zero-padded rows.
+void trit_chunk(uint b0, uint cg) {
+  uint L = gl_LocalInvocationID.x;
+  uint shift = b0 & 3u;
+  for (uint gl = 0u; gl < cg; ++gl) {
+    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+      uint c = L + i * WG;
+      uint first = gl * BB + shift + 32u * c / 5u;  // byte within the stage
+      uint phase = (32u * c) % 5u;
+      // the 8 bytes (within 3 words)
+      uint w0 = stage[first / 4u], w1 = stage[first / 4u + 1u], w2 = stage[first / 4u + 2u];
+      uint sh = 8u * (first & 3u);
+      uint lo = sh == 0u ? w0 : (w0 >> sh) | (w1 << (32u - sh));
+      uint hi = sh == 0u ? w1 : (w1 >> sh) | (w2 << (32u - sh));
+      uint rowbase = gl * PROWS + 4u - phase;
+      vec4 sum[RV];
+      [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
+      [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+        uint byte_value = ((k < 4u ? lo : hi) >> (8u * (k & 3u))) & 255u;
+        vec4 p[5u * RV];  // loads first: ACO then issues them together
+        [[unroll]] for (uint u = 0u; u < 5u * RV; ++u) p[u] = pw[(rowbase + 5u * k) * RV + u];
+        [[unroll]] for (uint d = 0u; d < 5u; ++d) {
+          float digit = float(trit_digit(byte_value, d));
+          [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += p[d * RV + v] * digit;
+        }
+      }
+      // value = (digit - 1) * s
+      float s = uintBitsToFloat(stage[TS + c * CG + gl]);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += s * (sum[v] - group_sum(gl, v));
+    }
+  }
+}
+
+void b2_channel_chunk(uint cg) {
+  uint L = gl_LocalInvocationID.x;
+  for (uint gl = 0u; gl < cg; ++gl) {
+    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+      uint c = L + i * WG, e = c * CG + gl;
+      uint w0 = stage[2u * e], w1 = stage[2u * e + 1u];
+      vec4 sum[RV];
+      [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
+      // 4 tokens per iteration, not 32: a fully unrolled loop has every p load hoisted (spills)
+      [[dont_unroll]] for (uint t0 = 0u; t0 < G; t0 += 4u) {
+        uint w = t0 < 16u ? w0 : w1;
+        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
+          float code = float((w >> (2u * ((t0 + k) & 15u))) & 3u);
+          [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += pw[(gl * PROWS + 4u + t0 + k) * RV + v] * code;
+        }
+      }
+      vec2 sm = unpackHalf2x16(stage[2u * DIM * CG + e]);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += sm.x * sum[v] + sm.y * group_sum(gl, v);
+    }
+  }
+}
+
+void kivi_chunk(uint cg) {
+  uint L = gl_LocalInvocationID.x;
+  for (uint gl = 0u; gl < cg; ++gl) {
+    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+      uint c = L + i * WG;
+      for (uint t = 0u; t < G; ++t) {
+        uint tc = gl * G + t;
+        float code = float((stage[tc * (DIM / 16u) + c / 16u] >> (2u * (c & 15u))) & 3u);
+        vec2 sm = unpackHalf2x16(stage[KIVI_SC + tc * (DIM / 32u) + c / 32u]);
+        float value = code * sm.x + sm.y;
+        [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += pw[(gl * PROWS + 4u + t) * RV + v] * value;
+      }
+    }
+  }
+}
+
+// Values of `count` groups from g_first of a per-channel tensor (trits, or 2-bit per channel:
+// v_* or STP's protected h_*) of `groups` groups, weights from slot first_slot + 32 gl + t.
+void channel_values(bool trits, bool protected_part, bool part_slots, uint first_slot, uint h, uint g_first,
+                    uint count, uint groups) {
+  for (uint gc = 0u; gc < count; gc += CG) {
+    uint cg = min(CG, count - gc);
+    barrier();  // the previous chunk's readers of stage and pw are done
+    if (trits) stage_trits(h, g_first + gc, cg, groups);
+    else stage_b2_channel(protected_part, h, g_first + gc, cg, groups);
+    stage_weights(part_slots, first_slot + gc * G, cg);
+    barrier();
+    if (trits) trit_chunk((h * groups + g_first + gc) * BB, cg);
+    else b2_channel_chunk(cg);
+  }
+}
+
+void kivi_values(uint h, uint start, uint n) {
+  for (uint c0 = 0u; c0 < n; c0 += CT) {
+    uint ct = min(CT, n - c0);
+    barrier();
+    stage_kivi(h, start + c0, ct);
+    stage_weights(false, c0, ct / G);
+    barrier();
+    kivi_chunk(ct / G);
+  }
+}
+
+// STP: after the split's softmax, moves each token's p to its part slot (big). The split's tokens
+// of each part have contiguous part indices (both parts keep sequence order), from which the part
 // groups the split touches follow; a part group at the split's edge is decoded by both
 // neighbouring splits, each with only its own tokens' weights (the other slots stay 0).
 void stp_values(uint h, uint start, uint n) {
@@ -206,18 +446,23 @@ void stp_values(uint h, uint start, uint n) {
   high_begin = min(high_begin, high_end);
   uint low_base = low_begin / G * G, high_base = high_begin / G * G;
   uint high_slot0 = (low_end - low_base + G - 1u) / G * G;
-  for (uint i = lid; i < RATIO * PART_SLOTS; i += WG) part_p[i] = 0.0;
+  barrier();  // big held the coefficients
+  for (uint i = lid; i < RATIO * PART_SLOTS; i += WG) big[i / 4u][i & 3u] = 0.0;
   barrier();
   for (uint t = lid; t < n; t += WG) {
     uint e = token_map.data[start + t];
     uint slot = (e >> 31) == 1u ? high_slot0 + (e & 0x7fffffffu) - high_base : e - low_base;
     slot = min(slot, PART_SLOTS - 1u);  // (a wrong map must not write out of bounds)
-    [[unroll]] for (uint r = 0u; r < RATIO; ++r) part_p[r * PART_SLOTS + slot] = scores[r * SPLIT + t];
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      uint i = r * PART_SLOTS + slot;
+      big[i / 4u][i & 3u] = scores[r * SPLIT + t];
+    }
   }
-  barrier();
-  if (low_end > low_begin) trit_values(true, 0u, h, low_base / G, (low_end - low_base + G - 1u) / G, (T - np) / G);
+  if (low_end > low_begin) {
+    channel_values(true, false, true, 0u, h, low_base / G, (low_end - low_base + G - 1u) / G, (T - np) / G);
+  }
   if (high_end > high_begin) {
-    b2_channel_values(true, high_slot0, h, high_base / G, (high_end - high_base + G - 1u) / G, np / G);
+    channel_values(false, true, true, high_slot0, h, high_base / G, (high_end - high_base + G - 1u) / G, np / G);
   }
 }
 
@@ -230,19 +475,18 @@ void main() {
   uint start = split * SPLIT;
   uint n = min(SPLIT, T - start);
 
-  for (uint i = lid; i < RATIO * KS; i += WG) qk[i] = prepared.data[h * RATIO * KS + i];
-  barrier();
-  score_split(h, start, n / G);
+  transform_query(h);
+  score_split(h, start, n);
   barrier();
   split_softmax(n);
 
-  [[unroll]] for (uint i = 0u; i < OWNED * RATIO; ++i) accum[i] = 0.0;
+  [[unroll]] for (uint i = 0u; i < OWN * RV; ++i) accum[i] = vec4(0.0);
   if (VALUE_MODE == 0u) {
-    trit_values(false, 0u, h, start / G, n / G, T / G);
+    channel_values(true, false, false, 0u, h, start / G, n / G, T / G);
   } else if (VALUE_MODE == 1u) {
-    b2_channel_values(false, 0u, h, start / G, n / G, T / G);
+    channel_values(false, false, false, 0u, h, start / G, n / G, T / G);
   } else if (VALUE_MODE == 2u) {
-    b2_token_values(h, start, n);
+    kivi_values(h, start, n);
   } else {
     stp_values(h, start, n);
   }
@@ -254,10 +498,6 @@ void main() {
       partials.data[o] = stat_m[r];
       partials.data[o + 1u] = stat_l[r];
     }
-    [[unroll]] for (uint i = 0u; i < OWNED; ++i) {
-      uint c = VALUE_MODE == 2u ? lid + i * WG : lid * OWNED + i;
-      bool owner = VALUE_MODE == 2u || lid < (TRIT_OWNERS ? (DIM + TC - 1u) / TC : DIM / VPL);
-      if (owner && c < DIM) partials.data[o + 2u + c] = accum[i * RATIO + r];
-    }
+    [[unroll]] for (uint i = 0u; i < OWN; ++i) partials.data[o + 2u + lid + i * WG] = accum[i * RV + r / 4u][r & 3u];
   }
 }

@@ -121,6 +121,61 @@ std::string case_name(const VidkvCase& c) {
 INSTANTIATE_TEST_SUITE_P(Configurations, GpuAttentionVidkv, ::testing::ValuesIn(vidkv_cases()),
                          [](const auto& info) { return case_name(info.param); });
 
+// The portable kernel (what GPUs run) at every head dim, GQA 1 to 8, every value format and key
+// variant, with splits that end inside a group chunk, at the segment's end or past it; outputs and
+// scratch poisoned (0xff: NaN) first.
+struct PortableCase {
+  VidkvCase c;
+  uint32_t split;
+};
+
+class GpuAttentionPortable : public VulkanTest, public ::testing::WithParamInterface<PortableCase> {};
+
+TEST_P(GpuAttentionPortable, MatchesReference) {
+  const VidkvCase c = GetParam().c;
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  const AttentionGeometry g{c.kv_heads, c.kv_heads * c.ratio, c.dim};
+  const KvData kv = random_kv(c.kv_heads, c.tokens, c.dim, seed);
+  const auto q = realistic_query(kv.keys, c.tokens, c.kv_heads, g.q_heads, c.dim, seed + 13);
+  const uint32_t quantized = c.tokens / 32 * 32, residual = c.tokens - quantized;
+  std::vector<Segment> segs;
+  segs.push_back(quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys), value_spec(c.values), {}));
+  std::vector<AttentionSegment> host;
+  for (const auto& s : segs) host.push_back(host_segment(s));
+  const auto rk = token_slice(kv.keys, quantized, residual, c.kv_heads, c.dim);
+  const auto rv = token_slice(kv.values, quantized, residual, c.kv_heads, c.dim);
+  const auto ref = reference::attention_layer(q, g.q_heads, host, rk, rv, residual, c.kv_heads, c.dim);
+  GpuAttention gpu(ctx);
+  gpu.set_portable(true);
+  gpu.set_split_tokens(GetParam().split);
+  gpu.set_poison(0xff);
+  const double error = attention_error(gpu.vidkv_host(g, q, host, rk, rv, residual), ref, c.dim);
+  RecordProperty("relative_error", std::to_string(error));
+  EXPECT_LT(error, 1e-3);
+}
+
+std::vector<PortableCase> portable_cases() {
+  std::vector<PortableCase> cases;
+  for (uint32_t dim : {64u, 128u, 256u})
+    for (uint32_t ratio : {1u, 7u, 8u})
+      for (const char* values : {"v1.58", "v2", "kivi"}) cases.push_back({{"k1.5", values, 1, ratio, dim, 480}, 256});
+  // splits: 64 (one chunk), 192 (a chunk and a half-chunk... of the 416 quantized tokens), 1024 (past the end)
+  for (uint32_t split : {64u, 192u, 1024u}) {
+    cases.push_back({{"k1.5", "v1.58", 2, 4, 128, 416 + 7}, split});
+    cases.push_back({{"k1.5", "v2", 2, 4, 128, 416 + 7}, split});
+    cases.push_back({{"k1.5", "kivi", 2, 4, 128, 416 + 7}, split});
+  }
+  for (const char* keys : {"k1.5full", "k2", "k1", "k1.5layer"})
+    for (uint32_t dim : {64u, 256u}) cases.push_back({{keys, "v1.58", 2, 7, dim, 352}, 128});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Configurations, GpuAttentionPortable, ::testing::ValuesIn(portable_cases()),
+                         [](const auto& info) {
+                           return case_name(info.param.c) + "_s" + std::to_string(info.param.split);
+                         });
+
 using GpuAttentionLayer = VulkanTest;
 
 // A layer of three quantized segments (the prefill, then two appended blocks quantized later with
@@ -219,6 +274,31 @@ TEST_F(GpuAttentionLayer, SplitSizesAgree) {
       EXPECT_LT(attention_error(gpu.vidkv_host(g, q, host, rk, rv, T - quantized), ref, D), 1e-3)
           << (portable ? "portable" : "default") << " path, split " << split;
     }
+  }
+}
+
+// The portable kernel's shared memory grows with the split, the GQA ratio and the key indices
+// (here ~61 KB: splits of 1024, 8 query heads per KV head, D 256 with a full spectrum): a device
+// with less refuses before recording anything, naming shared memory; one with more computes it.
+TEST_F(GpuAttentionLayer, PortableSharedMemoryIsCheckedFirst) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  const uint32_t H = 1, D = 256, ratio = 8, T = 1024;
+  const AttentionGeometry g{H, H * ratio, D};
+  const KvData kv = random_kv(H, T, D, seed);
+  const auto q = realistic_query(kv.keys, T, H, g.q_heads, D, seed + 17);
+  const Segment s = quantize_segment(kv, 0, T, H, D, key_spec("k1.5full"), value_spec("v1.58"), {});
+  const std::vector<AttentionSegment> host{host_segment(s)};
+  GpuAttention gpu(ctx);
+  gpu.set_portable(true);
+  gpu.set_split_tokens(1024);
+  try {
+    const auto out = gpu.vidkv_host(g, q, host, {}, {}, 0);
+    EXPECT_LT(attention_error(out, reference::attention_layer(q, g.q_heads, host, {}, {}, 0, H, D), D), 1e-3);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::invalid_argument) << e.what();
+    EXPECT_NE(std::string(e.what()).find("shared memory"), std::string::npos) << e.what();
+    EXPECT_LT(ctx->info().max_shared_memory, 64u * 1024) << e.what();
   }
 }
 

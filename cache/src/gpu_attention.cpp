@@ -24,8 +24,10 @@ struct Fp16Push {
 };
 struct VidkvPush {
   uint32_t kv_heads, tokens, slot_base, protected_tokens;
+  float scale;  // the portable shader transforms the query itself; the sg8 one ignores it
 };
-constexpr uint32_t kVidkvBindings = 14;
+constexpr uint32_t kVidkvBindings = 14;          // attention_vidkv_sg8.comp
+constexpr uint32_t kVidkvPortableBindings = 15;  // attention_vidkv.comp: + the channel table
 struct ReducePush {
   uint32_t q_heads, slots;
 };
@@ -173,11 +175,21 @@ uint64_t GpuAttention::shared_common(uint32_t ratio) const {
   return 4ull * ratio * (split_tokens() + gpu::kWorkgroupSize + 2);
 }
 
-// Shared memory of attention_vidkv.comp (portable) for one segment: the prepared query and the
-// common parts, and an STP segment's weights by part slot (split + 96 slots per query head).
-uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t query_floats, bool stp) const {
-  const uint64_t parts = stp ? 4ull * ratio * (split_tokens() + 3 * kGroup) : 0;
-  return shared_common(ratio) + 4ull * ratio * std::max(query_floats, 1u) + parts;
+// Shared memory of attention_vidkv.comp (portable) for one segment in value mode `mode`: the
+// common parts and the shader's own arrays, sized as its constants size them (CG = 2 groups per
+// chunk, CP = 64 key indices per pass, heads padded to vec4s).
+uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode) const {
+  const uint64_t wg = gpu::kWorkgroupSize, cg = 2, ct = cg * kGroup, ks = k + streams, normal = dim - k;
+  const uint64_t rv = (ratio + 3) / 4, cparts = wg / (cg * 8), block = (dim * kGroup + 4) / 5;
+  const uint64_t st_query = ratio * normal + 2 * normal, st_keys = 6 * k + 4 * streams;
+  const uint64_t st_trits = (cg * block + 3) / 4 + 3 + dim * cg, st_b2 = 3 * dim * cg;
+  const uint64_t st_kivi = ct * dim / 16 + ct * dim / 32;
+  const uint64_t st_v = mode == 0 ? st_trits : mode == 1 ? st_b2 : mode == 2 ? st_kivi : std::max(st_trits, st_b2);
+  const uint64_t stage = std::max({st_query, st_keys, st_v});
+  const uint64_t big = std::max<uint64_t>(cg * (64 * rv + 1),  // 64 key indices folded per pass
+                                          mode == 3 ? (uint64_t(ratio) * (split_tokens() + 3 * kGroup) + 3) / 4 : 1);
+  const uint64_t vec4s = big + cg * (kGroup + 12) * rv + cg * rv * cparts;
+  return shared_common(ratio) + 4 * (uint64_t(ratio) * std::max<uint64_t>(ks, 1) + stage) + 16 * vec4s;
 }
 
 // Tokens per split of one segment: split_, except for an STP segment on the subgroup-of-8 path,
@@ -252,8 +264,15 @@ rt::PipelineDesc GpuAttention::query_desc(const AttentionGeometry& g, const KeyS
 rt::PipelineDesc GpuAttention::vidkv_desc(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode,
                                           uint32_t split) const {
   const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
-  return gpu::pipeline(subgroup8_path() ? "attention_vidkv_sg8" : "attention_vidkv", {g.dim, ratio_of(g), split, k, S, mode},
-                       kVidkvBindings, sizeof(VidkvPush));
+  if (subgroup8_path()) {
+    return gpu::pipeline("attention_vidkv_sg8", {g.dim, ratio_of(g), split, k, S, mode}, kVidkvBindings,
+                         sizeof(VidkvPush));
+  }
+  // The portable shader transforms the query itself: it needs the spectrum layout and channel scope.
+  const uint32_t fft_full = ks.fft == FftLayout::full ? 1u : 0u;
+  const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
+  return gpu::pipeline("attention_vidkv", {g.dim, ratio_of(g), split, k, S, mode, fft_full, scope_layer},
+                       kVidkvPortableBindings, sizeof(VidkvPush));
 }
 
 void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
@@ -346,11 +365,9 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   const uint32_t k = anomalous_channel_count(ks, D), N = D - k, S = coefficient_streams(ks.fft, N);
   const uint32_t units = ks.scope == ChannelScope::layer ? 1 : H;
   uint64_t total = layer.residual.tokens;
-  bool any_stp = false;
   for (size_t i = 0; i < layer.segments.size(); ++i) {
     check_segment(g, layer, i);
     total += layer.segments[i].tokens;
-    any_stp |= value_mode(layer.values, layer.segments[i].protected_tokens) == 3;
   }
   if (total == 0) throw Error(ErrorCode::invalid_argument, "the KV cache is empty (no segment and no residual tokens)");
   check_fp16(g, layer.residual, "residual");
@@ -358,7 +375,10 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   check_view(partials, partial_bytes(g, layer), "partials");
   const bool sg8 = subgroup8_path();
   if (!sg8) {
-    check_shared_memory(shared_vidkv(ratio, k + S, any_stp), "attention_vidkv");
+    for (const QuantizedSegmentBuffers& seg : layer.segments) {
+      check_shared_memory(shared_vidkv(ratio, D, k, S, value_mode(layer.values, seg.protected_tokens)),
+                          "attention_vidkv");
+    }
     if (layer.residual.tokens > 0) check_shared_memory(shared_common(ratio) + 4ull * ratio * D, "attention_fp16");
   }
 
@@ -369,8 +389,10 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   const uint64_t prepared_at = prepared_offset(partials, slots.size);
   const rt::BufferView prepared{partials.buffer, prepared_at, std::max<uint64_t>(prepared_bytes(g, layer), 4)};
   uint32_t slot = 0;
-  if (!layer.segments.empty()) {
-    const float scale = scale_of(g);
+  const float scale = scale_of(g);
+  // The subgroup-of-8 shader reads a query transformed once by attention_query; the portable one
+  // transforms it inside each workgroup.
+  if (!layer.segments.empty() && sg8) {
     const rt::BufferView qviews[] = {q, layer.channels, prepared};
     pipelines_.get(query_desc(g, ks)).dispatch(cmd, qviews, &scale, g.q_heads);
     rt::compute_to_compute_barrier(cmd);
@@ -378,11 +400,12 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
     const uint32_t mode = value_mode(layer.values, seg.protected_tokens);
     const bool stp = mode == 3, trits = mode == 0 || (stp && seg.protected_tokens < seg.tokens);
-    const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0};
+    const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0, scale};
     const uint32_t split = segment_split(g, layer, seg), splits = (seg.tokens + split - 1) / split;
     const auto& pipeline = pipelines_.get(vidkv_desc(g, ks, mode, split));
     const bool mins = mode == 1 || mode == 2;
-    const rt::BufferView views[kVidkvBindings] = {prepared,
+    // the sg8 shader reads the transformed query (binding 0), the portable one q and the channels
+    const rt::BufferView views[kVidkvPortableBindings] = {sg8 ? prepared : q,
                                                   or_q(seg.key_anomalous.codes, k > 0),
                                                   or_q(seg.key_anomalous.scales, k > 0),
                                                   or_q(seg.key_anomalous.mins, k > 0),
@@ -395,8 +418,9 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
                                                   or_q(seg.values_high.codes, stp),
                                                   or_q(seg.values_high.scales, stp),
                                                   or_q(seg.values_high.mins, stp),
-                                                  or_q(seg.token_map, stp)};
-    pipeline.dispatch(cmd, views, &pc, splits, H);
+                                                  or_q(seg.token_map, stp),
+                                                  layer.channels};
+    pipeline.dispatch(cmd, std::span(views, sg8 ? kVidkvBindings : kVidkvPortableBindings), &pc, splits, H);
     slot += splits;
   }
   if (layer.residual.tokens > 0) {

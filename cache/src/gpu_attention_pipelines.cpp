@@ -40,7 +40,8 @@ std::vector<GpuAttention::PreparedPipeline> GpuAttention::prepare_pipelines(cons
   // Keys decide the query transform's and the attention's shape: k anomalous channels, S streams.
   const uint32_t k = anomalous_channel_count(keys, g.dim), S = coefficient_streams(keys.fft, g.dim - k);
   const std::string key_part = "k" + std::to_string(k) + " s" + std::to_string(S);
-  add("attention_query[" + key_part + "]", query_desc(g, keys));
+  // Only the subgroup-of-8 path transforms the query in a dispatch of its own.
+  if (subgroup8_path()) add("attention_query[" + key_part + "]", query_desc(g, keys));
   // An STP layer also holds segments without protected tokens (the residual's flushes).
   std::vector<uint32_t> modes = {value_mode(values, 1)};
   if (values == ValueFormat::ternary_stp) modes.push_back(value_mode(values, 0));

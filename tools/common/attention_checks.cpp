@@ -179,6 +179,11 @@ std::vector<AttentionCheckCase> attention_check_matrix() {
   add("k1.5", ValueFormat::ternary_trits, 2, 7, 128, 300, 1, true);
   add("k1.5full", ValueFormat::b2_channel, 2, 4, 64, 129, 1, true);
   add("k2", ValueFormat::b2_token, 1, 3, 128, 100, 1, true);
+  // attention_vidkv.comp at the edges of its geometry: D 256 with 8 query heads per KV head, one
+  // query head per KV head over two segments, KIVI at D 64 with a layer-wide channel list
+  add("k1.5", ValueFormat::ternary_trits, 1, 8, 256, 300, 1, true);
+  add("k1", ValueFormat::b2_channel, 2, 1, 256, 1000, 2, true);
+  add("k1.5layer", ValueFormat::b2_token, 1, 8, 64, 257, 1, true);
   return cases;
 }
 

@@ -180,7 +180,7 @@ class VIDKV_API GpuAttention {
   void check_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const char* what) const;
   void check_shared_memory(uint64_t bytes, const char* what) const;
   uint64_t shared_common(uint32_t ratio) const;
-  uint64_t shared_vidkv(uint32_t ratio, uint32_t query_floats, bool stp) const;
+  uint64_t shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode) const;
   void check_segment(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, size_t index) const;
   void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
                           const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);

@@ -1,0 +1,50 @@
+// The query of one decode step transformed inside attention_vidkv.comp (DESIGN section 5), as
+// attention_query.comp computes it for the subgroup-of-8 path: per query head, [scale * q_c for
+// the K_ANOM anomalous channels, then one weight per coefficient stream of the N normal channels].
+// With Q = DFT(scale * q_normal):
+//   half spectrum: w(Re X_f) = c_f Re(Q_f) / N, w(Im X_f) = c_f Im(Q_f) / N, c_f = 1 for DC and
+//     Nyquist, 2 otherwise;  full spectrum: w(Re X_f) = Re(Q_f) / N, w(Im X_f) = Im(Q_f) / N.
+// Every workgroup transforms its own RATIO heads (a few thousand multiply-adds against the split's
+// hundreds of thousands) so that no latency-bound dispatch of q_heads workgroups precedes the
+// attention. cos and sin of 2 pi k / N come from a table in the staging area, indexed by
+// (f n) mod N kept incrementally: the same angles attention_query.comp evaluates.
+// Needs: qk, stage (RATIO N + 2 N words), query, channels, params.scale, K_ANOM, STREAMS, KS,
+// NORMAL, FFT_FULL, SCOPE_LAYER.
+
+void transform_query(uint h) {
+  uint lid = gl_LocalInvocationID.x;
+  uint unit = SCOPE_LAYER == 1u ? 0u : h;
+  const uint TW = RATIO * NORMAL;  // twiddles (cos, sin) after the normal channels' q
+  for (uint i = lid; i < RATIO * DIM; i += WG) {
+    uint r = i / DIM, j = i % DIM;
+    float q = query.data[(h * RATIO + r) * DIM + channels.data[unit * DIM + j]] * params.scale;
+    if (j < K_ANOM) qk[r * KS + j] = q; else stage[r * NORMAL + j - K_ANOM] = floatBitsToUint(q);
+  }
+  for (uint k = lid; k < NORMAL; k += WG) {
+    float angle = 6.283185307179586 * float(k) / float(NORMAL);
+    stage[TW + 2u * k] = floatBitsToUint(cos(angle));
+    stage[TW + 2u * k + 1u] = floatBitsToUint(-sin(angle));
+  }
+  barrier();
+  // one invocation per (head, frequency bin): Re and Im of a bin share the loads and the angle
+  const uint BINS = FFT_FULL == 1u ? NORMAL : NORMAL / 2u + 1u;
+  for (uint i = lid; i < RATIO * BINS; i += WG) {
+    uint r = i / BINS, f = i % BINS;
+    float re = 0.0, im = 0.0;
+    uint k = 0u;  // (f n) mod N
+    for (uint n = 0u; n < NORMAL; ++n) {
+      float q = uintBitsToFloat(stage[r * NORMAL + n]);
+      re += q * uintBitsToFloat(stage[TW + 2u * k]);
+      im += q * uintBitsToFloat(stage[TW + 2u * k + 1u]);
+      k += f;
+      k = k >= NORMAL ? k - NORMAL : k;
+    }
+    float c = (FFT_FULL == 1u || f == 0u || 2u * f == NORMAL) ? 1.0 : 2.0;
+    // streams: full Re f = 2f, Im f = 2f + 1; half Re 0 = 0, Re f = 2f - 1, Im f = 2f (f >= 1)
+    uint s_re = FFT_FULL == 1u ? 2u * f : max(2u * f, 1u) - 1u;
+    uint s_im = FFT_FULL == 1u ? 2u * f + 1u : 2u * f;
+    if (s_re < STREAMS) qk[r * KS + K_ANOM + s_re] = c * re / float(NORMAL);
+    if ((FFT_FULL == 1u || f > 0u) && s_im < STREAMS) qk[r * KS + K_ANOM + s_im] = c * im / float(NORMAL);
+  }
+  barrier();
+}
