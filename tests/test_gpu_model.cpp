@@ -178,6 +178,49 @@ TEST(GpuModel, Fp16TripsFollowTheGeometry) {
   EXPECT_EQ(trips_of(s)[8], 4);
 }
 
+// The redesigned portable attention_vidkv (k1.5 keys: 64 anomalous channels, 64 half-spectrum
+// streams; trits) has 20 loops on gfx1100 and navi21: the query transform's 4, the score phase's 8
+// (chunks of 64 tokens, passes of 64 key indices, the fold and score loops of each half of them), the
+// softmax's 6, the value chunks and their groups. Trips by hand for a split of 256 tokens.
+TEST(GpuModel, VidkvTripsFollowTheGeometry) {
+  info::KernelShape s;  // D 128, ratio 7, split 256, k 64, streams 64, workgroup 64
+  std::vector<double> trips;
+  for (const info::LoopTrip& t : info::loop_trips("attention_vidkv[trits]", s)) trips.push_back(t.trips);
+  const double tree = 10.0 / 6;  // a tree over 64 entries x 7 heads: 4 + 2 + 1 + 1 + 1 + 1 trips in 6 steps
+  EXPECT_EQ(trips, (std::vector<double>{14, 1, 4, 64,  // 7 x 128 q / 64; twiddles; ceil(7 x 33 bins / 64); N
+                                        4, 2,          // 256 / 64 chunks; 128 key indices / 64
+                                        8, 8,          // fold: 16 of 4 lanes apart in one pass, none in the other
+                                        8, 0, 8, 0,    // score: 16 steps of 4 in one pass, no rest
+                                        4, 6, tree, 4, 6, tree,  // softmax
+                                        4, 2}));                 // 8 groups in chunks of 2
+  // Plain 2-bit keys (128 anomalous channels, no streams): no DFT loops; 2 bits per channel adds the
+  // owned-channel loop and the token loop.
+  s.anomalous = 128;
+  s.streams = 0;
+  const std::vector<info::LoopTrip> b2 = info::loop_trips("attention_vidkv[b2_channel]", s);
+  ASSERT_EQ(b2.size(), 20u);
+  EXPECT_EQ(b2[1].trips, 0);   // no twiddles
+  EXPECT_EQ(b2[4].trips, 16);  // fold: every pass is anomalous channels
+  EXPECT_EQ(b2[5].trips, 0);
+  EXPECT_EQ(b2[18].trips, 2);  // OWN = 128 / 64
+  EXPECT_EQ(b2[19].trips, 8);  // 32 tokens, 4 per step
+}
+
+TEST(GpuModel, KernelKeyNamesTheValueMode) {
+  rt::PipelineRecord r;
+  r.name = "attention_vidkv";
+  r.specialization = {64, 128, 7, 256, 64, 64, 0, 0, 0};  // portable: mode, then spectrum and scope
+  EXPECT_EQ(info::kernel_key(r), "attention_vidkv[trits]");
+  r.specialization = {64, 128, 7, 256, 64, 64, 3, 1, 1};
+  EXPECT_EQ(info::kernel_key(r), "attention_vidkv[stp]");
+  r.name = "attention_vidkv_sg8";
+  r.specialization = {64, 128, 7, 1024, 64, 64, 1};  // subgroup-of-8 shader: mode last
+  EXPECT_EQ(info::kernel_key(r), "attention_vidkv[b2_channel]");
+  r.name = "attention_fp16";
+  r.specialization = {64, 128, 7, 256, 1};
+  EXPECT_EQ(info::kernel_key(r), "attention_fp16");
+}
+
 TEST(GpuModel, StageOfDispatchesWithoutABarrierSharesTheGpu) {
   info::GpuSpec gpu{"test", "", 10, 1.0, 100, 2, 32, 0, false, 1, 1, 500, 50, 8, 4};
   info::DispatchTime a, b;

@@ -43,9 +43,10 @@ const std::vector<GpuSpec>& gpu_specs() {
 // code (vidkv-info --pipelines --dump-asm DIR), find the loops (a branch back to an earlier label)
 // and rewrite its rows: a different number of loops than rows is reported as an error, never
 // guessed.
-// attention_fp16 and attention_reduce: after the portable redesign (commit 829b2eb). The
-// attention_vidkv / attention_query rows: the kernels before their redesign, with the softmax rows
-// of the redesigned attention.glsl that they include.
+// attention_fp16, attention_reduce (portable redesign, commit 829b2eb) and attention_vidkv (its
+// redesign, merge 6484935: the query transformed inside the kernel, keys and values staged per
+// 64-token chunk). attention_query: the subgroup-of-8 path's query transform (not created on a GPU
+// any more; kept for its captured fixture).
 // ---------------------------------------------------------------------------------------------
 namespace {
 
@@ -80,14 +81,53 @@ void softmax_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   tree_rows(t, s, "attention_tree (sum): cur > 1, cur = ceil(cur / 2)", entries);
 }
 
-// attention_vidkv.comp up to the value phase: the prepared query into shared memory, score_split.
+// attention_vidkv.comp (portable, after its redesign) up to the value phase: transform_query
+// (attention_vidkv_query.glsl), score_split in chunks of CT = 64 tokens, each in passes of CP = 64
+// key indices (anomalous channels, then streams), the softmax.
 void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
-  const double ks = s.anomalous + s.streams, groups = s.tokens / 32.0, sets = s.workgroup / 8.0;
-  t.push_back({"qk[] <- prepared, i += WG over RATIO * KS", ceil_div(s.ratio * ks, s.workgroup)});
-  t.push_back({"score_split: groups, gl += SETS", ceil_div(groups, sets)});
-  if (s.anomalous > 0) t.push_back({"  anomalous channels j < K_ANOM", double(s.anomalous)});
-  if (s.streams > 0) t.push_back({"  coefficient streams j < STREAMS", double(s.streams)});
+  const double ks = s.anomalous + s.streams, normal = s.dim - s.anomalous, cp = 64, ct = 64;
+  const double cparts = s.workgroup / 16.0;  // WG / (CG x 8) invocations per (group, head)
+  // A pass's share of [lo, hi) of the key indices, averaged over the passes: the fold loops
+  // (CPARTS apart; lane 0's part), the score loops of 4 indices and their remainders.
+  const double passes = ceil_div(ks, cp);
+  auto per_pass = [&](double lo, double hi, int what) {
+    double sum = 0;
+    for (double i0 = 0; i0 < ks; i0 += cp) {
+      const double begin = std::max(i0, lo), len = std::max(0.0, std::min(i0 + cp, hi) - begin);
+      sum += what == 0 ? ceil_div(len, cparts) : what == 1 ? std::floor(len / 4) : std::fmod(len, 4);
+    }
+    return passes > 0 ? sum / passes : 0;
+  };
+  // Bins of the query's DFT: N (full spectrum, 2N streams) or N / 2 + 1 (half, N streams).
+  const double bins = s.streams >= 2 * normal ? normal : std::floor(normal / 2) + 1;
+  t.push_back({"transform_query: q, i = lid; i < RATIO * DIM; i += WG", ceil_div(s.ratio * s.dim, s.workgroup)});
+  t.push_back({"transform_query: twiddles, k = lid; k < N; k += WG", ceil_div(normal, s.workgroup)});
+  if (normal > 0) {
+    t.push_back({"transform_query: (head, bin), i = lid; i < RATIO * BINS; i += WG", ceil_div(s.ratio * bins, s.workgroup)});
+    t.push_back({"  DFT sum, n < N", normal});
+  }
+  t.push_back({"score_split: chunks, c0 < n; c0 += CT", ceil_div(s.tokens, ct)});
+  t.push_back({"  passes, i0 < KS; i0 += CP", passes});
+  t.push_back({"    fold_coefficients: anomalous, j += CPARTS", per_pass(0, s.anomalous, 0)});
+  t.push_back({"    fold_coefficients: streams, i += CPARTS", per_pass(s.anomalous, ks, 0)});
+  t.push_back({"    score_pass: anomalous, 4 per step", per_pass(0, s.anomalous, 1)});
+  t.push_back({"    score_pass: anomalous, the rest", per_pass(0, s.anomalous, 2)});
+  t.push_back({"    score_pass: streams, 4 per step", per_pass(s.anomalous, ks, 1)});
+  t.push_back({"    score_pass: streams, the rest", per_pass(s.anomalous, ks, 2)});
   softmax_rows(t, s);
+}
+
+// channel_values over `count` groups: chunks of CG = 2 groups, the chunk's groups (trit_chunk /
+// b2_channel_chunk), and for 2 bits per channel ACO's loop over the OWN channels of an invocation
+// (kept: it holds the [[dont_unroll]] token loop) and that loop, 4 of the group's 32 tokens per step.
+void channel_value_rows(std::vector<LoopTrip>& t, const KernelShape& s, const char* what, double count, bool b2) {
+  const double chunks = ceil_div(count, 2);
+  t.push_back({what, chunks});
+  t.push_back({"  groups of the chunk, gl < cg", chunks > 0 ? count / chunks : 0});
+  if (b2) {
+    t.push_back({"    owned channels, i < DIM / WG", s.dim / double(s.workgroup)});
+    t.push_back({"      tokens of the group, t0 < 32; t0 += 4", 8});
+  }
 }
 
 }  // namespace
@@ -119,26 +159,24 @@ std::vector<LoopTrip> loop_trips(const std::string& kernel, const KernelShape& s
     // (the sum over the LANES slot lanes is unrolled)
   } else if (kernel == "attention_vidkv[trits]") {
     vidkv_score_rows(t, s);
-    t.push_back({"trit_values: groups of the split", groups});
-    t.push_back({"  tokens of a group", 32});
+    channel_value_rows(t, s, "channel_values (trits): chunks of 2 groups", groups, false);
   } else if (kernel == "attention_vidkv[b2_channel]") {
     vidkv_score_rows(t, s);
-    t.push_back({"b2_channel_values: groups of the split", groups});
-    t.push_back({"  tokens of a group", 32});
+    channel_value_rows(t, s, "channel_values (2 bits per channel): chunks of 2 groups", groups, true);
   } else if (kernel == "attention_vidkv[b2_token]") {
     vidkv_score_rows(t, s);
-    t.push_back({"b2_token_values: channels per invocation (CPL)", ceil_div(s.dim, s.workgroup)});
-    t.push_back({"  tokens of the split", double(s.tokens)});
+    t.push_back({"kivi_values: chunks, c0 < n; c0 += CT", ceil_div(s.tokens, 64)});
+    t.push_back({"  kivi_chunk: groups of the chunk", groups / std::max(1.0, ceil_div(groups, 2))});
+    t.push_back({"    owned channels, i < DIM / WG", s.dim / double(s.workgroup)});
+    t.push_back({"      tokens of the group, t < 32", 32});
   } else if (kernel == "attention_vidkv[stp]") {
     // The part groups a split touches: its tokens of each part, plus one group at each edge.
     const double high = std::ceil(s.tokens * s.protected_fraction / 32.0) + 1, low = std::ceil(groups * (1 - s.protected_fraction)) + 1;
     vidkv_score_rows(t, s);
-    t.push_back({"stp_values: clear part_p, i += WG", ceil_div(s.ratio * (s.split + 96.0), s.workgroup)});
+    t.push_back({"stp_values: clear the part slots, i += WG over RATIO * (SPLIT + 96)", ceil_div(s.ratio * (s.split + 96.0), s.workgroup)});
     t.push_back({"stp_values: tokens to part slots, t += WG", ceil_div(s.tokens, s.workgroup)});
-    t.push_back({"trit_values (other tokens): part groups", low});
-    t.push_back({"  tokens of a group", 32});
-    t.push_back({"b2_channel_values (protected): part groups", high});
-    t.push_back({"  tokens of a group", 32});
+    channel_value_rows(t, s, "channel_values (trits, other tokens): chunks of 2 part groups", low, false);
+    channel_value_rows(t, s, "channel_values (2 bits, protected): chunks of 2 part groups", high, true);
   } else {
     throw Error(ErrorCode::invalid_argument, "model: no loop table for " + kernel);
   }
@@ -150,8 +188,11 @@ std::string kernel_key(const rt::PipelineRecord& record) {
   const size_t sg8 = name.find("_sg8");
   if (sg8 != std::string::npos) name.erase(sg8, 4);
   if (name != "attention_vidkv" || record.specialization.empty()) return name;
+  // vidkv_desc: workgroup size, D, ratio, split, k, streams, mode (then, portable shader only, the
+  // spectrum layout and the channel scope).
   static const char* modes[] = {"trits", "b2_channel", "b2_token", "stp"};
-  const uint32_t mode = record.specialization.back();
+  if (record.specialization.size() < 7) return name + "[?]";
+  const uint32_t mode = record.specialization[6];
   return name + "[" + (mode < 4 ? modes[mode] : "?") + "]";
 }
 
@@ -412,15 +453,12 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
 
   const CacheSettings settings = preset("k1.5-v1.58");
   const uint32_t D = g.dim;
-  const uint32_t k_anom = anomalous_channel_count(settings.keys, D);
-  const uint32_t streams = coefficient_streams(settings.keys.fft, D - k_anom);
   const double fp16_token_bytes = 2.0 * g.kv_heads * D * 2;  // K and V halves per token
   const Kernel& f16 = find_kernel(kernels, "attention_fp16", "fp16");
   const Kernel& reduce = find_kernel(kernels, "attention_reduce", "fp16");
-  const Kernel& query = find_kernel(kernels, "attention_query", settings.name);
   const Kernel& trits = find_kernel(kernels, "attention_vidkv[trits]", settings.name);
   const Kernel& residual = find_kernel(kernels, "attention_fp16", settings.name);
-  const double split = shape_of(trits).split, ratio = double(g.q_heads) / g.kv_heads;
+  const double split = shape_of(trits).split;
   const double reduce_groups = double(g.q_heads) * (D / 32);  // GpuAttention::record_reduce
 
   for (const GpuSpec& gpu : gpu_specs()) {
@@ -432,7 +470,9 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
           split_dispatch(gpu, f16, "attention_fp16", g, tokens, tokens * fp16_token_bytes + partial_bytes(g, fp16_slots)),
           head_dispatch(gpu, reduce, "attention_reduce", reduce_groups, fp16_slots,
                         partial_bytes(g, fp16_slots) + g.q_heads * D * 4.0)};
-      // k1.5-v1.58: the query transform, the packed segment of tokens - 128, the fp16 residual, the reduction.
+      // k1.5-v1.58: the packed segment of tokens - 128 (each workgroup transforms its query heads
+      // itself: the portable path has no attention_query dispatch) and, with no barrier between them,
+      // the fp16 residual; then the reduction.
       const uint32_t quantized = tokens - kResidual;
       const StorageBreakdown keys = settings_key_storage(settings, {g.kv_heads, quantized, D});
       const StorageBreakdown values = settings_value_storage(settings, {g.kv_heads, quantized, D});
@@ -440,10 +480,8 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
       const double splits = std::ceil(quantized / split);
       const uint32_t slots = uint32_t(splits) + 1;
       const std::vector<DispatchWork> step = {
-          head_dispatch(gpu, query, "attention_query", g.q_heads, 0,
-                        g.q_heads * D * 4.0 + g.kv_heads * D * 4.0 + g.q_heads * (k_anom + streams) * 4.0),
           split_dispatch(gpu, trits, "attention_vidkv[trits]", g, quantized,
-                         packed + partial_bytes(g, splits) + splits * g.kv_heads * ratio * (k_anom + streams) * 4.0),
+                         packed + partial_bytes(g, splits) + splits * (g.q_heads + g.kv_heads) * D * 4.0),
           no_barrier(split_dispatch(gpu, residual, "attention_fp16[residual]", g, kResidual,
                                     kResidual * fp16_token_bytes + partial_bytes(g, 1))),
           head_dispatch(gpu, reduce, "attention_reduce", reduce_groups, slots, partial_bytes(g, slots) + g.q_heads * D * 4.0)};
@@ -489,10 +527,10 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
       vidkv_entry.speedup_vs_fp16 = fp16_ms / vidkv_ms;
       vidkv_entry.bandwidth_fraction = vidkv_bw / 1e3 / vidkv_ms;
       // Per cached token and KV head, in the compiled code's waves.
-      const double vidkv_waves = step[1].workgroups * std::ceil(shape_of(trits).workgroup / double(trits.wave));
+      const double vidkv_waves = step[0].workgroups * std::ceil(shape_of(trits).workgroup / double(trits.wave));
       const double fp16_waves = fp16_step[0].workgroups * std::ceil(shape_of(f16).workgroup / double(f16.wave));
       for (size_t i = 0; i < kInstrClasses; ++i) {
-        vidkv_entry.per_token[i] = step[1].per_wave.counts[i] * vidkv_waves / (double(g.kv_heads) * quantized);
+        vidkv_entry.per_token[i] = step[0].per_wave.counts[i] * vidkv_waves / (double(g.kv_heads) * quantized);
         fp16_entry.per_token[i] = fp16_step[0].per_wave.counts[i] * fp16_waves / (double(g.kv_heads) * tokens);
       }
       result.entries.push_back(std::move(fp16_entry));

@@ -59,7 +59,7 @@ struct KernelShape {
 // for a kernel it lacks.
 std::vector<LoopTrip> loop_trips(const std::string& kernel, const KernelShape& shape);
 // The table's key of a pipeline: its shader (without _sg8), and for attention_vidkv the value mode
-// of its last specialization constant.
+// of its specialization constant 6 (counting the workgroup size as 0).
 std::string kernel_key(const rt::PipelineRecord& record);
 
 // Instructions one wave executes: each block's counts times the trips of the loops holding it.
