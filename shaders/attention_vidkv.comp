@@ -89,8 +89,9 @@ layout(push_constant) uniform Params {
   float scale;            // softmax scale, folded into the query
 } params;
 
-shared float qk[RATIO * (KS > 0u ? KS : 1u)];  // transformed query of this KV head's query heads
-shared uint stage[STAGE];
+shared float qk[RATIO * KS + 1u];  // transformed query of this KV head's query heads, + a trash slot
+shared uint stage[STAGE + 1u];  // + a word that takes the stores of out-of-range indices
+const uint TRASH = STAGE;
 shared vec4 big[BIG];
 shared vec4 pw[CG * PROWS * RV];              // the chunk's p, [group][row][head]
 shared vec4 part_sum[CG * RV * CPARTS];       // keys: C; values: sum p; [group][part][head]
@@ -113,27 +114,51 @@ const uint NS = AS + 2u * K_ANOM;            // stream scales [s][2] (float bits
 // The half at `index` of a buffer of halves, as its 16 bits.
 uint half_bits(uint word, uint index) { return (word >> (16u * (index & 1u))) & 0xffffu; }
 
-// Copies the key words and scales of groups g0 .. g0 + cg - 1 to the staging area.
+// Copies the key words and scales of groups g0 .. g0 + cg - 1 to the staging area. Every load
+// is issued before the first store (indices clamped into the chunk; what lies past a partial
+// chunk is loaded but stored to TRASH), all in one basic block: ACO schedules within a block, so
+// a load before each conditional store would wait each time; this way they are all in flight.
+uint to(bool valid, uint index) { return valid ? index : TRASH; }
+const uint LA = (4u * K_ANOM + WG - 1u) / WG, LS = (2u * STREAMS + WG - 1u) / WG, LM = (2u * K_ANOM + WG - 1u) / WG;
 void stage_keys(uint h, uint g0, uint cg, uint groups) {
   uint lid = gl_LocalInvocationID.x;
-  [[unroll]] for (uint k = 0u; k < (4u * K_ANOM + WG - 1u) / WG; ++k) {
-    uint i = lid + k * WG, j = i / 4u, w = i % 4u;
-    if (i < 4u * K_ANOM && w < 2u * cg) stage[AC + w * K_ANOM + j] = ka_codes.data[(h * K_ANOM + j) * (2u * groups) + 2u * g0 + w];
-  }
-  [[unroll]] for (uint k = 0u; k < (2u * STREAMS + WG - 1u) / WG; ++k) {
-    uint i = lid + k * WG, s = i / 2u, gl = i % 2u;
-    if (i < 2u * STREAMS && gl < cg) {
-      uint sidx = (h * STREAMS + s) * groups + g0 + gl;
-      stage[NC + gl * STREAMS + s] = kn_codes.data[sidx];
-      stage[NS + i] = floatBitsToUint(half_at(kn_scales.data[sidx >> 1], sidx));
+  uint ca[LA > 0u ? LA : 1u], cn[LS > 0u ? LS : 1u], sn[LS > 0u ? LS : 1u];
+  uint sa[LM > 0u ? LM : 1u], ma[LM > 0u ? LM : 1u];
+  if (K_ANOM > 0u) {
+    [[unroll]] for (uint k = 0u; k < LA; ++k) {
+      uint i = lid + k * WG, j = min(i / 4u, K_ANOM - 1u), w = min(i % 4u, 2u * cg - 1u);
+      ca[k] = ka_codes.data[(h * K_ANOM + j) * (2u * groups) + 2u * g0 + w];
     }
-  }
-  [[unroll]] for (uint k = 0u; k < (2u * K_ANOM + WG - 1u) / WG; ++k) {
-    uint i = lid + k * WG, j = i / 2u, gl = i % 2u;
-    if (i < 2u * K_ANOM && gl < cg) {
+    [[unroll]] for (uint k = 0u; k < LM; ++k) {
+      uint i = lid + k * WG, j = min(i / 2u, K_ANOM - 1u), gl = min(i % 2u, cg - 1u);
       uint sidx = (h * K_ANOM + j) * groups + g0 + gl;
-      stage[AS + i] = half_bits(ka_scales.data[sidx >> 1], sidx) | (half_bits(ka_mins.data[sidx >> 1], sidx) << 16);
+      sa[k] = ka_scales.data[sidx >> 1];
+      ma[k] = ka_mins.data[sidx >> 1];
     }
+  }
+  if (STREAMS > 0u) {
+    [[unroll]] for (uint k = 0u; k < LS; ++k) {
+      uint i = lid + k * WG, s = min(i / 2u, STREAMS - 1u), gl = min(i % 2u, cg - 1u);
+      uint sidx = (h * STREAMS + s) * groups + g0 + gl;
+      cn[k] = kn_codes.data[sidx];
+      sn[k] = kn_scales.data[sidx >> 1];
+    }
+  }
+  [[unroll]] for (uint k = 0u; k < LA; ++k) {
+    uint i = lid + k * WG, j = i / 4u, w = i % 4u;
+    stage[to(i < 4u * K_ANOM && w < 2u * cg, AC + w * K_ANOM + j)] = ca[k];
+  }
+  [[unroll]] for (uint k = 0u; k < LM; ++k) {
+    uint i = lid + k * WG, j = i / 2u, gl = i % 2u;
+    uint sidx = (h * K_ANOM + j) * groups + g0 + gl;
+    stage[to(i < 2u * K_ANOM && gl < cg, AS + i)] = half_bits(sa[k], sidx) | (half_bits(ma[k], sidx) << 16);
+  }
+  [[unroll]] for (uint k = 0u; k < LS; ++k) {
+    uint i = lid + k * WG, s = i / 2u, gl = i % 2u;
+    uint sidx = (h * STREAMS + s) * groups + g0 + gl;
+    bool valid = i < 2u * STREAMS && gl < cg;
+    stage[to(valid, NC + gl * STREAMS + s)] = cn[k];
+    stage[to(valid, NS + i)] = floatBitsToUint(half_at(sn[k], sidx));
   }
 }
 
@@ -271,20 +296,26 @@ vec4 group_sum(uint gl, uint v) {
 // Trits of groups g0 .. g0 + cg - 1 (of `groups`) of head h: the bytes from the chunk's first
 // block (word aligned down, 3 words of slack for the last channel's over-read) and the scales.
 const uint TS = (CG * BB + 3u) / 4u + 3u;    // first scale word of the trit stage
+const uint LT = (TS + WG - 1u) / WG, LC = (DIM * CG + WG - 1u) / WG;
 void stage_trits(uint h, uint g0, uint cg, uint groups) {
   uint lid = gl_LocalInvocationID.x;
   uint b0 = (h * groups + g0) * BB, w0 = b0 / 4u;
   uint last = v_codes.data.length() - 1u;
-  [[unroll]] for (uint k = 0u; k < (TS + WG - 1u) / WG; ++k) {
-    uint i = lid + k * WG;
-    if (i < TS) stage[i] = v_codes.data[min(w0 + i, last)];
+  uint words[LT], sc[LC];  // loads first (see stage_keys)
+  [[unroll]] for (uint k = 0u; k < LT; ++k) words[k] = v_codes.data[min(w0 + min(lid + k * WG, TS - 1u), last)];
+  [[unroll]] for (uint k = 0u; k < LC; ++k) {
+    uint i = lid + k * WG, c = min(i / CG, DIM - 1u), gl = min(i % CG, cg - 1u);
+    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    sc[k] = v_scales.data[sidx >> 1];
   }
-  [[unroll]] for (uint k = 0u; k < (DIM * CG + WG - 1u) / WG; ++k) {
+  [[unroll]] for (uint k = 0u; k < LT; ++k) {
+    uint i = lid + k * WG;
+    stage[to(i < TS, i)] = words[k];
+  }
+  [[unroll]] for (uint k = 0u; k < LC; ++k) {
     uint i = lid + k * WG, c = i / CG, gl = i % CG;
-    if (i < DIM * CG && gl < cg) {
-      uint sidx = (h * DIM + c) * groups + g0 + gl;
-      stage[TS + i] = floatBitsToUint(half_at(v_scales.data[sidx >> 1], sidx));
-    }
+    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    stage[to(i < DIM * CG && gl < cg, TS + i)] = floatBitsToUint(half_at(sc[k], sidx));
   }
 }
 
@@ -292,38 +323,52 @@ void stage_trits(uint h, uint g0, uint cg, uint groups) {
 // [c][gl] (scale, min) half pairs. protected_part: the STP protected part (h_*), else v_*.
 void stage_b2_channel(bool protected_part, uint h, uint g0, uint cg, uint groups) {
   uint lid = gl_LocalInvocationID.x;
-  [[unroll]] for (uint k = 0u; k < (DIM * CG + WG - 1u) / WG; ++k) {
-    uint i = lid + k * WG, c = i / CG, gl = i % CG;
-    if (i < DIM * CG && gl < cg) {
-      uint sidx = (h * DIM + c) * groups + g0 + gl;
-      if (protected_part) {
-        stage[2u * i] = h_codes.data[2u * sidx];
-        stage[2u * i + 1u] = h_codes.data[2u * sidx + 1u];
-        stage[2u * DIM * CG + i] = half_bits(h_scales.data[sidx >> 1], sidx) | (half_bits(h_mins.data[sidx >> 1], sidx) << 16);
-      } else {
-        stage[2u * i] = v_codes.data[2u * sidx];
-        stage[2u * i + 1u] = v_codes.data[2u * sidx + 1u];
-        stage[2u * DIM * CG + i] = half_bits(v_scales.data[sidx >> 1], sidx) | (half_bits(v_mins.data[sidx >> 1], sidx) << 16);
-      }
+  uint c0[LC], c1[LC], sc[LC], mn[LC];  // loads first (see stage_keys)
+  [[unroll]] for (uint k = 0u; k < LC; ++k) {
+    uint i = lid + k * WG, c = min(i / CG, DIM - 1u), gl = min(i % CG, cg - 1u);
+    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    if (protected_part) {
+      c0[k] = h_codes.data[2u * sidx];
+      c1[k] = h_codes.data[2u * sidx + 1u];
+      sc[k] = h_scales.data[sidx >> 1];
+      mn[k] = h_mins.data[sidx >> 1];
+    } else {
+      c0[k] = v_codes.data[2u * sidx];
+      c1[k] = v_codes.data[2u * sidx + 1u];
+      sc[k] = v_scales.data[sidx >> 1];
+      mn[k] = v_mins.data[sidx >> 1];
     }
+  }
+  [[unroll]] for (uint k = 0u; k < LC; ++k) {
+    uint i = lid + k * WG, c = i / CG, gl = i % CG;
+    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    bool valid = i < DIM * CG && gl < cg;
+    stage[to(valid, 2u * i)] = c0[k];
+    stage[to(valid, 2u * i + 1u)] = c1[k];
+    stage[to(valid, 2u * DIM * CG + i)] = half_bits(sc[k], sidx) | (half_bits(mn[k], sidx) << 16);
   }
 }
 
 // KIVI: the chunk's tokens' code rows [t][D/16], then (scale, min) half pairs [t][D/32].
 const uint KIVI_SC = CT * DIM / 16u;
+const uint LK = (CT * DIM / 16u + WG - 1u) / WG, LKS = (CT * DIM / 32u + WG - 1u) / WG;
 void stage_kivi(uint h, uint t0, uint ct) {
   uint lid = gl_LocalInvocationID.x;
   uint row0 = h * params.tokens + t0;
-  [[unroll]] for (uint k = 0u; k < (CT * DIM / 16u + WG - 1u) / WG; ++k) {
-    uint i = lid + k * WG;
-    if (i < ct * (DIM / 16u)) stage[i] = v_codes.data[row0 * (DIM / 16u) + i];
+  uint codes[LK], sc[LKS], mn[LKS];  // loads first (see stage_keys)
+  [[unroll]] for (uint k = 0u; k < LK; ++k) codes[k] = v_codes.data[row0 * (DIM / 16u) + min(lid + k * WG, ct * (DIM / 16u) - 1u)];
+  [[unroll]] for (uint k = 0u; k < LKS; ++k) {
+    uint sidx = row0 * (DIM / 32u) + min(lid + k * WG, ct * (DIM / 32u) - 1u);
+    sc[k] = v_scales.data[sidx >> 1];
+    mn[k] = v_mins.data[sidx >> 1];
   }
-  [[unroll]] for (uint k = 0u; k < (CT * DIM / 32u + WG - 1u) / WG; ++k) {
+  [[unroll]] for (uint k = 0u; k < LK; ++k) {
     uint i = lid + k * WG;
-    if (i < ct * (DIM / 32u)) {
-      uint sidx = row0 * (DIM / 32u) + i;
-      stage[KIVI_SC + i] = half_bits(v_scales.data[sidx >> 1], sidx) | (half_bits(v_mins.data[sidx >> 1], sidx) << 16);
-    }
+    stage[to(i < ct * (DIM / 16u), i)] = codes[k];
+  }
+  [[unroll]] for (uint k = 0u; k < LKS; ++k) {
+    uint i = lid + k * WG, sidx = row0 * (DIM / 32u) + i;
+    stage[to(i < ct * (DIM / 32u), KIVI_SC + i)] = half_bits(sc[k], sidx) | (half_bits(mn[k], sidx) << 16);
   }
 }
 

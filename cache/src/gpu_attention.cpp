@@ -185,11 +185,11 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
   const uint64_t st_trits = (cg * block + 3) / 4 + 3 + dim * cg, st_b2 = 3 * dim * cg;
   const uint64_t st_kivi = ct * dim / 16 + ct * dim / 32;
   const uint64_t st_v = mode == 0 ? st_trits : mode == 1 ? st_b2 : mode == 2 ? st_kivi : std::max(st_trits, st_b2);
-  const uint64_t stage = std::max({st_query, st_keys, st_v});
+  const uint64_t stage = std::max({st_query, st_keys, st_v}) + 1;  // + the TRASH word
   const uint64_t big = std::max<uint64_t>(cg * (64 * rv + 1),  // 64 key indices folded per pass
                                           mode == 3 ? (uint64_t(ratio) * (split_tokens() + 3 * kGroup) + 3) / 4 : 1);
   const uint64_t vec4s = big + cg * (kGroup + 12) * rv + cg * rv * cparts;
-  return shared_common(ratio) + 4 * (uint64_t(ratio) * std::max<uint64_t>(ks, 1) + stage) + 16 * vec4s;
+  return shared_common(ratio) + 4 * (uint64_t(ratio) * ks + 1 + stage) + 16 * vec4s;  // qk + its trash slot
 }
 
 // Tokens per split of one segment: split_, except for an STP segment on the subgroup-of-8 path,

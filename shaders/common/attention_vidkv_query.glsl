@@ -8,17 +8,29 @@
 // hundreds of thousands) so that no latency-bound dispatch of q_heads workgroups precedes the
 // attention. cos and sin of 2 pi k / N come from a table in the staging area, indexed by
 // (f n) mod N kept incrementally: the same angles attention_query.comp evaluates.
-// Needs: qk, stage (RATIO N + 2 N words), query, channels, params.scale, K_ANOM, STREAMS, KS,
-// NORMAL, FFT_FULL, SCOPE_LAYER.
+// Needs: qk (+ a trash slot), stage (RATIO N + 2 N words, + TRASH), query, channels, params.scale,
+// K_ANOM, STREAMS, KS, NORMAL, FFT_FULL, SCOPE_LAYER.
 
 void transform_query(uint h) {
   uint lid = gl_LocalInvocationID.x;
   uint unit = SCOPE_LAYER == 1u ? 0u : h;
   const uint TW = RATIO * NORMAL;  // twiddles (cos, sin) after the normal channels' q
-  for (uint i = lid; i < RATIO * DIM; i += WG) {
-    uint r = i / DIM, j = i % DIM;
-    float q = query.data[(h * RATIO + r) * DIM + channels.data[unit * DIM + j]] * params.scale;
-    if (j < K_ANOM) qk[r * KS + j] = q; else stage[r * NORMAL + j - K_ANOM] = floatBitsToUint(q);
+  // all loads first, in two round trips (channel indices, then q), and stores without branches
+  // (ACO schedules within a basic block: a load before each conditional store waits each time)
+  const uint QJ = DIM / WG;  // channels per invocation (DIM is a multiple of WG)
+  uint ch[QJ];
+  [[unroll]] for (uint k = 0u; k < QJ; ++k) ch[k] = channels.data[unit * DIM + lid + k * WG];
+  float qv[RATIO * QJ];
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r)
+    [[unroll]] for (uint k = 0u; k < QJ; ++k) qv[r * QJ + k] = query.data[(h * RATIO + r) * DIM + ch[k]];
+  [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+    [[unroll]] for (uint k = 0u; k < QJ; ++k) {
+      uint j = lid + k * WG;
+      // both stores, one of them to a trash slot: no branch
+      float q = qv[r * QJ + k] * params.scale;
+      qk[j < K_ANOM ? r * KS + j : RATIO * KS] = q;
+      stage[j < K_ANOM ? TRASH : r * NORMAL + j - K_ANOM] = floatBitsToUint(q);
+    }
   }
   for (uint k = lid; k < NORMAL; k += WG) {
     float angle = 6.283185307179586 * float(k) / float(NORMAL);
