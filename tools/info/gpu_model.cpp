@@ -44,9 +44,10 @@ const std::vector<GpuSpec>& gpu_specs() {
 // and rewrite its rows: a different number of loops than rows is reported as an error, never
 // guessed.
 // attention_fp16, attention_reduce (portable redesign, commit 829b2eb) and attention_vidkv (its
-// redesign, merge 6484935: the query transformed inside the kernel, keys and values staged per
-// 64-token chunk). attention_query: the subgroup-of-8 path's query transform (not created on a GPU
-// any more; kept for its captured fixture).
+// redesign, merges 6484935 and e64baf7: the query transformed inside the kernel, keys and values
+// staged per 64-token chunk, every load of a staging phase issued before the first wait).
+// attention_query: the subgroup-of-8 path's query transform (not created on a GPU any more; kept
+// for its captured fixture).
 // ---------------------------------------------------------------------------------------------
 namespace {
 
@@ -81,9 +82,9 @@ void softmax_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   tree_rows(t, s, "attention_tree (sum): cur > 1, cur = ceil(cur / 2)", entries);
 }
 
-// attention_vidkv.comp (portable, after its redesign) up to the value phase: transform_query
-// (attention_vidkv_query.glsl), score_split in chunks of CT = 64 tokens, each in passes of CP = 64
-// key indices (anomalous channels, then streams), the softmax.
+// attention_vidkv.comp (portable, after its redesign, as of merge e64baf7) up to the value phase:
+// transform_query (attention_vidkv_query.glsl), score_split in chunks of CT = 64 tokens, each in
+// passes of CP = 64 key indices (anomalous channels, then streams), the softmax.
 void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   const double ks = s.anomalous + s.streams, normal = s.dim - s.anomalous, cp = 64, ct = 64;
   const double cparts = s.workgroup / 16.0;  // WG / (CG x 8) invocations per (group, head)
@@ -100,7 +101,7 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   };
   // Bins of the query's DFT: N (full spectrum, 2N streams) or N / 2 + 1 (half, N streams).
   const double bins = s.streams >= 2 * normal ? normal : std::floor(normal / 2) + 1;
-  t.push_back({"transform_query: q, i = lid; i < RATIO * DIM; i += WG", ceil_div(s.ratio * s.dim, s.workgroup)});
+  // (the query's loads, channel indices then q, are unrolled: no loop)
   t.push_back({"transform_query: twiddles, k = lid; k < N; k += WG", ceil_div(normal, s.workgroup)});
   if (normal > 0) {
     t.push_back({"transform_query: (head, bin), i = lid; i < RATIO * BINS; i += WG", ceil_div(s.ratio * bins, s.workgroup)});
@@ -437,10 +438,12 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
   }
   // Per kernel: its loops, and for the split kernels the instructions per cached token of a full split.
   for (const Kernel& k : kernels) {
-    KernelSummary sum{k.report->label, k.key, k.wave, k.code.static_counts, k.code.loops.size(), {}, ""};
+    KernelSummary sum{k.report->label, k.key, k.wave, k.code.static_counts, k.code.loops.size(), {}, 0, 0, ""};
     try {
       const KernelShape shape = shape_of(k);
       const WaveCost c = wave_cost(k.code, loop_trips(k.key, shape), k.key);
+      sum.vm_round_trips = c.vm_waits;
+      sum.lgkm_round_trips = c.lgkm_waits;
       if (k.key != "attention_query" && k.key != "attention_reduce") {
         const double waves = std::ceil(double(shape.workgroup) / k.wave);
         for (size_t i = 0; i < kInstrClasses; ++i) sum.per_token[i] = c.counts[i] * waves / shape.split;
@@ -598,6 +601,8 @@ json::Value kernels_json(const ModelResult& model) {
     }
     o.set("static_instructions", st);
     o.set("instructions_per_token_and_kv_head", per);
+    o.set("vm_round_trips_per_wave", k.vm_round_trips);
+    o.set("lgkm_round_trips_per_wave", k.lgkm_round_trips);
     if (!k.error.empty()) o.set("error", k.error);
     list.push_back(o);
   }
@@ -609,10 +614,11 @@ void print_model(const ModelResult& model) {
     std::printf("\n%s\n", model.note.c_str());
     return;
   }
-  std::printf("\nAttention kernels (%s code): loops, and per cached token and KV head of a full split:\n",
+  std::printf("\nAttention kernels (%s code): loops, per cached token and KV head of a full split, and the serial\n"
+              "round trips (memory, LDS/scalar) of one of its waves:\n",
               model.device_code.c_str());
-  std::printf("%-38s %4s %5s %8s %8s %8s %8s %8s %8s\n", "pipeline", "wave", "loops", "valu", "salu", "smem", "vmem",
-              "lds", "waitcnt");
+  std::printf("%-38s %4s %5s %8s %8s %8s %8s %8s %8s %8s %8s\n", "pipeline", "wave", "loops", "valu", "salu", "smem",
+              "vmem", "lds", "waitcnt", "vm rt", "lgkm rt");
   for (const KernelSummary& k : model.kernels) {
     std::printf("%-38s %4u %5zu", k.label.c_str(), k.wave, k.loops);
     if (!k.error.empty()) {
@@ -627,7 +633,7 @@ void print_model(const ModelResult& model) {
                          InstrClass::waitcnt}) {
       std::printf(" %8.2f", k.per_token[size_t(c)]);
     }
-    std::printf("\n");
+    std::printf(" %8.0f %8.0f\n", k.vm_round_trips, k.lgkm_round_trips);
   }
   std::printf("\nGPU model (docs/gpu.md), from %s code: per decode step of one layer\n", model.device_code.c_str());
   std::printf("%-12s %-11s %6s %9s %9s %7s %6s  %s\n", "gpu", "preset", "tokens", "pred ms", "fp16 ms", "speedup",

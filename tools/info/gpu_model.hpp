@@ -2,7 +2,8 @@
 // A GPU cost model of the decode step (docs/gpu.md): from ACO's disassembly of each attention
 // kernel (aco_disasm.hpp) and the loop trip counts of the geometry, the instructions each wave
 // executes; from public figures of named GPUs, each dispatch's time as the largest of a bandwidth
-// bound, an instruction-issue bound and a latency bound, plus a fixed dispatch overhead.
+// bound, an instruction-issue bound and a latency bound; dispatches with no barrier between them
+// share one stage, and each stage pays a fixed barrier overhead.
 #include <map>
 #include <string>
 #include <vector>
@@ -115,6 +116,9 @@ struct KernelSummary {
   // Executed by the whole workgroup of a full split, per cached token (and its KV head); empty
   // (all 0) for kernels that are not per token.
   ClassCounts per_token{};
+  // Serial round trips (memory, LDS/scalar) of one wave of a full split (query, reduce: of the
+  // table's default shape), what the latency bound multiplies.
+  double vm_round_trips = 0, lgkm_round_trips = 0;
   std::string error;           // why the model could not price it (a stale loop table)
 };
 struct ModelResult {
