@@ -17,7 +17,7 @@
 // token count and (semantic token protection) its protected-token count
 // (cache_file_segment_arrays); a file whose segment lacks one, repeats one, has an unknown id or a
 // different length is rejected. Adding an array to segments later is a new id, a line in that
-// function and the device mapping in cache/src/cache_save_load.cpp.
+// function and the device mapping in cache/src/saved_cache/cache_save_load.cpp.
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <string>
 
-#include "cache_checks.hpp"
-#include "cache_internal.hpp"
+#include "sequence_cache/cache_checks.hpp"
+#include "sequence_cache/cache_internal.hpp"
 
 namespace vidkv {
 

@@ -1,5 +1,5 @@
 // Argument checks of vidkv::Cache's entry points (cache_checks.hpp).
-#include "cache_checks.hpp"
+#include "sequence_cache/cache_checks.hpp"
 
 #include <algorithm>
 #include <cmath>

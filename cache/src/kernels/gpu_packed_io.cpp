@@ -1,4 +1,4 @@
-#include "gpu_packed_io.hpp"
+#include "kernels/gpu_packed_io.hpp"
 
 #include <algorithm>
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <utility>
 
-#include "gpu_packed_io.hpp"
-#include "gpu_stp_internal.hpp"
+#include "kernels/gpu_packed_io.hpp"
+#include "kernels/gpu_stp_internal.hpp"
 #include "shader_registry.hpp"
 #include "vidkv/gpu_stp.hpp"
 

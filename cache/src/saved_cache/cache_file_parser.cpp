@@ -9,7 +9,7 @@
 #include <set>
 #include <string>
 
-#include "cache_file_format.hpp"
+#include "saved_cache/cache_file_format.hpp"
 #include "vidkv/cache_file.hpp"
 
 namespace vidkv {

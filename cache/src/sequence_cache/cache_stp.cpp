@@ -10,8 +10,8 @@
 #include <algorithm>
 #include <string>
 
-#include "cache_internal.hpp"
-#include "gpu_common.hpp"
+#include "sequence_cache/cache_internal.hpp"
+#include "kernels/gpu_common.hpp"
 #include "vidkv/ternary_pack.hpp"
 
 namespace vidkv {

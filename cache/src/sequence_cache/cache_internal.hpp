@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "gpu_packed_io.hpp"
+#include "kernels/gpu_packed_io.hpp"
 #include "vidkv/cache.hpp"
 #include "vidkv/gpu_attention.hpp"
 #include "vidkv/gpu_keys.hpp"

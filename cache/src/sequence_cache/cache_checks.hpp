@@ -3,7 +3,7 @@
 // vidkv::Error naming the bad value and touches nothing.
 #include <string>
 
-#include "cache_internal.hpp"
+#include "sequence_cache/cache_internal.hpp"
 
 namespace vidkv::cache_checks {
 

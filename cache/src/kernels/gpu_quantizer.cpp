@@ -4,8 +4,8 @@
 #include <cstring>
 #include <string>
 
-#include "gpu_common.hpp"
-#include "gpu_packed_io.hpp"
+#include "kernels/gpu_common.hpp"
+#include "kernels/gpu_packed_io.hpp"
 #include "vidkv/ternary_pack.hpp"
 #include "vk.hpp"
 

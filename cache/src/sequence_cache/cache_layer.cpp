@@ -7,7 +7,7 @@
 #include <string>
 #include <tuple>
 
-#include "cache_internal.hpp"
+#include "sequence_cache/cache_internal.hpp"
 #include "vidkv/ternary_pack.hpp"
 
 namespace vidkv {

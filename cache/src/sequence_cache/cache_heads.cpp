@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "cache_internal.hpp"
-#include "gpu_common.hpp"
+#include "sequence_cache/cache_internal.hpp"
+#include "kernels/gpu_common.hpp"
 #include "vidkv/runtime/commands.hpp"
 
 namespace vidkv {

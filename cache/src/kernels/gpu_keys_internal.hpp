@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "gpu_common.hpp"
+#include "kernels/gpu_common.hpp"
 #include "vidkv/gpu_keys.hpp"
 #include "vidkv/runtime/commands.hpp"
 

@@ -4,7 +4,7 @@
 // tests can build invalid files with it.
 #include <bit>
 
-#include "cache_file_format.hpp"
+#include "saved_cache/cache_file_format.hpp"
 #include "vidkv/cache_file.hpp"
 
 namespace vidkv {

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
-#include "cache_checks.hpp"
-#include "cache_internal.hpp"
+#include "sequence_cache/cache_checks.hpp"
+#include "sequence_cache/cache_internal.hpp"
 
 namespace vidkv {
 

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <string>
 
-#include "gpu_attention_internal.hpp"
-#include "gpu_common.hpp"
+#include "kernels/gpu_attention_internal.hpp"
+#include "kernels/gpu_common.hpp"
 #include "vidkv/ternary_pack.hpp"
 #include "vk.hpp"
 

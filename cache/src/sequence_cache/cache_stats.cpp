@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string>
 
-#include "cache_internal.hpp"
+#include "sequence_cache/cache_internal.hpp"
 #include "vidkv/ternary_pack.hpp"
 
 namespace vidkv {

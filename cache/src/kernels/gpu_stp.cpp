@@ -7,7 +7,7 @@
 #include <cmath>
 #include <string>
 
-#include "gpu_stp_internal.hpp"
+#include "kernels/gpu_stp_internal.hpp"
 #include "shader_registry.hpp"
 
 namespace vidkv {

@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <string>
 
-#include "cache_internal.hpp"
+#include "sequence_cache/cache_internal.hpp"
 #include "vidkv/cache_file.hpp"
 #include "vidkv/version.hpp"
 

@@ -2,7 +2,7 @@
 // device buffers (the cache runtime's path), and the recording helpers the host path shares.
 #include <string>
 
-#include "gpu_keys_internal.hpp"
+#include "kernels/gpu_keys_internal.hpp"
 
 namespace vidkv {
 

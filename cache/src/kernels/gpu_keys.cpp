@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "gpu_keys_internal.hpp"
-#include "gpu_packed_io.hpp"
+#include "kernels/gpu_keys_internal.hpp"
+#include "kernels/gpu_packed_io.hpp"
 #include "vidkv/fp16.hpp"
 
 namespace vidkv {

@@ -3,7 +3,7 @@
 // record functions use, so what is prepared is what a step runs.
 #include <string>
 
-#include "gpu_attention_internal.hpp"
+#include "kernels/gpu_attention_internal.hpp"
 #include "vidkv/gpu_attention.hpp"
 #include "vidkv/runtime/pipeline.hpp"
 
