@@ -2,27 +2,51 @@
 # (glslangValidator --vn) that is compiled into the library; nothing is read from disk at run time.
 # A shader that fails to compile fails the build.
 function(vidkv_compile_shaders target)
-  cmake_parse_arguments(ARG "" "OUTPUT_DIR" "SOURCES;DEPENDS" ${ARGN})
+  # VARIANTS: "key:source:DEFINE" entries, the source compiled again with -DDEFINE and found under
+  # `key`; its ShaderCode keeps the source's name, so its pipelines are named like the source's.
+  cmake_parse_arguments(ARG "" "OUTPUT_DIR" "SOURCES;VARIANTS;DEPENDS" ${ARGN})
   set(headers "")
   set(registry_entries "")
   set(registry_includes "")
+  set(builds "")
   foreach(source IN LISTS ARG_SOURCES)
     get_filename_component(stem "${source}" NAME_WE)
-    set(var "vidkv_spirv_${stem}")
-    set(header "${ARG_OUTPUT_DIR}/${stem}.spv.h")
+    list(APPEND builds "${stem}|${source}|${stem}|")
+  endforeach()
+  foreach(variant IN LISTS ARG_VARIANTS)
+    string(REPLACE ":" ";" parts "${variant}")
+    list(GET parts 0 key)
+    list(GET parts 1 source)
+    list(GET parts 2 define)
+    get_filename_component(stem "${source}" NAME_WE)
+    list(APPEND builds "${key}|${source}|${stem}|${define}")
+  endforeach()
+  foreach(build IN LISTS builds)
+    string(REPLACE "|" ";" parts "${build}")
+    list(GET parts 0 key)
+    list(GET parts 1 source)
+    list(GET parts 2 name)
+    list(GET parts 3 define)
+    string(MAKE_C_IDENTIFIER "${key}" ident)
+    set(var "vidkv_spirv_${ident}")
+    set(header "${ARG_OUTPUT_DIR}/${key}.spv.h")
+    set(define_flag "")
+    if(define)
+      set(define_flag "-D${define}")
+    endif()
     add_custom_command(
       OUTPUT "${header}"
-      COMMAND ${GLSLANG_VALIDATOR} -V --target-env vulkan1.2 --quiet
+      COMMAND ${GLSLANG_VALIDATOR} -V --target-env vulkan1.2 --quiet ${define_flag}
               -I${CMAKE_CURRENT_SOURCE_DIR}/common --vn ${var} -o "${header}"
               "${CMAKE_CURRENT_SOURCE_DIR}/${source}"
       MAIN_DEPENDENCY "${CMAKE_CURRENT_SOURCE_DIR}/${source}"
       DEPENDS ${ARG_DEPENDS}
-      COMMENT "glslang: ${source}"
+      COMMENT "glslang: ${key}"
       VERBATIM)
     list(APPEND headers "${header}")
-    string(APPEND registry_includes "#include \"${stem}.spv.h\"\n")
+    string(APPEND registry_includes "#include \"${key}.spv.h\"\n")
     string(APPEND registry_entries
-           "    {\"${stem}\", ${var}, sizeof(${var}) / sizeof(${var}[0])},\n")
+           "    {\"${key}\", {\"${name}\", ${var}, sizeof(${var}) / sizeof(${var}[0])}},\n")
   endforeach()
   set(registry "${ARG_OUTPUT_DIR}/shader_registry.cpp")
   file(WRITE "${registry}.tmp"
@@ -30,10 +54,11 @@ function(vidkv_compile_shaders target)
     "#include <cstdint>\n#include <cstring>\n#include \"shader_registry.hpp\"\n"
     "${registry_includes}\n"
     "namespace vidkv::shaders {\n"
-    "const ShaderCode* find(const char* name) {\n"
-    "  static const ShaderCode table[] = {\n${registry_entries}  };\n"
+    "namespace {\nstruct Entry {\n  const char* key;\n  ShaderCode code;\n};\n}  // namespace\n"
+    "const ShaderCode* find(const char* key) {\n"
+    "  static const Entry table[] = {\n${registry_entries}  };\n"
     "  for (const auto& entry : table) {\n"
-    "    if (std::strcmp(entry.name, name) == 0) return &entry;\n  }\n  return nullptr;\n}\n"
+    "    if (std::strcmp(entry.key, key) == 0) return &entry.code;\n  }\n  return nullptr;\n}\n"
     "}  // namespace vidkv::shaders\n")
   file(COPY_FILE "${registry}.tmp" "${registry}" ONLY_IF_DIFFERENT)
   # The compile commands live in this directory, the library in another: a custom target carries

@@ -1,8 +1,13 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+// Built twice (shaders/CMakeLists.txt): "attention_fp16" with shared-memory reductions only, and
+// "attention_fp16.subgroup" with ATTENTION_SUBGROUP_ARITHMETIC, which declares subgroup arithmetic
+// (see attention.glsl); both name their pipelines attention_fp16.
+#ifdef ATTENTION_SUBGROUP_ARITHMETIC
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#endif
 // Decode attention over fp16 K and V (the baseline, and the fp16 residual of a VidKV layer); the
 // portable path (any subgroup size: GPUs). attention_fp16_sg8.comp computes the same for
 // subgroups of exactly 8 (CPU drivers).

@@ -4,7 +4,8 @@
 
 namespace vidkv::shaders {
 
-// The shader named like its source file without extension, or nullptr.
-const ShaderCode* find(const char* name);
+// The shader found under `key` (its source file without extension, or a build variant's key such
+// as "attention_fp16.subgroup"), or nullptr.
+const ShaderCode* find(const char* key);
 
 }  // namespace vidkv::shaders

@@ -7,11 +7,14 @@
 // Partial layout: [slot][q_heads][DIM + 2] floats: m, l, out[0..DIM-1].
 //
 // Subgroup reductions: a shader that defines ATTENTION_SUBGROUP_REDUCE_ID (a free specialization
-// constant id) before including this file, and enables GL_KHR_shader_subgroup_arithmetic, gets a
-// boolean specialization constant SUBGROUP_REDUCE at that id; true (the host sets it where compute
-// has subgroup arithmetic) reduces within each subgroup first, so only one value per subgroup goes
-// through shared memory. Otherwise, and for a shader that does not define it, the reductions run
-// through shared memory only. Both are right for any subgroup size and any workgroup size.
+// constant id) before including this file gets a boolean specialization constant SUBGROUP_REDUCE at
+// that id. The subgroup code itself is compiled only where ATTENTION_SUBGROUP_ARITHMETIC is defined
+// (a build variant that also enables GL_KHR_shader_subgroup_arithmetic): a module that declares the
+// GroupNonUniformArithmetic capability may only be created on a device that has it, even when a
+// constant switches the code off, so the host picks the variant rather than only the constant.
+// With both, true reduces within each subgroup first, so only one value per subgroup goes through
+// shared memory. Otherwise the reductions run through shared memory only. Both are right for any
+// subgroup size and any workgroup size.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint DIM = 128u;
@@ -56,7 +59,7 @@ void attention_tree(uint count, bool is_max) {
 // (entry 0); every invocation may read it after the call. Ends with a barrier.
 void attention_reduce_heads(inout float v[RATIO], bool is_max) {
   uint lid = gl_LocalInvocationID.x;
-#ifdef ATTENTION_SUBGROUP_REDUCE_ID
+#if defined(ATTENTION_SUBGROUP_REDUCE_ID) && defined(ATTENTION_SUBGROUP_ARITHMETIC)
   if (SUBGROUP_REDUCE) {
     [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = is_max ? subgroupMax(v[r]) : subgroupAdd(v[r]);
     if (subgroupElect()) {

@@ -110,7 +110,8 @@ class VIDKV_API GpuAttention {
   // Whether the portable shaders reduce within subgroups first (subgroupMax / subgroupAdd) or
   // through shared memory only. Default: subgroup_reductions_default(context).
   static bool subgroup_reductions_default(const rt::Context& context);
-  void set_subgroup_reductions(bool on) { subgroup_reductions_ = on; }
+  // true on a device without subgroup arithmetic in compute throws Error(missing_feature).
+  void set_subgroup_reductions(bool on);
   bool subgroup_reductions() const { return subgroup_reductions_; }
 
   // Bytes the `partials` scratch buffer needs (the VidKV one also holds the transformed query).

@@ -132,6 +132,15 @@ GpuAttention::GpuAttention(std::shared_ptr<rt::Context> context)
       subgroup_reductions_(subgroup_reductions_default(*context)) {}
 GpuAttention::~GpuAttention() = default;
 
+void GpuAttention::set_subgroup_reductions(bool on) {
+  // The subgroup variant declares GroupNonUniformArithmetic: creating it elsewhere is invalid.
+  if (on && !subgroup_reductions_default(*context_)) {
+    throw Error(ErrorCode::missing_feature, "subgroup reductions need subgroup arithmetic in compute shaders, "
+                                            "which this device does not offer");
+  }
+  subgroup_reductions_ = on;
+}
+
 void GpuAttention::set_split_tokens(uint32_t tokens) {
   if (tokens < 64 || tokens > 1024 || tokens % 64 != 0) {
     throw Error(ErrorCode::invalid_argument, "split tokens " + str(tokens) + " is not a multiple of 64 in 64..1024");
@@ -245,8 +254,11 @@ uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const Quantized
 
 rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
   if (subgroup8_path()) return gpu::pipeline("attention_fp16_sg8", {g.dim, ratio_of(g), split_tokens()}, 4, sizeof(Fp16Push));
-  // The portable shader's constant 4: reductions within subgroups first (attention.glsl).
-  return gpu::pipeline("attention_fp16", {g.dim, ratio_of(g), split_tokens(), uint32_t(subgroup_reductions_)}, 4,
+  // The portable shader's constant 4: reductions within subgroups first (attention.glsl). Only the
+  // build variant made for that declares subgroup arithmetic, so a device without it never sees
+  // the capability; both variants name their pipelines attention_fp16.
+  const char* variant = subgroup_reductions_ ? "attention_fp16.subgroup" : "attention_fp16";
+  return gpu::pipeline(variant, {g.dim, ratio_of(g), split_tokens(), uint32_t(subgroup_reductions_)}, 4,
                        sizeof(Fp16Push));
 }
 
