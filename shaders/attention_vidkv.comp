@@ -21,11 +21,13 @@
 //   query: score_t = sum_j A_j code_tj + sum_s B_s bit_ts + C with A_j = q_j s_jg, B_s = 2 w_s s_sg,
 //   C = sum_j q_j mn_jg - sum_s w_s s_sg; then invocation t scores token t for all RATIO heads.
 // - values (after the split's softmax): the chunk's code block and scales are copied to shared
-//   memory beside the chunk's p (token-major, heads padded to a multiple of 4, 4 zero rows before
-//   and 8 after each group); invocation L owns channels L + i * WG and sums p * code over a group with
-//   constant digit positions (trits: the 7 bytes that cover the channel's 32 trits, 5 digits each;
-//   the zero rows absorb the neighbouring channels' trits), then applies the group's scale and min
-//   once: out_c += s_cg * sum_t p_t code_tc + mn_cg * sum_t p_t (trits: mn = -s).
+//   memory beside the chunk's p (token-major, heads padded to a multiple of 4); invocation L owns channels L + i * WG and sums p * code over a group,
+//   then applies the group's scale and min once: out_c += s_cg * sum_t p_t code_tc + mn_cg * sum_t p_t.
+//   Trits take no multiply per token: the chunk's p go into subset-sum tables (per group, 4-token
+//   nibble and head: the sum of p over each of the 16 subsets of the nibble's tokens), and a
+//   channel's 32 trits become two 32-bit masks (tokens at +1, tokens at -1; a 256-entry byte table
+//   gives each byte's 5 digits as such bits), so a nibble costs two table reads per head vector:
+//   sum_t p_t trit_tc = sum_nibbles T[plus bits] - T[minus bits] (exact fp32 sums of up to 4 p).
 #include "attention.glsl"
 #include "trits.glsl"
 
@@ -44,7 +46,7 @@ const uint RP = (RATIO + 3u) / 4u * 4u;   // heads padded to whole vec4s
 const uint RV = RP / 4u;                  // vec4s per (token or coefficient)
 const uint OWN = DIM / WG;                // value channels per invocation (DIM is a multiple of WG)
 const uint CPARTS = WG / (CG * 8u);       // invocations per (group, head) summing C and sum p
-const uint PROWS = G + 12u;               // p rows per group: 4 zero rows, 32 tokens, 8 zero rows
+const uint PROWS = G;                     // p rows per group
 const uint BB = (DIM * G + 4u) / 5u;      // bytes of one (head, group) trit block
 const uint PART_SLOTS = SPLIT + 3u * G;   // STP: both parts' groups that a split touches
 
@@ -63,7 +65,17 @@ const uint CP = 64u;                      // key indices (channels, then streams
 const uint COEF_STRIDE = CP * RV + 1u;    // +1: the chunk's two groups fall in different banks
 const uint BIG_COEF = CG * COEF_STRIDE;
 const uint BIG_STP = VALUE_MODE == 3u ? (RATIO * PART_SLOTS + 3u) / 4u : 1u;
-const uint BIG = BIG_COEF > BIG_STP ? BIG_COEF : BIG_STP;
+const bool HAS_TRITS = VALUE_MODE == 0u || VALUE_MODE == 3u;
+const uint NIB = G / 4u;                  // 4-token nibbles per group (trit subset-sum tables)
+// The value phase's arrays, one at a time (each channel_values chunk opens with a barrier): the p
+// rows (2 bits, KIVI) or the trits' subset-sum tables. They live in big, past STP's part slots, or
+// over the key coefficients, which are dead once the scores are taken.
+const uint VAL_PW = VALUE_MODE == 0u ? 0u : CG * PROWS * RV;
+const uint VAL_TAB = HAS_TRITS ? CG * NIB * 16u * RV : 0u;
+const uint VAL = VAL_PW > VAL_TAB ? VAL_PW : VAL_TAB;
+const uint VAL0 = VALUE_MODE == 3u ? BIG_STP : 0u;
+const uint BIG_V = VAL0 + VAL;
+const uint BIG = BIG_COEF > BIG_V ? BIG_COEF : BIG_V;
 
 layout(std430, binding = 0) readonly buffer Query { float data[]; } query;  // [q_heads][DIM]
 layout(std430, binding = 1) readonly buffer KaCodes { uint data[]; } ka_codes;
@@ -93,15 +105,20 @@ shared float qk[RATIO * KS + 1u];  // transformed query of this KV head's query 
 shared uint stage[STAGE + 1u];  // + a word that takes the stores of out-of-range indices
 const uint TRASH = STAGE;
 shared vec4 big[BIG];
-shared vec4 pw[CG * PROWS * RV];              // the chunk's p, [group][row][head]
 shared vec4 part_sum[CG * RV * CPARTS];       // keys: C; values: sum p; [group][part][head]
+// In big from VAL0: the chunk's p, [group][row][head] (pw), or for trits the sum of p over each
+// subset of a nibble's 4 tokens, [group][nibble][subset][head] (ptab).
+#define pw(i) big[VAL0 + (i)]
+#define ptab(i) big[VAL0 + (i)]
+// Per byte value its digits at 2 (bits 0-4) and at 0 (bits 8-12), digit d as bit d.
+shared uint trit_bits[HAS_TRITS ? 256u : 1u];
 
 #include "attention_vidkv_query.glsl"
 
 float half_at(uint word, uint index) { return unpackHalf2x16(word >> (16u * (index & 1u))).x; }
 
 // Head r's component of p row `row` (RV vec4s per row).
-void pw_set(uint row, uint r, float v) { pw[row * RV + r / 4u][r & 3u] = v; }
+void pw_set(uint row, uint r, float v) { pw(row * RV + r / 4u)[r & 3u] = v; }
 
 // ---------------------------------------------------------------------------------------------
 // Scores
@@ -256,33 +273,46 @@ void score_split(uint h, uint start, uint n) {
 // ---------------------------------------------------------------------------------------------
 // Values
 
-// p of the chunk's groups into pw (token-major, zero rows around each group) and their sums into
+// p of the chunk's groups into pw (token-major) and their sums into
 // part_sum. Group gl's 32 weights of head r are p_source(r, slot0 + 32 gl + t): scores of the
 // split's tokens, or STP part slots (big). Invocation (gl, r, part) writes 8 rows.
-void stage_weights(bool part_slots, uint slot0, uint cg) {
+// tables (trits): the subset-sum tables in ptab instead of the p rows.
+void stage_weights(bool part_slots, uint slot0, uint cg, bool tables) {
   uint lid = gl_LocalInvocationID.x;
   uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
   const uint ROWS = G / CPARTS;
   if (r < RP && gl < CG) {
     float sum = 0.0;
+    float p[ROWS];
     [[unroll]] for (uint k = 0u; k < ROWS; ++k) {
       uint t = part * ROWS + k, slot = slot0 + gl * G + t;
-      float p = 0.0;
+      p[k] = 0.0;
       if (r < RATIO && gl < cg) {
         if (part_slots) {
           uint i = r * PART_SLOTS + slot;
-          p = big[i / 4u][i & 3u];
+          p[k] = big[i / 4u][i & 3u];
         } else {
-          p = scores[r * SPLIT + slot];
+          p[k] = scores[r * SPLIT + slot];
         }
       }
-      pw_set(gl * PROWS + 4u + t, r, p);
-      sum += p;
+      if (!tables) pw_set(gl * PROWS + t, r, p[k]);
+      sum += p[k];
     }
-    // the zero rows: 4 before and 8 after the group (CPARTS is 4)
-    pw_set(gl * PROWS + part, r, 0.0);
-    pw_set(gl * PROWS + G + 4u + part, r, 0.0);
-    pw_set(gl * PROWS + G + 8u + part, r, 0.0);
+    if (tables) {
+      // this invocation's ROWS / 4 nibbles; subset bit b is the nibble's token b
+      [[unroll]] for (uint nb = 0u; nb < ROWS / 4u; ++nb) {
+        // (constant trip counts only, so that every loop unrolls)
+        float subset[16];
+        subset[0] = 0.0;
+        subset[1] = p[4u * nb];
+        [[unroll]] for (uint m = 0u; m < 2u; ++m) subset[2u + m] = subset[m] + p[4u * nb + 1u];
+        [[unroll]] for (uint m = 0u; m < 4u; ++m) subset[4u + m] = subset[m] + p[4u * nb + 2u];
+        [[unroll]] for (uint m = 0u; m < 8u; ++m) subset[8u + m] = subset[m] + p[4u * nb + 3u];
+        uint base = (gl * NIB + part * (ROWS / 4u) + nb) * 16u * RV + r / 4u;
+        [[unroll]] for (uint m = 0u; m < 16u; ++m) ptab(base + m * RV)[r & 3u] = subset[m];
+      }
+      return;
+    }
     part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = sum;
   }
 }
@@ -374,10 +404,24 @@ void stage_kivi(uint h, uint t0, uint ct) {
 
 vec4 accum[OWN * RV];  // accum[i * RV + v]: heads 4v .. 4v + 3 of owned channel i
 
+// The byte -> digit bits table (once per workgroup; the barriers before its first use publish it).
+void init_trit_bits() {
+  uint lid = gl_LocalInvocationID.x;
+  [[unroll]] for (uint k = 0u; k < (256u + WG - 1u) / WG; ++k) {
+    uint b = min(lid + k * WG, 255u), plus = 0u, minus = 0u;
+    [[unroll]] for (uint d = 0u; d < 5u; ++d) {
+      uint digit = trit_digit(b, d);
+      plus |= uint(digit == 2u) << d;
+      minus |= uint(digit == 0u) << d;
+    }
+    trit_bits[b] = plus | (minus << 8);
+  }
+}
+
 // Adds the staged trit groups to the accumulators: channel c's 32 trits of group gl are digits
 // phase .. phase + 31 (phase = 32 c mod 5, up to 4) of the 8 bytes from byte 32 c / 5 of its
-// block; digit d of byte k is token 5 k + d - phase (-4 .. 39), whose row lies within the group's
-// zero-padded rows.
+// block; their digit bits, 40 per sign, are shifted down by phase into a 32-bit mask per sign (bit t:
+// token t), and each nibble of the masks picks its subset sums.
 void trit_chunk(uint b0, uint cg) {
   uint L = gl_LocalInvocationID.x;
   uint shift = b0 & 3u;
@@ -391,21 +435,28 @@ void trit_chunk(uint b0, uint cg) {
       uint sh = 8u * (first & 3u);
       uint lo = sh == 0u ? w0 : (w0 >> sh) | (w1 << (32u - sh));
       uint hi = sh == 0u ? w1 : (w1 >> sh) | (w2 << (32u - sh));
-      uint rowbase = gl * PROWS + 4u - phase;
+      uint bits[8];
+      [[unroll]] for (uint k = 0u; k < 8u; ++k) bits[k] = trit_bits[((k < 4u ? lo : hi) >> (8u * (k & 3u))) & 255u];
+      // digit positions 0..31 (bytes 0-6) and 32..39 (bytes 6-7) of each sign
+      uint plo = 0u, mlo = 0u;
+      [[unroll]] for (uint k = 0u; k < 7u; ++k) {
+        plo |= (bits[k] & 31u) << (5u * k);
+        mlo |= ((bits[k] >> 8) & 31u) << (5u * k);
+      }
+      uint phi = ((bits[6] & 31u) >> 2) | ((bits[7] & 31u) << 3);
+      uint mhi = (((bits[6] >> 8) & 31u) >> 2) | (((bits[7] >> 8) & 31u) << 3);
+      uint plus = phase == 0u ? plo : (plo >> phase) | (phi << (32u - phase));
+      uint minus = phase == 0u ? mlo : (mlo >> phase) | (mhi << (32u - phase));
+      uint tb = gl * NIB * 16u * RV;
       vec4 sum[RV];
       [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
-      [[unroll]] for (uint k = 0u; k < 8u; ++k) {
-        uint byte_value = ((k < 4u ? lo : hi) >> (8u * (k & 3u))) & 255u;
-        vec4 p[5u * RV];  // loads first: ACO then issues them together
-        [[unroll]] for (uint u = 0u; u < 5u * RV; ++u) p[u] = pw[(rowbase + 5u * k) * RV + u];
-        [[unroll]] for (uint d = 0u; d < 5u; ++d) {
-          float digit = float(trit_digit(byte_value, d));
-          [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += p[d * RV + v] * digit;
-        }
+      [[unroll]] for (uint n = 0u; n < NIB; ++n) {
+        uint pi = tb + (n * 16u + ((plus >> (4u * n)) & 15u)) * RV;
+        uint mi = tb + (n * 16u + ((minus >> (4u * n)) & 15u)) * RV;
+        [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += ptab(pi + v) - ptab(mi + v);
       }
-      // value = (digit - 1) * s
       float s = uintBitsToFloat(stage[TS + c * CG + gl]);
-      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += s * (sum[v] - group_sum(gl, v));
+      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += s * sum[v];
     }
   }
 }
@@ -423,7 +474,7 @@ void b2_channel_chunk(uint cg) {
         uint w = t0 < 16u ? w0 : w1;
         [[unroll]] for (uint k = 0u; k < 4u; ++k) {
           float code = float((w >> (2u * ((t0 + k) & 15u))) & 3u);
-          [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += pw[(gl * PROWS + 4u + t0 + k) * RV + v] * code;
+          [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += pw((gl * PROWS + t0 + k) * RV + v) * code;
         }
       }
       vec2 sm = unpackHalf2x16(stage[2u * DIM * CG + e]);
@@ -442,7 +493,7 @@ void kivi_chunk(uint cg) {
         float code = float((stage[tc * (DIM / 16u) + c / 16u] >> (2u * (c & 15u))) & 3u);
         vec2 sm = unpackHalf2x16(stage[KIVI_SC + tc * (DIM / 32u) + c / 32u]);
         float value = code * sm.x + sm.y;
-        [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += pw[(gl * PROWS + 4u + t) * RV + v] * value;
+        [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += pw((gl * PROWS + t) * RV + v) * value;
       }
     }
   }
@@ -457,7 +508,7 @@ void channel_values(bool trits, bool protected_part, bool part_slots, uint first
     barrier();  // the previous chunk's readers of stage and pw are done
     if (trits) stage_trits(h, g_first + gc, cg, groups);
     else stage_b2_channel(protected_part, h, g_first + gc, cg, groups);
-    stage_weights(part_slots, first_slot + gc * G, cg);
+    stage_weights(part_slots, first_slot + gc * G, cg, trits);
     barrier();
     if (trits) trit_chunk((h * groups + g_first + gc) * BB, cg);
     else b2_channel_chunk(cg);
@@ -469,7 +520,7 @@ void kivi_values(uint h, uint start, uint n) {
     uint ct = min(CT, n - c0);
     barrier();
     stage_kivi(h, start + c0, ct);
-    stage_weights(false, c0, ct / G);
+    stage_weights(false, c0, ct / G, false);
     barrier();
     kivi_chunk(ct / G);
   }
@@ -520,6 +571,7 @@ void main() {
   uint start = split * SPLIT;
   uint n = min(SPLIT, T - start);
 
+  if (HAS_TRITS) init_trit_bits();
   transform_query(h);
   score_split(h, start, n);
   barrier();

@@ -180,8 +180,9 @@ class VIDKV_API GpuAttention {
   void check_common(const AttentionGeometry& geometry, const rt::BufferView& q, const rt::BufferView& out) const;
   void check_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const char* what) const;
   void check_shared_memory(uint64_t bytes, const char* what) const;
-  uint64_t shared_common(uint32_t ratio) const;
-  uint64_t shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode) const;
+  uint64_t shared_common(uint32_t ratio, uint32_t split = 0) const;
+  uint64_t shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode,
+                       uint32_t split) const;
   void check_segment(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, size_t index) const;
   void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
                           const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);
@@ -191,6 +192,7 @@ class VIDKV_API GpuAttention {
   uint64_t prepared_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
   uint32_t splits_of(uint32_t tokens) const { return (tokens + split_tokens() - 1) / split_tokens(); }
+  uint32_t mode_split(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t mode) const;
   uint32_t segment_split(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
                          const QuantizedSegmentBuffers& segment) const;
   // The pipeline of each kernel: the one place that builds its description, used by both the

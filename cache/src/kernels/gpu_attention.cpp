@@ -179,15 +179,16 @@ void GpuAttention::check_fp16(const AttentionGeometry& g, const Fp16KvBuffers& k
   check_view(kv.values, bytes, std::string(what) + " values");
 }
 
-// Shared memory of attention.glsl: scores, reductions, statistics.
-uint64_t GpuAttention::shared_common(uint32_t ratio) const {
-  return 4ull * ratio * (split_tokens() + gpu::kWorkgroupSize + 2);
+// Shared memory of attention.glsl: scores, reductions, statistics (split 0: split_tokens()).
+uint64_t GpuAttention::shared_common(uint32_t ratio, uint32_t split) const {
+  return 4ull * ratio * ((split != 0 ? split : split_tokens()) + gpu::kWorkgroupSize + 2);
 }
 
 // Shared memory of attention_vidkv.comp (portable) for one segment in value mode `mode`: the
 // common parts and the shader's own arrays, sized as its constants size them (CG = 2 groups per
 // chunk, CP = 64 key indices per pass, heads padded to vec4s).
-uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode) const {
+uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode,
+                                   uint32_t split) const {
   const uint64_t wg = gpu::kWorkgroupSize, cg = 2, ct = cg * kGroup, ks = k + streams, normal = dim - k;
   const uint64_t rv = (ratio + 3) / 4, cparts = wg / (cg * 8), block = (dim * kGroup + 4) / 5;
   const uint64_t st_query = ratio * normal + 2 * normal, st_keys = 6 * k + 4 * streams;
@@ -195,20 +196,40 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
   const uint64_t st_kivi = ct * dim / 16 + ct * dim / 32;
   const uint64_t st_v = mode == 0 ? st_trits : mode == 1 ? st_b2 : mode == 2 ? st_kivi : std::max(st_trits, st_b2);
   const uint64_t stage = std::max({st_query, st_keys, st_v}) + 1;  // + the TRASH word
-  const uint64_t big = std::max<uint64_t>(cg * (64 * rv + 1),  // 64 key indices folded per pass
-                                          mode == 3 ? (uint64_t(ratio) * (split_tokens() + 3 * kGroup) + 3) / 4 : 1);
-  const uint64_t vec4s = big + cg * (kGroup + 12) * rv + cg * rv * cparts;
-  return shared_common(ratio) + 4 * (uint64_t(ratio) * ks + 1 + stage) + 16 * vec4s;  // qk + its trash slot
+  // big: the key coefficients (64 key indices folded per pass), and in the value phase STP's part
+  // slots followed by the value arrays (p rows for 2 bits and KIVI, subset-sum tables for trits)
+  const bool trits = mode == 0 || mode == 3;
+  const uint64_t coef = cg * (64 * rv + 1), slots = mode == 3 ? (uint64_t(ratio) * (split + 3 * kGroup) + 3) / 4 : 0;
+  const uint64_t rows = mode == 0 ? 0 : cg * kGroup * rv, tables = trits ? cg * (kGroup / 4) * 16 * rv : 0;
+  const uint64_t big = std::max(coef, slots + std::max(rows, tables));
+  const uint64_t digit_bits = trits ? 256 : 1;  // the byte -> digit bits table
+  const uint64_t vec4s = big + cg * rv * cparts;
+  return shared_common(ratio, split) + 4 * (uint64_t(ratio) * ks + 1 + stage + digit_bits) + 16 * vec4s;  // qk + its trash slot
 }
 
-// Tokens per split of one segment: split_, except for an STP segment on the subgroup-of-8 path,
-// whose scores by part slot (ratio x (split + 96) floats, its only shared memory) must fit.
-uint32_t GpuAttention::segment_split(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
-                                     const QuantizedSegmentBuffers& seg) const {
-  if (!subgroup8_path() || value_mode(layer.values, seg.protected_tokens) != 3) return split_tokens();
-  const uint64_t slots = context_->info().max_shared_memory / (4ull * ratio_of(g));
+// Tokens per split of a segment in value mode `mode`: split_tokens(), shortened (in steps of 64)
+// where the shader's shared memory would not fit the device: on the portable path the largest split
+// whose shared_vidkv fits (STP segments and GQA 7-8 at head_dim 256 on 32 KB devices such as
+// lavapipe; GPUs with 48 KB or more keep the default at the benchmark geometry); on the
+// subgroup-of-8 path an STP segment's scores by part slot (ratio x (split + 96) floats, its only
+// shared memory).
+uint32_t GpuAttention::mode_split(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode) const {
+  const uint64_t limit = context_->info().max_shared_memory;
+  if (!subgroup8_path()) {
+    const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
+    uint32_t split = split_tokens();
+    while (split > 64 && shared_vidkv(ratio_of(g), g.dim, k, S, mode, split) > limit) split -= 64;
+    return split;
+  }
+  if (mode != 3) return split_tokens();
+  const uint64_t slots = limit / (4ull * ratio_of(g));
   const uint64_t fit = slots > 3 * kGroup + 64 ? (slots - 3 * kGroup) / 64 * 64 : 64;
   return uint32_t(std::min<uint64_t>(split_tokens(), fit));
+}
+
+uint32_t GpuAttention::segment_split(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                     const QuantizedSegmentBuffers& seg) const {
+  return mode_split(g, layer.keys, value_mode(layer.values, seg.protected_tokens));
 }
 
 void GpuAttention::check_shared_memory(uint64_t bytes, const char* what) const {
@@ -388,7 +409,8 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   const bool sg8 = subgroup8_path();
   if (!sg8) {
     for (const QuantizedSegmentBuffers& seg : layer.segments) {
-      check_shared_memory(shared_vidkv(ratio, D, k, S, value_mode(layer.values, seg.protected_tokens)),
+      check_shared_memory(shared_vidkv(ratio, D, k, S, value_mode(layer.values, seg.protected_tokens),
+                                       segment_split(g, layer, seg)),
                           "attention_vidkv");
     }
     if (layer.residual.tokens > 0) check_shared_memory(shared_common(ratio) + 4ull * ratio * D, "attention_fp16");

@@ -46,7 +46,7 @@ std::vector<GpuAttention::PreparedPipeline> GpuAttention::prepare_pipelines(cons
   std::vector<uint32_t> modes = {value_mode(values, 1)};
   if (values == ValueFormat::ternary_stp) modes.push_back(value_mode(values, 0));
   for (uint32_t mode : modes) {
-    const rt::PipelineDesc desc = vidkv_desc(g, keys, mode, split_tokens());
+    const rt::PipelineDesc desc = vidkv_desc(g, keys, mode, mode_split(g, keys, mode));
     add(std::string(desc.shader->name) + "[" + mode_label(mode) + ", " + key_part + "]", desc);
   }
   add(fp16_desc(g).shader->name + std::string("[residual]"), fp16_desc(g));
