@@ -399,6 +399,25 @@ TEST_F(CacheFork, MixedLayers) {
   }
 }
 
+// A cut to 0 tokens leaves layers that fill again as a sequence fed by appends only: the first
+// flush chooses the channels anew (a prefill stays refused where one was made).
+TEST_F(CacheFork, TruncateToZeroFillsAgainLikeANewSequence) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  const auto kv = layer_data(300, seed), other = layer_data(100, seed + 4);
+  const auto q = realistic_query(other[0].keys, 100, H, H * kRatio, D, seed + 2);
+  Cache cache(ctx, kGeometry, settings_of("k1.5-v1.58"), kMax), direct(ctx, kGeometry, settings_of("k1.5-v1.58"), kMax);
+  const uint32_t s = cache.create_sequence(), d = direct.create_sequence();
+  prefill_all(cache, s, kv, 300);
+  cache.truncate_sequence(s, 0);
+  EXPECT_EQ(cache.tokens(s, 0), 0u);
+  EXPECT_EQ(cache.segment_count(s, 0), 0u);
+  expect_error([&] { prefill_all(cache, s, kv, 10); }, "prefill twice");
+  append_all(cache, s, other, 0, 100);
+  append_all(direct, d, other, 0, 100);
+  expect_same(cache, s, direct, d, q);
+}
+
 TEST_F(CacheFork, ErrorsChangeNothing) {
   const uint64_t seed = tools::test_seed();
   const auto kv = layer_data(300, seed);
