@@ -99,6 +99,7 @@ layout(push_constant) uniform Params {
   uint slot_base;
   uint protected_tokens;  // VALUE_MODE 3: n (a multiple of 32)
   float scale;            // softmax scale, folded into the query
+  uint visible;           // tokens attended: later ones get no weight (a truncated cache)
 } params;
 
 shared float qk[RATIO * KS + 1u];  // transformed query of this KV head's query heads, + a trash slot
@@ -265,7 +266,8 @@ void score_split(uint h, uint start, uint n) {
       score_pass(cg, i0, acc);
     }
     if (t < CT && t / G < cg) {
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + c0 + t] = acc[r / 4u][r & 3u];
+      bool seen = start + c0 + t < params.visible;
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + c0 + t] = seen ? acc[r / 4u][r & 3u] : -3.0e38;
     }
   }
 }
@@ -569,7 +571,7 @@ void main() {
   uint q_heads = params.kv_heads * RATIO;
   uint T = params.tokens;
   uint start = split * SPLIT;
-  uint n = min(SPLIT, T - start);
+  uint n = min(SPLIT, min(T, (params.visible + G - 1u) / G * G) - start);
 
   if (HAS_TRITS) init_trit_bits();
   transform_query(h);

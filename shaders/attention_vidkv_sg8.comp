@@ -53,6 +53,7 @@ layout(push_constant) uniform Params {
   uint tokens;       // tokens of the segment (a multiple of 32)
   uint slot_base;
   uint protected_tokens;  // VALUE_MODE 3: n (a multiple of 32)
+  layout(offset = 20) uint visible;  // tokens attended: later ones get no weight (a truncated cache)
 } params;
 
 // STP: scores of the split by part slot, [r][slot]: the other tokens' part groups the split
@@ -136,6 +137,11 @@ void score_group(uint h, uint g, uint groups) {
           }
         }
       }
+    }
+  }
+  [[unroll]] for (uint m = 0u; m < 4u; ++m) {
+    if (32u * g + 8u * m + lane >= params.visible) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) grp_score[m * RATIO + r] = -3.0e38;
     }
   }
 }
@@ -312,7 +318,7 @@ void main() {
   uint q_heads = params.kv_heads * RATIO;
   uint T = params.tokens;
   uint start = split * SPLIT;
-  uint ngroups = min(SPLIT, T - start) / G;
+  uint ngroups = min(SPLIT, min(T, (params.visible + G - 1u) / G * G) - start) / G;
 
   load_query(h);
   softmax_begin();

@@ -103,3 +103,69 @@ done:
   vidkv_context_destroy(ctx);
   return result;
 }
+
+/* Fork and truncate from C: the fork holds what its source holds and outlives it; a cut inside
+ * the residual gives back the kept prefix, one inside the quantized segment too (and such a
+ * sequence is not serialized); errors (unknown or freed source, a cut beyond the length) name
+ * the problem and change nothing. */
+int vidkv_test_c_api_fork_truncate(char* message, size_t size) {
+  static uint16_t k[TOKENS * KV * DIM], v[TOKENS * KV * DIM], dk[TOKENS * KV * DIM], dv[TOKENS * KV * DIM];
+  static uint16_t fk[TOKENS * KV * DIM], fv[TOKENS * KV * DIM];
+  float q[QH * DIM], out[QH * DIM], fout[QH * DIM];
+  vidkv_context* ctx = NULL;
+  vidkv_cache* cache = NULL;
+  uint32_t seq = 0, fork = 0, other = 0, tokens = 0, layer;
+  size_t bytes = 0;
+  int result = 0, i;
+  message[0] = 0;
+  for (i = 0; i < TOKENS * KV * DIM; ++i) {
+    k[i] = half_of_small(i * 7 + 3);
+    v[i] = half_of_small(i * 5 + 1);
+  }
+  for (i = 0; i < QH * DIM; ++i) q[i] = (float)((i % 11) - 5) * 0.1f;
+
+  CHECK(vidkv_context_create(NULL, &ctx) == VIDKV_OK);
+  CHECK(vidkv_cache_create(ctx, LAYERS, KV, QH, DIM, "k1.5-v1.58", 256, &cache) == VIDKV_OK);
+  CHECK(vidkv_sequence_create(cache, &seq) == VIDKV_OK);
+  /* 40 tokens per layer: a segment of 32 and 8 in the residual. */
+  for (layer = 0; layer < LAYERS; ++layer) CHECK(vidkv_prefill(cache, seq, layer, k, v, TOKENS) == VIDKV_OK);
+  CHECK(vidkv_sequence_fork(cache, seq, &fork) == VIDKV_OK && fork != seq);
+  CHECK(vidkv_attention(cache, seq, 1, q, 0.0f, out) == VIDKV_OK);
+  CHECK(vidkv_dequantize(cache, seq, 1, dk, dv, TOKENS, &tokens) == VIDKV_OK && tokens == TOKENS);
+  CHECK(vidkv_sequence_free(cache, seq) == VIDKV_OK);
+  CHECK(vidkv_attention(cache, fork, 1, q, 0.0f, fout) == VIDKV_OK);
+  CHECK(memcmp(out, fout, sizeof out) == 0);
+  CHECK(vidkv_dequantize(cache, fork, 1, fk, fv, TOKENS, &tokens) == VIDKV_OK && tokens == TOKENS);
+  CHECK(memcmp(dk, fk, sizeof dk) == 0 && memcmp(dv, fv, sizeof dv) == 0);
+
+  /* Errors: a freed source, an unknown one, a cut beyond the length; nothing changes. */
+  CHECK(vidkv_sequence_fork(cache, seq, &other) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "unknown sequence") != NULL);
+  CHECK(vidkv_sequence_fork(cache, fork, NULL) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(vidkv_sequence_truncate(cache, 999, 1) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "999") != NULL);
+  CHECK(vidkv_sequence_truncate(cache, fork, TOKENS + 1) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "longest layer") != NULL);
+  CHECK(vidkv_sequence_truncate(cache, fork, TOKENS) == VIDKV_OK); /* the length: a no-op */
+  CHECK(vidkv_tokens(cache, fork, 0, &tokens) == VIDKV_OK && tokens == TOKENS);
+
+  /* Inside the residual: the kept prefix; still serializable. */
+  CHECK(vidkv_sequence_truncate(cache, fork, 36) == VIDKV_OK);
+  CHECK(vidkv_dequantize(cache, fork, 1, fk, fv, TOKENS, &tokens) == VIDKV_OK && tokens == 36);
+  CHECK(memcmp(dk, fk, 36 * KV * DIM * 2) == 0 && memcmp(dv, fv, 36 * KV * DIM * 2) == 0);
+  CHECK(vidkv_sequence_serialize(cache, fork, NULL, 0, &bytes) == VIDKV_OK && bytes > 0);
+  /* Inside the segment: the kept prefix; serializing it is refused. */
+  CHECK(vidkv_sequence_truncate(cache, fork, 20) == VIDKV_OK);
+  CHECK(vidkv_dequantize(cache, fork, 0, fk, fv, TOKENS, &tokens) == VIDKV_OK && tokens == 20);
+  CHECK(vidkv_attention(cache, fork, 0, q, 0.0f, fout) == VIDKV_OK);
+  for (i = 0; i < QH * DIM; ++i) CHECK(isfinite(fout[i]));
+  CHECK(vidkv_sequence_serialize(cache, fork, NULL, 0, &bytes) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "masked segment") != NULL);
+  /* Appends go on after the cut. */
+  CHECK(vidkv_append(cache, fork, 0, k, v) == VIDKV_OK);
+  CHECK(vidkv_tokens(cache, fork, 0, &tokens) == VIDKV_OK && tokens == 21);
+done:
+  vidkv_cache_destroy(cache);
+  vidkv_context_destroy(ctx);
+  return result;
+}

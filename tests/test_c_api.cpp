@@ -12,6 +12,7 @@
 #include "vulkan_fixture.hpp"
 
 extern "C" int vidkv_test_c_api_round_trip(char* message, size_t size);
+extern "C" int vidkv_test_c_api_fork_truncate(char* message, size_t size);
 
 namespace vidkv::test {
 namespace {
@@ -21,6 +22,13 @@ TEST(CApi, RoundTripFromC) {
   setenv("VIDKV_VALIDATION", "1", 0);
   char message[512];
   const int line = vidkv_test_c_api_round_trip(message, sizeof message);
+  EXPECT_EQ(line, 0) << "test_c_api.c line " << line << ": " << message;
+}
+
+TEST(CApi, ForkAndTruncateFromC) {
+  setenv("VIDKV_VALIDATION", "1", 0);
+  char message[512];
+  const int line = vidkv_test_c_api_fork_truncate(message, sizeof message);
   EXPECT_EQ(line, 0) << "test_c_api.c line " << line << ": " << message;
 }
 

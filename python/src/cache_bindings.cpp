@@ -202,6 +202,17 @@ void bind_cache(py::module_& m) {
       .def(
           "has_sequence", [](PyCache& self, uint32_t s) { return self.run([&](Cache& c) { return c.has_sequence(s); }); },
           py::arg("sequence"))
+      .def(
+          "fork", [](PyCache& self, uint32_t s) { return self.run([&](Cache& c) { return c.fork_sequence(s); }); },
+          py::arg("sequence"),
+          "A new sequence holding what `sequence` holds: its quantized segments shared (freed with their last "
+          "user), its residual copied (Cache::fork_sequence).")
+      .def(
+          "truncate",
+          [](PyCache& self, uint32_t s, uint32_t tokens) { self.run([&](Cache& c) { c.truncate_sequence(s, tokens); }); },
+          py::arg("sequence"), py::arg("tokens"),
+          "Keeps the first `tokens` tokens of every layer; a cut inside a quantized segment masks its tail "
+          "(Cache::truncate_sequence).")
       .def("sequence_ids", [](PyCache& self) { return self.run([](Cache& c) { return c.sequence_ids(); }); })
       .def(
           "tokens",

@@ -191,3 +191,32 @@ def test_caches_in_threads_give_the_same_results(rng):
         t.join()
     for r in results[:2]:
         np.testing.assert_array_equal(r, results[2])
+
+
+@pytest.mark.parametrize("settings", ["k1.5-v1.58", "fp16"])
+def test_fork_and_truncate(rng, settings):
+    cache = make_cache(settings)
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 150, KV_HEADS, HEAD_DIM)  # 128 quantized + 22 in the residual
+    for layer in range(LAYERS):
+        cache.prefill(seq, layer, k, v)
+    dk, dv = cache.dequantize(seq, 1)
+    q = realistic_query(rng, k, 4)
+    out = cache.attention(seq, 1, q)
+    fork = cache.fork(seq)
+    assert fork != seq and cache.tokens(fork, 1) == 150
+    cache.free_sequence(seq)
+    np.testing.assert_array_equal(cache.attention(fork, 1, q), out)
+    fk, fv = cache.dequantize(fork, 1)
+    np.testing.assert_array_equal(fk, dk)
+    cache.truncate(fork, 100)  # inside the segment: its tail is masked
+    fk, fv = cache.dequantize(fork, 1)
+    np.testing.assert_array_equal(fk, dk[:100])
+    np.testing.assert_array_equal(fv, dv[:100])
+    # The float64 reference over the kept (dequantized, fp16) tokens, within the fp16 rounding
+    # of the decode.
+    assert attention_error(cache.attention(fork, 1, q), reference_attention(q, fk, fv)) < 1e-2
+    with pytest.raises(vidkv.Error, match="it holds 100"):
+        cache.truncate(fork, 101)
+    with pytest.raises(vidkv.Error, match=f"unknown sequence {seq}"):
+        cache.fork(seq)

@@ -162,6 +162,29 @@ class VIDKV_API Cache {
   bool has_sequence(uint32_t sequence) const;
   uint32_t tokens(uint32_t sequence, uint32_t layer) const;
 
+  // Fork and truncate (beam search, speculative decoding, several questions over one prefix).
+  // fork_sequence returns a new sequence holding what `source` holds: it shares the source's
+  // quantized segments and channel tables (they never change; freed with their last user, so
+  // freeing either sequence leaves the other intact; stats() counts them once) and copies the
+  // residual and a mixed layer's full and window stores on the device. The two then take
+  // appends independently. Throws Error(invalid_argument) for an unknown or freed source.
+  // truncate_sequence keeps the first `tokens` tokens of every layer (rolls back rejected
+  // speculative tokens). The sequence's length is the most tokens any of its layers holds (layers
+  // written one after another in a step may differ); `tokens` above it is an error, equal to it a
+  // no-op, and a layer holding no more than `tokens` is left as it is. A cut inside the residual
+  // shrinks it (the layer is then bit for bit one fed that many tokens); a cut inside a quantized
+  // segment drops the later segments, empties the residual and masks the segment's tail (not
+  // re-quantized): attention and dequantize read only its first tokens, later appends fill a new
+  // residual and the next flush makes a new segment. A cut to 0 tokens also drops the layer's
+  // channel table (its next first segment chooses again); prefill stays refused where it was.
+  // A mixed layer's window heads cannot give back tokens their ring has overwritten: a cut is an
+  // error there once the layer holds more than sink + recent tokens, unless it keeps at most the
+  // sink. A sequence with a masked segment cannot be saved or serialized (Error(invalid_argument):
+  // the format holds whole segments). Errors name the problem and change nothing. Both are
+  // synchronous operations (not while recorded work is pending: a dropped segment may be freed).
+  uint32_t fork_sequence(uint32_t source);
+  void truncate_sequence(uint32_t sequence, uint32_t tokens);
+
   // K and V: fp16 [tokens][kv_heads][head_dim].
   void prefill(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& keys,
                const std::vector<uint16_t>& values, uint32_t tokens);
@@ -207,7 +230,8 @@ class VIDKV_API Cache {
   CacheStats stats() const;
 
   // Segments and residual as stored; in a layer with per-head policies they hold only the layer's
-  // `vidkv` heads (in increasing head order), the full and window heads being fp16 apart.
+  // `vidkv` heads (in increasing head order), the full and window heads being fp16 apart. A
+  // segment whose tail truncate_sequence masked is returned whole, as stored.
   uint32_t segment_count(uint32_t sequence, uint32_t layer) const;
   CacheSegmentHost segment_host(uint32_t sequence, uint32_t layer, uint32_t index) const;
   // The fp16 residual, [residual tokens][kv_heads][head_dim] each.
@@ -217,6 +241,9 @@ class VIDKV_API Cache {
   const CacheGeometry& geometry() const;
   const CacheSettings& settings() const;
   uint32_t max_tokens() const;
+  // Attention on the portable shaders even where the subgroup-of-8 ones apply
+  // (GpuAttention::set_portable): tests cover the GPU path on a CPU driver with it.
+  void set_portable_attention(bool portable);
 
   // Saved caches (cache_file.hpp; the layout is docs/cache-format.md). save writes every sequence,
   // or one, with the geometry, settings and max_tokens; the file is written beside `path` and

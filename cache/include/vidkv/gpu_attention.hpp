@@ -66,6 +66,9 @@ struct QuantizedSegmentBuffers {
   // index ranges; the shaders clamp what they read, so a wrong map gives wrong results, not
   // out-of-bounds accesses.
   rt::BufferView token_map;
+  // Only the first `visible` tokens are attended (a truncated cache masks a segment's tail without
+  // re-quantizing it); 0 means all `tokens`.
+  uint32_t visible = 0;
 };
 
 struct QuantizedLayerBuffers {
@@ -193,6 +196,10 @@ class VIDKV_API GpuAttention {
   uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
   uint32_t splits_of(uint32_t tokens) const { return (tokens + split_tokens() - 1) / split_tokens(); }
   uint32_t mode_split(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t mode) const;
+  // The tokens of a segment's groups that hold visible tokens (its splits cover these).
+  static uint32_t attended_tokens(const QuantizedSegmentBuffers& segment) {
+    return segment.visible != 0 ? (segment.visible + 31) / 32 * 32 : segment.tokens;
+  }
   uint32_t segment_split(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
                          const QuantizedSegmentBuffers& segment) const;
   // The pipeline of each kernel: the one place that builds its description, used by both the

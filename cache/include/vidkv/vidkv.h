@@ -79,6 +79,16 @@ VIDKV_API void vidkv_cache_destroy(vidkv_cache* cache);
 
 VIDKV_API vidkv_status vidkv_sequence_create(vidkv_cache* cache, uint32_t* sequence);
 VIDKV_API vidkv_status vidkv_sequence_free(vidkv_cache* cache, uint32_t sequence);
+/* Fork and truncate (Cache::fork_sequence / truncate_sequence in cache.hpp). fork: *sequence
+ * receives a new sequence holding what `source` holds, sharing its quantized segments (freed with
+ * their last user) and copying its residual; an unknown or freed source is
+ * VIDKV_ERROR_INVALID_ARGUMENT. truncate: keeps the first `tokens` tokens of every layer; more
+ * than the sequence's length (the most tokens any layer holds) is VIDKV_ERROR_INVALID_ARGUMENT,
+ * equal to it a no-op; a cut inside a quantized segment masks the segment's tail (such a sequence
+ * cannot be saved or serialized). Errors change nothing. Synchronous: not while recorded work is
+ * pending. */
+VIDKV_API vidkv_status vidkv_sequence_fork(vidkv_cache* cache, uint32_t source, uint32_t* sequence);
+VIDKV_API vidkv_status vidkv_sequence_truncate(vidkv_cache* cache, uint32_t sequence, uint32_t tokens);
 
 VIDKV_API vidkv_status vidkv_prefill(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const uint16_t* k,
                                      const uint16_t* v, uint32_t tokens);

@@ -149,6 +149,17 @@ vidkv_status vidkv_sequence_free(vidkv_cache* cache, uint32_t sequence) {
   return guarded([&] { cache->cache->free_sequence(sequence); });
 }
 
+vidkv_status vidkv_sequence_fork(vidkv_cache* cache, uint32_t source, uint32_t* sequence) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(sequence);
+  return guarded([&] { *sequence = cache->cache->fork_sequence(source); });
+}
+
+vidkv_status vidkv_sequence_truncate(vidkv_cache* cache, uint32_t sequence, uint32_t tokens) {
+  VIDKV_REQUIRE(cache);
+  return guarded([&] { cache->cache->truncate_sequence(sequence, tokens); });
+}
+
 vidkv_status vidkv_prefill(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const uint16_t* k,
                            const uint16_t* v, uint32_t tokens) {
   VIDKV_REQUIRE(cache);

@@ -25,6 +25,7 @@ struct Fp16Push {
 struct VidkvPush {
   uint32_t kv_heads, tokens, slot_base, protected_tokens;
   float scale;  // the portable shader transforms the query itself; the sg8 one ignores it
+  uint32_t visible;  // tokens attended (QuantizedSegmentBuffers::visible, or all)
 };
 constexpr uint32_t kVidkvBindings = 14;          // attention_vidkv_sg8.comp
 constexpr uint32_t kVidkvPortableBindings = 15;  // attention_vidkv.comp: + the channel table
@@ -249,7 +250,7 @@ uint64_t GpuAttention::slot_bytes(const AttentionGeometry& g, const QuantizedLay
   uint64_t slots = splits_of(layer.residual.tokens);
   for (const auto& s : layer.segments) {
     const uint32_t split = segment_split(g, layer, s);
-    slots += (s.tokens + split - 1) / split;
+    slots += (attended_tokens(s) + split - 1) / split;
   }
   return slots * g.q_heads * (g.dim + 2) * 4;
 }
@@ -346,6 +347,10 @@ void GpuAttention::check_segment(const AttentionGeometry& g, const QuantizedLaye
   if (seg.tokens == 0 || seg.tokens % kGroup != 0) {
     throw Error(ErrorCode::bad_group_size, name + " tokens " + str(seg.tokens) + " is not a positive multiple of 32");
   }
+  if (seg.visible > seg.tokens) {
+    throw Error(ErrorCode::invalid_argument,
+                name + " visible tokens " + str(seg.visible) + " exceed its " + str(seg.tokens) + " tokens");
+  }
   if (k > 0) {
     const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, seg.tokens, k});
     check_view(seg.key_anomalous.codes, b.codes, name + " anomalous key codes");
@@ -434,8 +439,10 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
     const uint32_t mode = value_mode(layer.values, seg.protected_tokens);
     const bool stp = mode == 3, trits = mode == 0 || (stp && seg.protected_tokens < seg.tokens);
-    const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0, scale};
-    const uint32_t split = segment_split(g, layer, seg), splits = (seg.tokens + split - 1) / split;
+    const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0, scale,
+                       seg.visible != 0 ? seg.visible : seg.tokens};
+    // Splits over the groups holding visible tokens only (a masked tail's whole groups get none).
+    const uint32_t split = segment_split(g, layer, seg), splits = (attended_tokens(seg) + split - 1) / split;
     const auto& pipeline = pipelines_.get(vidkv_desc(g, ks, mode, split));
     const bool mins = mode == 1 || mode == 2;
     // the sg8 shader reads the transformed query (binding 0), the portable one q and the channels

@@ -102,7 +102,8 @@ CacheFileLayer save_layer(const Cache::Impl& m, const Layer& l) {
   f.residual = l.residual;
   const CacheGeometry part = part_geometry(m, l);
   if (l.channels) f.channels = download<uint32_t>(*l.channels, cache_file_channel_table_entries(part, m.settings));
-  for (const Segment& s : l.segments) {
+  for (const cache_detail::SegmentRef& ref : l.segments) {
+    const Segment& s = *ref;
     CacheFileSegment fs;
     fs.tokens = s.tokens;
     fs.stp = s.stp;
@@ -137,6 +138,19 @@ CacheFileContents save_header(const Cache::Impl& m) {
 }
 
 CacheFileSequence save_sequence(const Cache::Impl& m, uint32_t id, const Sequence& seq) {
+  // The format holds whole segments only: a segment whose tail truncate_sequence masked would come
+  // back with its masked tokens visible. Refused before anything is written.
+  for (size_t i = 0; i < seq.layers.size(); ++i) {
+    for (const cache_detail::SegmentRef& ref : seq.layers[i].segments) {
+      if (!ref.masked()) continue;
+      throw Error(ErrorCode::invalid_argument,
+                  "cache: sequence " + std::to_string(id) + " layer " + std::to_string(i) +
+                      " was truncated inside a quantized segment (" + std::to_string(ref.visible) + " of its " +
+                      std::to_string(ref->tokens) +
+                      " tokens kept): the saved-cache format holds whole segments only, so a sequence with a "
+                      "masked segment cannot be saved or serialized");
+    }
+  }
   CacheFileSequence f;
   f.id = id;
   for (const Layer& l : seq.layers) f.layers.push_back(save_layer(m, l));
@@ -213,7 +227,7 @@ Layer upload_layer(Cache::Impl& m, const CacheFileLayer& f, Layer l) {
         if (!*slot) *slot = cache_detail::new_buffer(m.ctx, 16);
       }
     }
-    l.segments.push_back(std::move(s));
+    l.segments.push_back({std::make_shared<const Segment>(std::move(s)), fs.tokens});
   }
   if ((f.prefilled || f.appended) && stored.kv_heads > 0) {
     // The residual as the cache allocates it at a layer's first write: its full capacity (none

@@ -235,5 +235,6 @@ void Cache::attention(uint32_t sequence, uint32_t layer, const rt::BufferView& q
 const CacheGeometry& Cache::geometry() const { return impl_->geometry; }
 const CacheSettings& Cache::settings() const { return impl_->settings; }
 uint32_t Cache::max_tokens() const { return impl_->max_tokens; }
+void Cache::set_portable_attention(bool portable) { impl_->attention.set_portable(portable); }
 
 }  // namespace vidkv

@@ -46,13 +46,26 @@ struct Segment {
   CachePartBytes key_bytes, value_bytes;  // used bytes (the channel table apart, per layer)
 };
 
+// A layer's use of a segment. A segment never changes once written, so forked sequences share it
+// (freed with its last user, cache_fork.cpp); truncation masks its tail instead of re-quantizing
+// it: the layer holds only the segment's first `visible` tokens, and attention and dequantize
+// read only those.
+struct SegmentRef {
+  std::shared_ptr<const Segment> data;
+  uint32_t visible = 0;  // 1 .. data->tokens
+  const Segment& operator*() const { return *data; }
+  const Segment* operator->() const { return data.get(); }
+  bool masked() const { return visible < data->tokens; }
+};
+
 struct Layer {
   bool prefilled = false;
   bool appended = false;
-  std::unique_ptr<rt::Buffer> channels;  // uint32 [units][dim]; null until the first segment
-  std::vector<Segment> segments;
+  // uint32 [units][dim]; null until the first segment. Shared by forks (never written once set).
+  std::shared_ptr<rt::Buffer> channels;
+  std::vector<SegmentRef> segments;
   std::unique_ptr<rt::Buffer> residual_keys, residual_values;  // null until first used
-  uint32_t quantized = 0;  // tokens in segments
+  uint32_t quantized = 0;  // tokens in segments (their visible tokens)
   uint32_t residual = 0;   // tokens in the residual
   // Per-head policies (head_policy.hpp), when this layer's heads do not all take the preset: the
   // segments and residual above (the "preset part") hold only the layer's preset heads, gathered
@@ -115,6 +128,9 @@ struct Scratch {
   // Mixed layers: one token's K and V (host appends), the preset heads' K and V gathered out of
   // the input (prefill) or decoded (dequantize), the query and output rows of each policy's pass.
   std::unique_ptr<rt::Buffer> route_token, route_keys, route_values, route_rows;
+  // Dequantize of a truncated layer: a masked segment decoded whole before its visible prefix
+  // is copied out.
+  std::unique_ptr<rt::Buffer> masked_keys, masked_values;
   // Buffers replaced by larger ones while recorded work may still read them: released by
   // Cache::release_retired(), or at once by synchronous calls when nothing was recorded.
   std::vector<std::unique_ptr<rt::Buffer>> retired;

@@ -300,7 +300,8 @@ void Cache::Impl::commit(Layer& layer, PendingWrite& p, bool prefill) {
     layer.residual_values = std::move(p.residual_values);
   }
   for (PendingSegment& s : p.segments) {
-    layer.segments.push_back(std::move(s.segment));
+    const uint32_t tokens = s.segment.tokens;
+    layer.segments.push_back({std::make_shared<const Segment>(std::move(s.segment)), tokens});
     if (s.new_channels) layer.channels = std::move(s.new_channels);
   }
   for (auto [mine, fresh] : {std::pair{&layer.full_keys, &p.full_keys}, std::pair{&layer.full_values, &p.full_values},
@@ -341,8 +342,10 @@ void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer,
   // appended segments are plain ternary ones (n = 0).
   l.values = settings.stp ? ValueFormat::ternary_stp : value_format();
   l.channels = layer.channels->view();
-  for (const Segment& s : layer.segments) {
+  for (const cache_detail::SegmentRef& ref : layer.segments) {
+    const Segment& s = *ref;
     QuantizedSegmentBuffers b{s.tokens, s.key_anomalous.views(), s.key_normal.views(), s.values.views()};
+    if (ref.masked()) b.visible = ref.visible;
     if (s.stp) {
       b.protected_tokens = uint32_t(s.split.protected_tokens.size());
       b.values_high = s.values_high.views();
@@ -372,11 +375,17 @@ void Cache::Impl::record_part_dequantize(VkCommandBuffer cmd, const Layer& layer
   const QuantSpec vs = value_spec();
   uint64_t at = 0;
   if (!layer.segments.empty()) ensure_quantize_scratch();
-  for (const Segment& s : layer.segments) {
+  for (const cache_detail::SegmentRef& ref : layer.segments) {
+    const Segment& s = *ref;
     const TensorShape shape{H, s.tokens, D};
     const TensorLayout thd = TensorLayout::thd(shape);
-    const uint64_t bytes = uint64_t(s.tokens) * row;
-    const rt::BufferView kout = offset_view(k, at, bytes), vout = offset_view(v, at, bytes);
+    const uint64_t bytes = uint64_t(s.tokens) * row, kept = uint64_t(ref.visible) * row;
+    // A masked segment (truncate_sequence) decodes whole into scratch, and only its visible
+    // tokens (a prefix of [T][H][D]) are copied out: the caller's buffer holds no more.
+    const bool masked = ref.masked();
+    const rt::BufferView kout = masked ? grow(scratch.masked_keys, bytes).view(0, bytes) : offset_view(k, at, bytes);
+    const rt::BufferView vout =
+        masked ? grow(scratch.masked_values, bytes).view(0, bytes) : offset_view(v, at, bytes);
     const PackedBuffers normal{s.key_normal.codes->view(), s.key_normal.scales->view(),
                                scratch.stream_mins->view()};
     if (settings.key_mode == CacheSettings::KeyMode::vidkv) {
@@ -397,7 +406,13 @@ void Cache::Impl::record_part_dequantize(VkCommandBuffer cmd, const Layer& layer
     }
     // The key decode reuses the workspace for the next segment.
     rt::compute_to_compute_barrier(cmd);
-    at += bytes;
+    if (masked) {
+      rt::compute_to_transfer_barrier(cmd);
+      rt::record_copy(cmd, kout, offset_view(k, at, kept), kept);
+      rt::record_copy(cmd, vout, offset_view(v, at, kept), kept);
+      rt::compute_transfer_barrier(cmd);  // a later masked segment decodes into the same scratch
+    }
+    at += kept;
   }
   if (layer.residual > 0) {
     const uint64_t bytes = uint64_t(layer.residual) * row;

@@ -1,6 +1,7 @@
 // vidkv::Cache read-side: honest storage statistics (DESIGN section 4: bytes actually held, the
 // fp16 residual apart), segments and residual read back to the host, and dequantize().
 #include <algorithm>
+#include <set>
 #include <string>
 
 #include "sequence_cache/cache_internal.hpp"
@@ -53,12 +54,13 @@ CacheStats Cache::stats() const {
     full.heads += uint32_t(r.full.size());
     window.heads += uint32_t(r.window.size());
   }
+  // Values held in segments (all their tokens, masked tails included: they are stored).
   uint64_t quantized_values = 0;
+  std::set<const void*> counted_segments, counted_tables;
   for (const auto& [id, seq] : m.sequences) {
     for (const Layer& l : seq.layers) {
       const uint64_t part_row = m.part_token_bytes(l);
       st.tokens += l.tokens();
-      quantized_values += uint64_t(l.quantized) * m.part_heads(l) * m.geometry.head_dim;
       if (l.mixed) {
         const cache_detail::HeadRoute& r = m.routes[l.index];
         full.tokens += uint64_t(l.count) * r.full.size();
@@ -72,8 +74,12 @@ CacheStats Cache::stats() const {
       preset.fp16_equivalent_bytes += uint64_t(l.quantized + l.residual) * part_row * 2;
       st.quantized_tokens += l.quantized;
       st.residual_tokens += l.residual;
-      st.segments += uint32_t(l.segments.size());
-      for (const Segment& s : l.segments) {
+      for (const cache_detail::SegmentRef& ref : l.segments) {
+        // Forked sequences share segments and channel tables: each is counted once.
+        if (!counted_segments.insert(ref.data.get()).second) continue;
+        ++st.segments;
+        const Segment& s = *ref;
+        quantized_values += uint64_t(s.tokens) * m.seg_heads(s) * m.geometry.head_dim;
         st.keys.codes += s.key_bytes.codes;
         st.keys.scales += s.key_bytes.scales;
         st.keys.mins += s.key_bytes.mins;
@@ -84,7 +90,7 @@ CacheStats Cache::stats() const {
       }
       // The table the attention reads (uint32 per channel), not the dim-bit mask bit_accounting
       // counts as the minimum: this is what is held.
-      if (l.channels) st.keys.maps += GpuKeyQuantizer::channel_table_bytes(ks, m.part_heads(l), m.geometry.head_dim);
+      if (l.channels && counted_tables.insert(l.channels.get()).second) st.keys.maps += GpuKeyQuantizer::channel_table_bytes(ks, m.part_heads(l), m.geometry.head_dim);
       st.residual_bytes += uint64_t(l.residual) * part_row * 2;
       if (l.residual_keys) st.residual_capacity_bytes += uint64_t(m.residual_capacity()) * part_row * 2;
     }
@@ -114,7 +120,7 @@ CacheSegmentHost Cache::segment_host(uint32_t sequence, uint32_t layer, uint32_t
                                                  std::to_string(sequence) + " layer " + std::to_string(layer) +
                                                  " (it has " + std::to_string(l.segments.size()) + ")");
   }
-  const Segment& s = l.segments[index];
+  const Segment& s = *l.segments[index];
   const uint32_t H = m.seg_heads(s), D = m.geometry.head_dim, T = s.tokens, G = m.settings.group_size;
   const KeySpec ks = m.key_spec();
   const uint32_t k = anomalous_channel_count(ks, D), S = coefficient_streams(ks.fft, D - k);
