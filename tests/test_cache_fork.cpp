@@ -230,10 +230,12 @@ class CacheTruncateSegment : public VulkanTest, public ::testing::WithParamInter
 
 // A cut inside a quantized segment: the kept tokens' dequantize is exactly the prefix of what
 // the layer held, attention is the float64 reference over the kept tokens (the masked segment
-// decoded exactly) within 1e-5, and appends after it fill a new residual whose flush makes a new
-// segment.
+// decoded exactly) within 1e-5 (1e-4 with VidKV keys, whose query is transformed into the key
+// spectrum in fp32: one seed in a few hundred measures ~1.05e-5), and appends after it fill a new
+// residual whose flush makes a new segment.
 TEST_P(CacheTruncateSegment, MasksTheSegmentTail) {
   const CutCase c = GetParam();
+  const double tolerance = settings_of(c.preset).key_mode == CacheSettings::KeyMode::vidkv ? 1e-4 : 1e-5;
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
   // Prefill 330: one segment of 320 (ten groups), 10 in the residual; then 70 appends: a flush
@@ -267,7 +269,7 @@ TEST_P(CacheTruncateSegment, MasksTheSegmentTail) {
       EXPECT_TRUE(d.keys == std::vector<uint16_t>(before[l].keys.begin(), before[l].keys.begin() + prefix));
       EXPECT_TRUE(d.values == std::vector<uint16_t>(before[l].values.begin(), before[l].values.begin() + prefix));
       const auto out = cache.attention(s, l, q);
-      EXPECT_LT(attention_error(out, reference_kept(cache, s, l, q, cut.visible), D), 1e-5);
+      EXPECT_LT(attention_error(out, reference_kept(cache, s, l, q, cut.visible), D), tolerance);
     }
     // The masked segments stay whole on the device: the stats count their bytes.
     EXPECT_EQ(cache.stats().quantized_tokens, uint64_t(cut.tokens) * kLayers);
@@ -286,7 +288,7 @@ TEST_P(CacheTruncateSegment, MasksTheSegmentTail) {
       EXPECT_TRUE(std::vector<uint16_t>(d.values.end() - size_t(residual) * H * D, d.values.end()) ==
                   token_slice(other[l].values, cut.tokens + kResidual, residual, H, D));
       const auto out = cache.attention(s, l, q);
-      EXPECT_LT(attention_error(out, reference_kept(cache, s, l, q, cut.visible), D), 1e-5);
+      EXPECT_LT(attention_error(out, reference_kept(cache, s, l, q, cut.visible), D), tolerance);
     }
   }
 }
