@@ -38,6 +38,8 @@ layout(push_constant) uniform Params {
   uint token_stride;
   uint slot_base;     // partial slot of split 0
   float scale;        // softmax scale
+  int limit;          // causal: query z sees this dispatch's tokens t < limit + z (INT_MAX: all)
+  uint query_slots;   // causal: slots per query (query z's slots start at z * query_slots)
 } params;
 
 const uint WORDS = DIM / 8u;  // 16-byte words per key or value row
@@ -56,7 +58,9 @@ void main() {
   uint q_heads = params.kv_heads * RATIO;
   uint start = split * SPLIT;
   uint n = min(SPLIT, params.tokens - start);
-  uint qbase = h * RATIO * DIM;
+  uint z = gl_WorkGroupID.z;  // causal: the query (0 otherwise)
+  int visible = params.limit + int(z) - int(start);  // tokens of the split this query sees
+  uint qbase = (z * params.kv_heads + h) * RATIO * DIM;
   uint row0 = (h * params.head_stride + start * params.token_stride) / 8u;  // 16-byte words
   uint row_words = params.token_stride / 8u;
 
@@ -92,7 +96,7 @@ void main() {
     [[unroll]] for (uint m = 0u; m < TPL; ++m) {
       uint t = t0 + lid + WG * m;
       if (t < n) {
-        [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + t] = acc[m * RATIO + r] * params.scale;
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + t] = int(t) < visible ? acc[m * RATIO + r] * params.scale : -3.0e38;
       }
     }
   }
@@ -146,7 +150,7 @@ void main() {
     }
     barrier();
   }
-  uint slot = params.slot_base + split;
+  uint slot = z * params.query_slots + params.slot_base + split;
   if (g == 0u) {
     [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
       uint base = (slot * q_heads + h * RATIO + r) * (DIM + 2u);

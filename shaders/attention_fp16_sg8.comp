@@ -22,6 +22,8 @@ layout(push_constant) uniform Params {
   uint token_stride;
   uint slot_base;     // partial slot of split 0
   float scale;        // softmax scale, folded into the query
+  int limit;          // causal: query z sees this dispatch's tokens t < limit + z (INT_MAX: all)
+  uint query_slots;   // causal: slots per query (query z's slots start at z * query_slots)
 } params;
 
 const uint PAGES = (DIM + 63u) / 64u;           // query pages of 64 channels (8 chunks of 8)
@@ -35,14 +37,16 @@ void main() {
   uint split = gl_WorkGroupID.x;
   uint h = gl_WorkGroupID.y;
   uint q_heads = params.kv_heads * RATIO;
+  uint z = gl_WorkGroupID.z;  // causal: the query (0 otherwise)
   uint start = split * SPLIT;
   uint n = min(SPLIT, params.tokens - start);
+  int visible = params.limit + int(z) - int(start);  // tokens of the split this query sees
 
   [[unroll]] for (uint p = 0u; p < PAGES; ++p)
     [[unroll]] for (uint r = 0u; r < RATIO; ++r)
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         uint c = 64u * p + 8u * lane + k;
-        float q = query.data[(h * RATIO + r) * DIM + min(c, DIM - 1u)] * params.scale;
+        float q = query.data[((z * params.kv_heads + h) * RATIO + r) * DIM + min(c, DIM - 1u)] * params.scale;
         qp[(p * RATIO + r) * 8u + k] = c < DIM ? q : 0.0;
       }
   softmax_begin();
@@ -73,7 +77,7 @@ void main() {
       }
     }
     [[unroll]] for (uint m = 0u; m < 4u; ++m)
-      if (t0 + lane + 8u * m >= n) [[unroll]] for (uint r = 0u; r < RATIO; ++r) grp_score[m * RATIO + r] = -3.0e38;
+      if (t0 + lane + 8u * m >= n || int(t0 + lane + 8u * m) >= visible) [[unroll]] for (uint r = 0u; r < RATIO; ++r) grp_score[m * RATIO + r] = -3.0e38;
     softmax_group();
     // Values: lane l of pass b reads one uvec4 (channels 64b + 8l .. +7) of each token's row.
     [[unroll]] for (uint b = 0u; b < VPASS; ++b) {
@@ -98,7 +102,7 @@ void main() {
     }
   }
 
-  uint slot = params.slot_base + split;
+  uint slot = z * params.query_slots + params.slot_base + split;
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
     if (lane == 0u) {

@@ -29,12 +29,13 @@ shared float qn[NORMAL > 0u ? NORMAL : 1u];
 
 void main() {
   uint qh = gl_WorkGroupID.x;
+  uint row = gl_WorkGroupID.z * gl_NumWorkGroups.x + qh;  // causal: query z's head qh
   uint unit = SCOPE_LAYER == 1u ? 0u : qh / RATIO;
   uint lid = gl_LocalInvocationID.x;
   uint ks = K_ANOM + STREAMS;
   for (uint j = lid; j < DIM; j += gl_WorkGroupSize.x) {
-    float q = query.data[qh * DIM + channels.data[unit * DIM + j]] * params.scale;
-    if (j < K_ANOM) prepared.data[qh * ks + j] = q; else qn[j - K_ANOM] = q;
+    float q = query.data[row * DIM + channels.data[unit * DIM + j]] * params.scale;
+    if (j < K_ANOM) prepared.data[row * ks + j] = q; else qn[j - K_ANOM] = q;
   }
   barrier();
   for (uint s = lid; s < STREAMS; s += gl_WorkGroupSize.x) {
@@ -47,6 +48,6 @@ void main() {
       float angle = 6.283185307179586 * float((f * n) % NORMAL) / float(NORMAL);
       sum += qn[n] * (imag ? -sin(angle) : cos(angle));
     }
-    prepared.data[qh * ks + K_ANOM + s] = c * sum / float(NORMAL);
+    prepared.data[row * ks + K_ANOM + s] = c * sum / float(NORMAL);
   }
 }

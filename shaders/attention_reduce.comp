@@ -35,7 +35,8 @@ void main() {
   uint c0 = gl_WorkGroupID.y * BLOCK;
   uint lid = gl_LocalInvocationID.x;
   uint stride = params.q_heads * (DIM + 2u);
-  uint base = qh * (DIM + 2u);
+  // causal: workgroup z reduces query z's slots (z * slots ..) into its output row
+  uint base = (gl_WorkGroupID.z * params.slots * params.q_heads + qh) * (DIM + 2u);
 
   float m = -3.0e38;
   for (uint i = lid; i < params.slots; i += WG) m = max(m, partials.data[base + i * stride]);
@@ -81,6 +82,6 @@ void main() {
       total_l += l_buf[k];
     }
     vec4 r = total / total_l;
-    [[unroll]] for (uint e = 0u; e < 4u; ++e) dst.data[qh * DIM + c + e] = r[e];
+    [[unroll]] for (uint e = 0u; e < 4u; ++e) dst.data[(gl_WorkGroupID.z * params.q_heads + qh) * DIM + c + e] = r[e];
   }
 }

@@ -100,6 +100,8 @@ layout(push_constant) uniform Params {
   uint protected_tokens;  // VALUE_MODE 3: n (a multiple of 32)
   float scale;            // softmax scale, folded into the query
   uint visible;           // tokens attended: later ones get no weight (a truncated cache)
+  int limit;              // causal: query z sees the segment's tokens t < limit + z (INT_MAX: all)
+  uint query_slots;       // causal: slots per query (query z's slots start at z * query_slots)
 } params;
 
 shared float qk[RATIO * KS + 1u];  // transformed query of this KV head's query heads, + a trash slot
@@ -266,7 +268,8 @@ void score_split(uint h, uint start, uint n) {
       score_pass(cg, i0, acc);
     }
     if (t < CT && t / G < cg) {
-      bool seen = start + c0 + t < params.visible;
+      bool seen = start + c0 + t < params.visible &&                           // a truncated cache
+                  int(start + c0 + t) < params.limit + int(gl_WorkGroupID.z);  // causal mask
       [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + c0 + t] = seen ? acc[r / 4u][r & 3u] : -3.0e38;
     }
   }
@@ -590,7 +593,7 @@ void main() {
     stp_values(h, start, n);
   }
 
-  uint slot = params.slot_base + split;
+  uint slot = gl_WorkGroupID.z * params.query_slots + params.slot_base + split;
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
     if (lid == 0u) {

@@ -54,6 +54,8 @@ layout(push_constant) uniform Params {
   uint slot_base;
   uint protected_tokens;  // VALUE_MODE 3: n (a multiple of 32)
   layout(offset = 20) uint visible;  // tokens attended: later ones get no weight (a truncated cache)
+  int limit;              // causal: query z sees the segment's tokens t < limit + z (INT_MAX: all)
+  uint query_slots;       // causal: slots per query (query z's slots start at z * query_slots)
 } params;
 
 // STP: scores of the split by part slot, [r][slot]: the other tokens' part groups the split
@@ -77,14 +79,14 @@ void load_query(uint h) {
     [[unroll]] for (uint r = 0u; r < RATIO; ++r)
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         uint j = 64u * p + 8u * lane_id() + k;
-        float q = prepared.data[(h * RATIO + r) * KS + min(j, K_ANOM - 1u)];
+        float q = prepared.data[((gl_WorkGroupID.z * params.kv_heads + h) * RATIO + r) * KS + min(j, K_ANOM - 1u)];
         qa[(p * RATIO + r) * 8u + k] = j < K_ANOM ? q : 0.0;
       }
   [[unroll]] for (uint p = 0u; p < SPAGES; ++p)
     [[unroll]] for (uint r = 0u; r < RATIO; ++r)
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         uint j = 64u * p + 8u * lane_id() + k;
-        float q = prepared.data[(h * RATIO + r) * KS + K_ANOM + min(j, STREAMS - 1u)];
+        float q = prepared.data[((gl_WorkGroupID.z * params.kv_heads + h) * RATIO + r) * KS + K_ANOM + min(j, STREAMS - 1u)];
         qs[(p * RATIO + r) * 8u + k] = j < STREAMS ? q : 0.0;
       }
 }
@@ -139,8 +141,11 @@ void score_group(uint h, uint g, uint groups) {
       }
     }
   }
+  // tokens past the visible ones (a truncated cache) and, causal, past this query's position
+  // score -3e38 (weight 0)
   [[unroll]] for (uint m = 0u; m < 4u; ++m) {
-    if (32u * g + 8u * m + lane >= params.visible) {
+    uint t = 32u * g + 8u * m + lane;
+    if (t >= params.visible || int(t) >= params.limit + int(gl_WorkGroupID.z)) {
       [[unroll]] for (uint r = 0u; r < RATIO; ++r) grp_score[m * RATIO + r] = -3.0e38;
     }
   }
@@ -340,7 +345,7 @@ void main() {
     }
   }
 
-  uint slot = params.slot_base + split;
+  uint slot = gl_WorkGroupID.z * params.query_slots + params.slot_base + split;
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
     if (lane == 0u) {

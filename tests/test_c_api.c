@@ -33,6 +33,7 @@ static uint16_t half_of_small(int i) {
 int vidkv_test_c_api_round_trip(char* message, size_t size) {
   static uint16_t k[TOKENS * KV * DIM], v[TOKENS * KV * DIM], dk[TOKENS * KV * DIM], dv[TOKENS * KV * DIM];
   float q[QH * DIM], out[QH * DIM];
+  static float q2[2 * QH * DIM], out2[2 * QH * DIM];
   vidkv_context* ctx = NULL;
   vidkv_cache* cache = NULL;
   vidkv_stats stats;
@@ -69,6 +70,20 @@ int vidkv_test_c_api_round_trip(char* message, size_t size) {
   CHECK(stats.sequences == 1 && stats.tokens == TOKENS && stats.quantized_tokens == 32 && stats.residual_tokens == 8);
   CHECK(stats.key_bits > 1.0 && stats.key_bits < 4.0 && stats.value_bits > 1.0 && stats.value_bits < 4.0);
   CHECK(stats.policy_heads[VIDKV_POLICY_VIDKV] == LAYERS * KV && stats.policy_heads[VIDKV_POLICY_WINDOW] == 0);
+  /* Many tokens at once on the empty layer 0 (all 40 stay in the 128-token residual, as given),
+   * then causal attention of the newest 2: the newest query's row equals a plain attention. */
+  CHECK(vidkv_extend(cache, seq, 0, k, v, 0) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "0 tokens") != NULL);
+  CHECK(vidkv_extend(cache, seq, 0, k, v, TOKENS) == VIDKV_OK);
+  CHECK(vidkv_dequantize(cache, seq, 0, dk, dv, TOKENS, &tokens) == VIDKV_OK && tokens == TOKENS);
+  CHECK(memcmp(dk, k, sizeof(k)) == 0 && memcmp(dv, v, sizeof(v)) == 0);
+  for (i = 0; i < 2 * QH * DIM; ++i) q2[i] = (float)((i % 13) - 6) * 0.1f;
+  CHECK(vidkv_attention_causal(cache, seq, 0, q2, TOKENS + 1, 0.0f, out2) == VIDKV_ERROR_INVALID_ARGUMENT);
+  CHECK(strstr(vidkv_last_error_message(), "exceed") != NULL);
+  CHECK(vidkv_attention_causal(cache, seq, 0, q2, 2, 0.0f, out2) == VIDKV_OK);
+  CHECK(vidkv_attention(cache, seq, 0, q2 + QH * DIM, 0.0f, out) == VIDKV_OK);
+  for (i = 0; i < QH * DIM; ++i) CHECK(fabsf(out2[QH * DIM + i] - out[i]) <= 1e-5f * (1.0f + fabsf(out[i])));
+  for (i = 0; i < QH * DIM; ++i) CHECK(isfinite(out2[i]));
   CHECK(vidkv_sequence_free(cache, seq) == VIDKV_OK);
   CHECK(vidkv_sequence_free(cache, seq) == VIDKV_ERROR_INVALID_ARGUMENT);
   vidkv_cache_destroy(cache);

@@ -142,6 +142,25 @@ class PyCache {
     return fp32_array(std::move(out), {py::ssize_t(g.q_heads), py::ssize_t(g.head_dim)});
   }
 
+  void extend(uint32_t sequence, uint32_t layer, const py::handle& k, const py::handle& v) {
+    const auto& g = geometry();
+    std::vector<Axis> k_shape{{"tokens", -1}, {"kv_heads", g.kv_heads}, {"head_dim", g.head_dim}};
+    auto keys = to_fp16(k, "k", k_shape);
+    std::vector<Axis> v_shape{{"tokens", k_shape[0].extent}, {"kv_heads", g.kv_heads}, {"head_dim", g.head_dim}};
+    auto values = to_fp16(v, "v", v_shape);
+    const auto tokens = uint32_t(k_shape[0].extent);
+    run([&](Cache& c) { c.extend(sequence, layer, keys, values, tokens); });
+  }
+
+  py::array attention_causal(uint32_t sequence, uint32_t layer, const py::handle& q, float scale) {
+    const auto& g = geometry();
+    std::vector<Axis> q_shape{{"tokens", -1}, {"q_heads", g.q_heads}, {"head_dim", g.head_dim}};
+    auto query = to_fp32(q, "q", q_shape);
+    const auto tokens = uint32_t(q_shape[0].extent);
+    auto out = run([&](Cache& c) { return c.attention_causal(sequence, layer, query, tokens, scale); });
+    return fp32_array(std::move(out), {py::ssize_t(tokens), py::ssize_t(g.q_heads), py::ssize_t(g.head_dim)});
+  }
+
   py::tuple dequantize(uint32_t sequence, uint32_t layer) {
     const auto& g = geometry();
     std::vector<uint16_t> keys, values;
@@ -232,6 +251,13 @@ void bind_cache(py::module_& m) {
            py::arg("scale") = 0.0f,
            "Decode attention of q [q_heads, head_dim] over the layer's tokens, straight from the packed "
            "cache; scale 0 means 1/sqrt(head_dim). Returns float32 [q_heads, head_dim].")
+      .def("extend", &PyCache::extend, py::arg("sequence"), py::arg("layer"), py::arg("k"), py::arg("v"),
+           "Stores many tokens' K and V, [tokens, kv_heads, head_dim] each, at any time (a follow-up "
+           "prompt): bit for bit what that many appends store, in one submission.")
+      .def("attention_causal", &PyCache::attention_causal, py::arg("sequence"), py::arg("layer"), py::arg("q"),
+           py::arg("scale") = 0.0f,
+           "Causal attention of the layer's newest tokens: q [tokens, q_heads, head_dim]; query i attends "
+           "over positions up to L - tokens + i. Returns float32 [tokens, q_heads, head_dim].")
       .def("dequantize", &PyCache::dequantize, py::arg("sequence"), py::arg("layer"),
            "The layer's K and V as stored, decoded: float16 [tokens, kv_heads, head_dim] each.")
       .def("stats", [](PyCache& self) { return stats_dict(self.run([](Cache& c) { return c.stats(); })); })

@@ -74,6 +74,31 @@ def test_attention_matches_float64_reference_over_dequantize(rng, settings, q_he
     assert checks == 3
 
 
+@pytest.mark.parametrize("settings", ["fp16", "k1.5-v1.58"])
+def test_extend_equals_appends_and_causal_attention_matches_reference(rng, settings):
+    extended, appended = make_cache(settings), make_cache(settings)
+    a, b = extended.create_sequence(), appended.create_sequence()
+    k, v = random_kv(rng, 300, KV_HEADS, HEAD_DIM)
+    for cache, seq in ((extended, a), (appended, b)):
+        cache.prefill(seq, 0, k[:100], v[:100])
+    extended.extend(a, 0, k[100:], v[100:])  # 4 + 200 residual tokens: a flush in the middle
+    for t in range(100, 300):
+        appended.append(b, 0, k[t], v[t])
+    for x, y in zip(extended.dequantize(a, 0), appended.dequantize(b, 0)):
+        np.testing.assert_array_equal(x, y)
+    assert extended.stats()["segments"] == appended.stats()["segments"]
+    dk, dv = extended.dequantize(a, 0)
+    q = np.stack([realistic_query(rng, k, 4) for _ in range(30)])
+    out = extended.attention_causal(a, 0, q)
+    assert out.dtype == np.float32 and out.shape == (30, 4, HEAD_DIM)
+    tolerance = ATTENTION_TOLERANCE.get(settings, QUANTIZED_ATTENTION_TOLERANCE)
+    for i in range(30):
+        visible = 300 - 30 + i + 1
+        assert attention_error(out[i], reference_attention(q[i], dk[:visible], dv[:visible])) < tolerance
+    with pytest.raises((vidkv.Error, ValueError)):
+        extended.extend(a, 0, k[:0], v[:0])
+
+
 def test_quantized_values_stay_near_the_input(rng):
     cache = make_cache("2bit")
     seq = cache.create_sequence()

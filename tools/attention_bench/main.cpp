@@ -46,6 +46,9 @@ struct Options {
   std::vector<std::string> only;  // --case: run only these presets (copy and fp16 always run)
   bool portable = false;          // --portable: the shaders GPUs run, even on a subgroup-of-8 device
   bool policies = false;          // --policies: also whole caches with per-head policies (policy_cases.hpp)
+  // --causal N: also, per case, causal attention of the newest N tokens (one set of dispatches,
+  // workgroup z = query) beside N single-token attentions recorded one after another.
+  uint32_t causal = 0;
   bool wanted(const std::string& name) const {
     return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
   }
@@ -243,18 +246,19 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--portable") o.portable = true;
     else if (a == "--policies") o.policies = true;
     else if (a == "--markdown") o.markdown = true;
+    else if (a == "--causal") ok = value(o.causal) && o.causal > 0 && o.causal <= 65535;
     else ok = false;
     if (!ok) {
       std::fprintf(stderr,
                    "vidkv-attention-bench: bad option or value at '%s'\n"
                    "usage: vidkv-attention-bench [--tokens N] [--runs N] [--split N] [--kv-heads N] [--q-heads N] "
                    "[--dim N] [--case PRESET]... [--portable] [--policies] [--layers N (1..%u)] "
-                   "[--cycle-bytes BYTES (e.g. 256M)] [--markdown]\n",
+                   "[--cycle-bytes BYTES (e.g. 256M)] [--causal N] [--markdown]\n",
                    a.c_str(), kMaxLayers);
       return false;
     }
   }
-  return o.runs > 0 && o.tokens > 0;
+  return o.runs > 0 && o.tokens > 0 && o.causal <= o.tokens;
 }
 
 }  // namespace
@@ -365,6 +369,42 @@ int main(int argc, char** argv) {
         cases.push_back({c.name, c.bytes, 1, [record](VkCommandBuffer cmd, uint32_t) { record(cmd); }});
       }
     }
+    // --causal N: for fp16 and each preset, the newest N tokens' queries as one causal attention
+    // and as N single-token attentions in order (each reads the whole layer: the same bytes).
+    std::unique_ptr<rt::Buffer> causal_q, causal_out, causal_partials;
+    if (o.causal > 0) {
+      const uint32_t N = o.causal;
+      causal_q = random_buffer(ctx, q_bytes * N, true, rng);
+      causal_out = std::make_unique<rt::Buffer>(ctx, q_bytes * N);
+      uint64_t scratch = attention.partial_bytes_fp16(g, o.tokens, N);
+      for (const auto& copies : layers) scratch = std::max(scratch, attention.partial_bytes(g, copies.front().buffers, N));
+      causal_partials = std::make_unique<rt::Buffer>(ctx, scratch);
+      for (size_t i = 1; i < 2 + layers.size(); ++i) {  // fp16, then the presets (not --policies' caches)
+        const std::string name = cases[i].name;
+        const bool fp16 = name == "fp16";
+        std::vector<Layer>* copies = fp16 ? nullptr : &layers[i - 2];
+        auto one = [&, fp16, copies](VkCommandBuffer cmd, uint32_t l, const rt::BufferView& qv,
+                                     const rt::BufferView& ov, uint32_t causal) {
+          if (fp16) {
+            const Fp16KvBuffers kv{o.tokens, fp16_kv[2 * l]->view(), fp16_kv[2 * l + 1]->view()};
+            attention.record_fp16(cmd, g, kv, qv, causal_partials->view(), ov, causal);
+          } else {
+            attention.record_vidkv(cmd, g, (*copies)[l].buffers, qv, causal_partials->view(), ov, causal);
+          }
+        };
+        cases.push_back({name + " causal " + std::to_string(N), cases[i].bytes * N, cases[i].layers,
+                         [&, one, N](VkCommandBuffer cmd, uint32_t l) {
+                           one(cmd, l, causal_q->view(), causal_out->view(), N);
+                         }});
+        cases.push_back({name + " " + std::to_string(N) + " steps", cases[i].bytes * N, cases[i].layers,
+                         [&, one, N](VkCommandBuffer cmd, uint32_t l) {
+                           for (uint32_t z = 0; z < N; ++z) {
+                             if (z > 0) rt::compute_to_compute_barrier(cmd);  // the steps share the scratch
+                             one(cmd, l, causal_q->view(z * q_bytes, q_bytes), causal_out->view(z * q_bytes, q_bytes), 0);
+                           }
+                         }});
+      }
+    }
     if (capped) std::printf("note: layer copies capped by device memory (half of its %.1f GiB heap)\n",
                             info.device_local_bytes / 1073741824.0);
     // Runs interleave the cases (one warm-up round first), so a load change on the machine hits
@@ -384,6 +424,17 @@ int main(int argc, char** argv) {
                   cases[1].median_cpu() / cases[i].median_cpu(), cases[i].layers, cases[i].cycled_bytes() / 1e6);
     }
     std::printf("(per layer step: each run's time over its layers / layers; MB read: one layer's)\n");
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const std::string suffix = " causal " + std::to_string(o.causal);
+      if (o.causal == 0 || cases[i].name.size() <= suffix.size() ||
+          cases[i].name.compare(cases[i].name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+        continue;
+      }
+      const double causal_ms = cases[i].median(), steps_ms = cases[i + 1].median();
+      std::printf("%-15s causal attention of %u queries %9.3f ms, %u single-token attentions %9.3f ms: %.2fx\n",
+                  cases[i].name.substr(0, cases[i].name.size() - suffix.size()).c_str(), o.causal, causal_ms, o.causal,
+                  steps_ms, steps_ms / causal_ms);
+    }
     if (o.markdown) {
       // Rows for scripts/gpu-check, which prints the header once for several runs. The model (DESIGN
       // section 8): decode is memory-bound, so its floor is the bytes a step reads at the copy's

@@ -13,7 +13,9 @@
 //    Old segments are never re-quantized (DESIGN 3.4).
 //  - fp16 preset: nothing is quantized; the whole sequence is one fp16 buffer of max_tokens
 //    tokens, allocated at the layer's first prefill/append.
-//  - prefill is accepted once per (sequence, layer), and only before any append to it.
+//  - extend(T tokens): exactly T appends (flushes included), in one operation; attention_causal
+//    reads the newest tokens' queries against the cache as stored, each up to its own position.
+//  - prefill is accepted once per (sequence, layer), and only before any append or extend to it.
 //  - per-head policies (settings.head_policies, head_policy.hpp): a layer whose KV heads do not
 //    all take the preset keeps the preset heads as above (gathered) and the others in fp16:
 //    `full` heads every token, `window` heads the first sink and the newest recent tokens only
@@ -201,12 +203,33 @@ class VIDKV_API Cache {
   // One token: fp16 [kv_heads][head_dim] each, from the host or in device buffers.
   void append(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& key, const std::vector<uint16_t>& value);
   void append(uint32_t sequence, uint32_t layer, const rt::BufferView& key, const rt::BufferView& value);
+  // Many tokens at once, at any time (before or after a prefill, after appends: a follow-up
+  // prompt): K and V fp16 [tokens][kv_heads][head_dim] from the host, or device views of
+  // ElementType f16 or f32 (rounded to fp16 first, as a prefill's). Stores bit for bit what
+  // `tokens` appends would, flushes in the middle included (each residual_length tokens quantized
+  // as one new segment, exactly as append's flush), in one submission. Counts as an append (a
+  // prefill is refused afterwards). Throws for 0 tokens, more than max_tokens in all, and layers
+  // with per-head policies (full or window heads: append token by token there).
+  void extend(uint32_t sequence, uint32_t layer, const std::vector<uint16_t>& keys,
+              const std::vector<uint16_t>& values, uint32_t tokens);
+  void extend(uint32_t sequence, uint32_t layer, const rt::BufferView& keys, const rt::BufferView& values,
+              ElementType type, uint32_t tokens);
 
   // q: fp32 [q_heads][head_dim]; scale 0 means 1 / sqrt(head_dim). Returns fp32 [q_heads][head_dim].
   std::vector<float> attention(uint32_t sequence, uint32_t layer, const std::vector<float>& q, float scale = 0.0f);
   // The same with q and out in device buffers (fp32 [q_heads][head_dim] each).
   void attention(uint32_t sequence, uint32_t layer, const rt::BufferView& q, const rt::BufferView& out,
                  float scale = 0.0f);
+  // Causal attention of the layer's newest `tokens` tokens (chunked prefill, a follow-up prompt,
+  // speculative verification): q and out fp32 [tokens][q_heads][head_dim]; query i stands at
+  // position L - tokens + i (L = tokens(sequence, layer)) and attends over positions 0 .. L - tokens
+  // + i, reading the cache as it is stored now (tokens a flush has quantized are read quantized).
+  // One set of dispatches for all queries. Throws for 0 tokens, more than L or 65535, and layers
+  // with per-head policies.
+  std::vector<float> attention_causal(uint32_t sequence, uint32_t layer, const std::vector<float>& q,
+                                      uint32_t tokens, float scale = 0.0f);
+  void attention_causal(uint32_t sequence, uint32_t layer, const rt::BufferView& q, const rt::BufferView& out,
+                        uint32_t tokens, float scale = 0.0f);
 
   // Decoded K and V, fp16 [tokens][kv_heads][head_dim]: segments in order, then the residual.
   void dequantize(uint32_t sequence, uint32_t layer, std::vector<uint16_t>& keys, std::vector<uint16_t>& values);
@@ -222,6 +245,10 @@ class VIDKV_API Cache {
                      const rt::BufferView& value);
   void record_attention(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& q,
                         const rt::BufferView& out, float scale = 0.0f);
+  void record_extend(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& keys,
+                     const rt::BufferView& values, ElementType type, uint32_t tokens);
+  void record_attention_causal(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& q,
+                               const rt::BufferView& out, uint32_t tokens, float scale = 0.0f);
   void record_dequantize(VkCommandBuffer cmd, uint32_t sequence, uint32_t layer, const rt::BufferView& keys,
                          const rt::BufferView& values);
   // Frees scratch buffers that recorded work may have referred to; call once it has completed.

@@ -117,28 +117,39 @@ class VIDKV_API GpuAttention {
   void set_subgroup_reductions(bool on);
   bool subgroup_reductions() const { return subgroup_reductions_; }
 
-  // Bytes the `partials` scratch buffer needs (the VidKV one also holds the transformed query).
-  uint64_t partial_bytes_fp16(const AttentionGeometry& geometry, uint32_t tokens) const;
-  uint64_t partial_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
+  // Bytes the `partials` scratch buffer needs (the VidKV one also holds the transformed query), for
+  // `causal` queries (below; 0 and 1 need the same).
+  uint64_t partial_bytes_fp16(const AttentionGeometry& geometry, uint32_t tokens, uint32_t causal = 0) const;
+  uint64_t partial_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                         uint32_t causal = 0) const;
 
   // q: fp32 [q_heads][dim]; out: fp32 [q_heads][dim].
+  // Causal queries (causal > 0, at most 65535 and at most the layer's tokens): q and out hold
+  // [causal][q_heads][dim]; query z stands at position tokens - causal + z of the layer (segments in
+  // order, then the residual) and attends over positions 0 .. its own. The same dispatches run with
+  // workgroup z = query: each has its own partial slots (z * slots ..) and is reduced on its own;
+  // the tokens past its position score -3e38 where scores are produced, so they weigh 0.
   void record_fp16(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
-                   const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out);
+                   const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out,
+                   uint32_t causal = 0);
   void record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
-                    const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out);
+                    const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out,
+                    uint32_t causal = 0);
   void run_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const rt::BufferView& q,
-                const rt::BufferView& partials, const rt::BufferView& out);
+                const rt::BufferView& partials, const rt::BufferView& out, uint32_t causal = 0);
   void run_vidkv(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
-                 const rt::BufferView& partials, const rt::BufferView& out);
+                 const rt::BufferView& partials, const rt::BufferView& out, uint32_t causal = 0);
 
-  // Host round trips (tests, tools). K/V halves [tokens][kv_heads][dim]; q [q_heads][dim].
+  // Host round trips (tests, tools). K/V halves [tokens][kv_heads][dim]; q [q_heads][dim], or
+  // [causal][q_heads][dim] for causal queries (record_vidkv).
   std::vector<float> fp16_host(const AttentionGeometry& geometry, const std::vector<float>& q,
                                const std::vector<uint16_t>& keys, const std::vector<uint16_t>& values,
-                               uint32_t tokens);
+                               uint32_t tokens, uint32_t causal = 0);
   // Segments in order, then the residual (residual_tokens may be 0).
   std::vector<float> vidkv_host(const AttentionGeometry& geometry, const std::vector<float>& q,
                                 const std::vector<HostSegment>& segments, const std::vector<uint16_t>& residual_keys,
-                                const std::vector<uint16_t>& residual_values, uint32_t residual_tokens);
+                                const std::vector<uint16_t>& residual_values, uint32_t residual_tokens,
+                                uint32_t causal = 0);
 
   // Which shader path a device takes by default. The subgroup-of-8 shaders (attention_*_sg8.comp)
   // run each split as one workgroup of a single 8-lane subgroup: made for CPU drivers (lavapipe),
@@ -180,7 +191,8 @@ class VIDKV_API GpuAttention {
 
  private:
   void check_geometry(const AttentionGeometry& geometry) const;
-  void check_common(const AttentionGeometry& geometry, const rt::BufferView& q, const rt::BufferView& out) const;
+  void check_common(const AttentionGeometry& geometry, const rt::BufferView& q, const rt::BufferView& out,
+                    uint32_t causal = 0) const;
   void check_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const char* what) const;
   void check_shared_memory(uint64_t bytes, const char* what) const;
   uint64_t shared_common(uint32_t ratio, uint32_t split = 0) const;
@@ -188,14 +200,22 @@ class VIDKV_API GpuAttention {
                        uint32_t split) const;
   void check_segment(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, size_t index) const;
   void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
-                          const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);
+                          const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base, int32_t limit,
+                          uint32_t query_slots, uint32_t queries);
   void record_reduce(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t slots,
-                     const rt::BufferView& partials, const rt::BufferView& out);
+                     const rt::BufferView& partials, const rt::BufferView& out, uint32_t queries);
+  // Partial slots of one query (bytes, count).
   uint64_t slot_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
-  uint64_t prepared_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
+  uint32_t slot_count(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
+  uint64_t prepared_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                          uint32_t causal = 0) const;
   uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
   uint32_t splits_of(uint32_t tokens) const { return (tokens + split_tokens() - 1) / split_tokens(); }
   uint32_t mode_split(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t mode) const;
+  // The tokens a segment holds for attention: its visible ones (a truncated cache), else all.
+  static uint32_t visible_tokens(const QuantizedSegmentBuffers& segment) {
+    return segment.visible != 0 ? segment.visible : segment.tokens;
+  }
   // The tokens of a segment's groups that hold visible tokens (its splits cover these).
   static uint32_t attended_tokens(const QuantizedSegmentBuffers& segment) {
     return segment.visible != 0 ? (segment.visible + 31) / 32 * 32 : segment.tokens;

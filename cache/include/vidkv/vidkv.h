@@ -98,6 +98,18 @@ VIDKV_API vidkv_status vidkv_append(vidkv_cache* cache, uint32_t sequence, uint3
 /* scale 0: 1 / sqrt(head_dim). */
 VIDKV_API vidkv_status vidkv_attention(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const float* q,
                                        float scale, float* out);
+/* Many tokens at once, at any time (before or after a prefill, after appends: a follow-up
+ * prompt): k and v hold tokens x kv_heads x head_dim halves each. Stores bit for bit what `tokens`
+ * appends would, in one submission. Refused (VIDKV_ERROR_INVALID_ARGUMENT, nothing changed) for 0
+ * tokens, more than max_tokens in all, NaN/Inf input, and layers with per-head policies. */
+VIDKV_API vidkv_status vidkv_extend(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const uint16_t* k,
+                                    const uint16_t* v, uint32_t tokens);
+/* Causal attention of the layer's newest `tokens` tokens: q and out hold tokens x q_heads x
+ * head_dim floats; query i attends over positions 0 .. L - tokens + i (L: the layer's tokens),
+ * reading the cache as stored now. 1 <= tokens <= min(L, 65535); not for layers with per-head
+ * policies. scale 0: 1 / sqrt(head_dim). */
+VIDKV_API vidkv_status vidkv_attention_causal(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const float* q,
+                                              uint32_t tokens, float scale, float* out);
 /* Number of tokens held (for sizing vidkv_dequantize's outputs). */
 VIDKV_API vidkv_status vidkv_tokens(vidkv_cache* cache, uint32_t sequence, uint32_t layer, uint32_t* tokens);
 /* k and v: room for `capacity_tokens` tokens each; fails with BUFFER_TOO_SMALL when fewer than
@@ -147,7 +159,7 @@ typedef struct vidkv_external_device {
 } vidkv_external_device;
 
 /* A range of one of the engine's VkBuffers. Usages the buffer needs: every view STORAGE_BUFFER;
- * prefill and append k, v also TRANSFER_SRC (the residual is filled by copies); dequantize k, v
+ * prefill, append and extend k, v also TRANSFER_SRC (the residual is filled by copies); dequantize k, v
  * also TRANSFER_DST; attention q needs STORAGE_BUFFER only and out STORAGE_BUFFER only (written by
  * a shader). offset: a multiple of the device's minStorageBufferOffsetAlignment. A view that runs
  * past the memory its VkBuffer needs (vkGetBufferMemoryRequirements) is refused with
@@ -186,6 +198,14 @@ VIDKV_API vidkv_status vidkv_record_attention(vidkv_cache* cache, void* command_
                                               vidkv_device_buffer out);
 VIDKV_API vidkv_status vidkv_record_dequantize(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
                                                uint32_t layer, vidkv_device_buffer k, vidkv_device_buffer v);
+/* k, v: tokens x kv_heads x head_dim halves (fp32 nonzero: floats), usages as a prefill's. */
+VIDKV_API vidkv_status vidkv_record_extend(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                           uint32_t layer, vidkv_device_buffer k, vidkv_device_buffer v, int fp32,
+                                           uint32_t tokens);
+/* q, out: tokens x q_heads x head_dim floats, usages as attention's. */
+VIDKV_API vidkv_status vidkv_record_attention_causal(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                                     uint32_t layer, vidkv_device_buffer q, uint32_t tokens,
+                                                     float scale, vidkv_device_buffer out);
 /* Frees scratch that recorded work may have used; call once that work has completed. */
 VIDKV_API vidkv_status vidkv_release_retired(vidkv_cache* cache);
 

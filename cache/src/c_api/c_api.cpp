@@ -195,6 +195,30 @@ vidkv_status vidkv_attention(vidkv_cache* cache, uint32_t sequence, uint32_t lay
   });
 }
 
+vidkv_status vidkv_extend(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const uint16_t* k,
+                          const uint16_t* v, uint32_t tokens) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(k);
+  VIDKV_REQUIRE(v);
+  return guarded([&] {
+    const size_t n = size_t(tokens) * token_halves(cache);
+    cache->cache->extend(sequence, layer, std::vector<uint16_t>(k, k + n), std::vector<uint16_t>(v, v + n), tokens);
+  });
+}
+
+vidkv_status vidkv_attention_causal(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const float* q,
+                                    uint32_t tokens, float scale, float* out) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(q);
+  VIDKV_REQUIRE(out);
+  return guarded([&] {
+    const auto& g = cache->cache->geometry();
+    const size_t n = size_t(tokens) * g.q_heads * g.head_dim;
+    const auto result = cache->cache->attention_causal(sequence, layer, std::vector<float>(q, q + n), tokens, scale);
+    std::memcpy(out, result.data(), n * sizeof(float));
+  });
+}
+
 vidkv_status vidkv_tokens(vidkv_cache* cache, uint32_t sequence, uint32_t layer, uint32_t* tokens) {
   VIDKV_REQUIRE(cache);
   VIDKV_REQUIRE(tokens);
@@ -425,6 +449,28 @@ vidkv_status vidkv_record_dequantize(vidkv_cache* cache, void* command_buffer, u
   return guarded([&] {
     cache->cache->record_dequantize(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(k),
                                     view_of(v));
+  });
+}
+
+vidkv_status vidkv_record_extend(vidkv_cache* cache, void* command_buffer, uint32_t sequence, uint32_t layer,
+                                 vidkv_device_buffer k, vidkv_device_buffer v, int fp32, uint32_t tokens) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  return guarded([&] {
+    const auto type = fp32 ? vidkv::ElementType::f32 : vidkv::ElementType::f16;
+    cache->cache->record_extend(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(k), view_of(v),
+                                type, tokens);
+  });
+}
+
+vidkv_status vidkv_record_attention_causal(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
+                                           uint32_t layer, vidkv_device_buffer q, uint32_t tokens, float scale,
+                                           vidkv_device_buffer out) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  return guarded([&] {
+    cache->cache->record_attention_causal(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(q),
+                                          view_of(out), tokens, scale);
   });
 }
 

@@ -2,6 +2,7 @@
 // gpu_attention_host.cpp.
 #include "vidkv/gpu_attention.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -17,15 +18,23 @@ namespace {
 constexpr uint32_t kGroup = 32;     // key and value group size the shaders are written for
 constexpr uint32_t kMaxRatio = 8;   // query heads per KV head (accumulators live in registers)
 constexpr uint32_t kReduceBlock = 32;  // channels per attention_reduce.comp workgroup (its BLOCK)
+constexpr uint32_t kMaxCausalQueries = 65535;  // workgroup z: Vulkan's guaranteed maxComputeWorkGroupCount[2]
 
+// limit, query_slots: causal queries (gpu_attention.hpp): query z (workgroup z) sees the
+// dispatch's tokens t < limit + z, and its partial slots start at z * query_slots.
+constexpr int32_t kAllVisible = 0x7fffffff;
 struct Fp16Push {
   uint32_t kv_heads, tokens, head_stride, token_stride, slot_base;
   float scale;
+  int32_t limit;
+  uint32_t query_slots;
 };
 struct VidkvPush {
   uint32_t kv_heads, tokens, slot_base, protected_tokens;
   float scale;  // the portable shader transforms the query itself; the sg8 one ignores it
   uint32_t visible;  // tokens attended (QuantizedSegmentBuffers::visible, or all)
+  int32_t limit;
+  uint32_t query_slots;
 };
 constexpr uint32_t kVidkvBindings = 14;          // attention_vidkv_sg8.comp
 constexpr uint32_t kVidkvPortableBindings = 15;  // attention_vidkv.comp: + the channel table
@@ -165,10 +174,13 @@ void GpuAttention::check_geometry(const AttentionGeometry& g) const {
   }
 }
 
-void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView& q,
-                                const rt::BufferView& out) const {
+void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView& q, const rt::BufferView& out,
+                                uint32_t causal) const {
   check_geometry(g);
-  const uint64_t bytes = uint64_t(g.q_heads) * g.dim * 4;
+  if (causal > kMaxCausalQueries) {
+    throw Error(ErrorCode::invalid_argument, "causal queries " + str(causal) + " exceed " + str(kMaxCausalQueries));
+  }
+  const uint64_t bytes = uint64_t(g.q_heads) * g.dim * 4 * std::max(causal, 1u);
   check_view(q, bytes, "q");
   check_view(out, bytes, "out");
 }
@@ -242,8 +254,8 @@ void GpuAttention::check_shared_memory(uint64_t bytes, const char* what) const {
   }
 }
 
-uint64_t GpuAttention::partial_bytes_fp16(const AttentionGeometry& g, uint32_t tokens) const {
-  return uint64_t(splits_of(tokens)) * g.q_heads * (g.dim + 2) * 4;
+uint64_t GpuAttention::partial_bytes_fp16(const AttentionGeometry& g, uint32_t tokens, uint32_t causal) const {
+  return uint64_t(splits_of(tokens)) * g.q_heads * (g.dim + 2) * 4 * std::max(causal, 1u);
 }
 
 uint64_t GpuAttention::slot_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
@@ -255,10 +267,15 @@ uint64_t GpuAttention::slot_bytes(const AttentionGeometry& g, const QuantizedLay
   return slots * g.q_heads * (g.dim + 2) * 4;
 }
 
-uint64_t GpuAttention::prepared_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+uint32_t GpuAttention::slot_count(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+  return uint32_t(slot_bytes(g, layer) / (uint64_t(g.q_heads) * (g.dim + 2) * 4));
+}
+
+uint64_t GpuAttention::prepared_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                      uint32_t causal) const {
   if (layer.segments.empty() || g.dim == 0) return 0;
   const uint32_t k = anomalous_channel_count(layer.keys, g.dim);
-  return uint64_t(g.q_heads) * (k + coefficient_streams(layer.keys.fft, g.dim - k)) * 4;
+  return uint64_t(g.q_heads) * (k + coefficient_streams(layer.keys.fft, g.dim - k)) * 4 * std::max(causal, 1u);
 }
 
 // The transformed query lives behind the partial slots, at an offset the device accepts.
@@ -267,11 +284,13 @@ uint64_t GpuAttention::prepared_offset(const rt::BufferView& partials, uint64_t 
   return (partials.offset + slots + align - 1) / align * align;
 }
 
-uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
-  const uint64_t prepared = prepared_bytes(g, layer);
-  if (prepared == 0) return slot_bytes(g, layer);
+uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                     uint32_t causal) const {
+  const uint64_t prepared = prepared_bytes(g, layer, causal);
+  const uint64_t slots = slot_bytes(g, layer) * std::max(causal, 1u);
+  if (prepared == 0) return slots;
   const uint64_t align = std::max<uint64_t>(context_->info().min_storage_buffer_offset_alignment, 16);
-  return slot_bytes(g, layer) + align + prepared;
+  return slots + align + prepared;
 }
 
 rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
@@ -309,33 +328,46 @@ rt::PipelineDesc GpuAttention::vidkv_desc(const AttentionGeometry& g, const KeyS
                        kVidkvPortableBindings, sizeof(VidkvPush));
 }
 
+// Causal queries: query z stands at position total - causal + z and sees positions up to its own;
+// a dispatch whose first token is at position `at` shows it its tokens t < limit + z.
+static int32_t causal_limit(uint64_t total, uint32_t causal, uint64_t at) {
+  if (causal == 0) return kAllVisible;
+  return int32_t(int64_t(total) - int64_t(causal) + 1 - int64_t(at));
+}
+
 void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
-                                      const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base) {
-  const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g)};
+                                      const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base,
+                                      int32_t limit, uint32_t query_slots, uint32_t queries) {
+  const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g), limit, query_slots};
   const auto& p = pipelines_.get(fp16_desc(g));
   const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
-  p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads);
+  p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads, queries);
 }
 
 void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g, uint32_t slots,
-                                 const rt::BufferView& partials, const rt::BufferView& out) {
+                                 const rt::BufferView& partials, const rt::BufferView& out, uint32_t queries) {
   rt::compute_to_compute_barrier(cmd);
   const ReducePush pc{g.q_heads, slots};
   const auto& p = pipelines_.get(reduce_desc(g));
   const rt::BufferView views[] = {partials, out};
-  p.dispatch(cmd, views, &pc, g.q_heads, g.dim / kReduceBlock);
+  p.dispatch(cmd, views, &pc, g.q_heads, g.dim / kReduceBlock, queries);
 }
 
 void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
-                               const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out) {
-  check_common(g, q, out);
+                               const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out,
+                               uint32_t causal) {
+  check_common(g, q, out, causal);
   if (kv.tokens == 0) throw Error(ErrorCode::invalid_argument, "the KV cache is empty (tokens 0)");
+  if (causal > kv.tokens) {
+    throw Error(ErrorCode::invalid_argument, "causal queries " + str(causal) + " exceed the cache's " + str(kv.tokens) + " tokens");
+  }
   check_fp16(g, kv, "fp16");
-  check_view(partials, partial_bytes_fp16(g, kv.tokens), "partials");
+  check_view(partials, partial_bytes_fp16(g, kv.tokens, causal), "partials");
   const uint64_t ratio = ratio_of(g);
   if (!subgroup8_path()) check_shared_memory(shared_common(ratio) + 4ull * ratio * g.dim, "attention_fp16");
-  record_fp16_splits(cmd, g, kv, q, partials, 0);
-  record_reduce(cmd, g, splits_of(kv.tokens), partials, out);
+  const uint32_t queries = std::max(causal, 1u);
+  record_fp16_splits(cmd, g, kv, q, partials, 0, causal_limit(kv.tokens, causal, 0), splits_of(kv.tokens), queries);
+  record_reduce(cmd, g, splits_of(kv.tokens), partials, out, queries);
 }
 
 // Sizes of segment `index`'s buffers against its token count and the layer's formats.
@@ -392,8 +424,9 @@ void GpuAttention::check_segment(const AttentionGeometry& g, const QuantizedLaye
 }
 
 void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
-                                const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out) {
-  check_common(g, q, out);
+                                const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out,
+                                uint32_t causal) {
+  check_common(g, q, out, causal);
   const KeySpec& ks = layer.keys;
   validate(ks, {g.kv_heads, kGroup, g.dim});  // nbits and group size
   if (ks.group_size != kGroup) {
@@ -405,12 +438,15 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   uint64_t total = layer.residual.tokens;
   for (size_t i = 0; i < layer.segments.size(); ++i) {
     check_segment(g, layer, i);
-    total += layer.segments[i].tokens;
+    total += visible_tokens(layer.segments[i]);  // a truncated segment holds its visible ones
   }
   if (total == 0) throw Error(ErrorCode::invalid_argument, "the KV cache is empty (no segment and no residual tokens)");
+  if (causal > total) {
+    throw Error(ErrorCode::invalid_argument, "causal queries " + str(causal) + " exceed the cache's " + str(total) + " tokens");
+  }
   check_fp16(g, layer.residual, "residual");
   if (!layer.segments.empty()) check_view(layer.channels, uint64_t(units) * D * 4, "channels");
-  check_view(partials, partial_bytes(g, layer), "partials");
+  check_view(partials, partial_bytes(g, layer, causal), "partials");
   const bool sg8 = subgroup8_path();
   if (!sg8) {
     for (const QuantizedSegmentBuffers& seg : layer.segments) {
@@ -424,23 +460,25 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
   // Parts a configuration does not have (no anomalous channels at nbits 1, no streams at 2, no
   // protected tokens) still need a valid binding: q stands in, never read.
   auto or_q = [&](const rt::BufferView& v, bool used) { return used ? v : q; };
-  const rt::BufferView slots{partials.buffer, partials.offset, slot_bytes(g, layer)};
+  const uint32_t queries = std::max(causal, 1u), query_slots = slot_count(g, layer);
+  const rt::BufferView slots{partials.buffer, partials.offset, slot_bytes(g, layer) * queries};
   const uint64_t prepared_at = prepared_offset(partials, slots.size);
-  const rt::BufferView prepared{partials.buffer, prepared_at, std::max<uint64_t>(prepared_bytes(g, layer), 4)};
+  const rt::BufferView prepared{partials.buffer, prepared_at, std::max<uint64_t>(prepared_bytes(g, layer, causal), 4)};
   uint32_t slot = 0;
+  uint64_t at = 0;  // position of the dispatch's first token
   const float scale = scale_of(g);
   // The subgroup-of-8 shader reads a query transformed once by attention_query; the portable one
   // transforms it inside each workgroup.
   if (!layer.segments.empty() && sg8) {
     const rt::BufferView qviews[] = {q, layer.channels, prepared};
-    pipelines_.get(query_desc(g, ks)).dispatch(cmd, qviews, &scale, g.q_heads);
+    pipelines_.get(query_desc(g, ks)).dispatch(cmd, qviews, &scale, g.q_heads, 1, queries);
     rt::compute_to_compute_barrier(cmd);
   }
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
     const uint32_t mode = value_mode(layer.values, seg.protected_tokens);
     const bool stp = mode == 3, trits = mode == 0 || (stp && seg.protected_tokens < seg.tokens);
     const VidkvPush pc{H, seg.tokens, slot, stp ? seg.protected_tokens : 0, scale,
-                       seg.visible != 0 ? seg.visible : seg.tokens};
+                       seg.visible != 0 ? seg.visible : seg.tokens, causal_limit(total, causal, at), query_slots};
     // Splits over the groups holding visible tokens only (a masked tail's whole groups get none).
     const uint32_t split = segment_split(g, layer, seg), splits = (attended_tokens(seg) + split - 1) / split;
     const auto& pipeline = pipelines_.get(vidkv_desc(g, ks, mode, split));
@@ -461,24 +499,25 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
                                                   or_q(seg.values_high.mins, stp),
                                                   or_q(seg.token_map, stp),
                                                   layer.channels};
-    pipeline.dispatch(cmd, std::span(views, sg8 ? kVidkvBindings : kVidkvPortableBindings), &pc, splits, H);
+    pipeline.dispatch(cmd, std::span(views, sg8 ? kVidkvBindings : kVidkvPortableBindings), &pc, splits, H, queries);
     slot += splits;
+    at += visible_tokens(seg);
   }
   if (layer.residual.tokens > 0) {
-    record_fp16_splits(cmd, g, layer.residual, q, slots, slot);
+    record_fp16_splits(cmd, g, layer.residual, q, slots, slot, causal_limit(total, causal, at), query_slots, queries);
     slot += splits_of(layer.residual.tokens);
   }
-  record_reduce(cmd, g, slot, slots, out);
+  record_reduce(cmd, g, slot, slots, out, queries);
 }
 
 void GpuAttention::run_fp16(const AttentionGeometry& g, const Fp16KvBuffers& kv, const rt::BufferView& q,
-                            const rt::BufferView& partials, const rt::BufferView& out) {
-  runner_.run([&](VkCommandBuffer cmd) { record_fp16(cmd, g, kv, q, partials, out); });
+                            const rt::BufferView& partials, const rt::BufferView& out, uint32_t causal) {
+  runner_.run([&](VkCommandBuffer cmd) { record_fp16(cmd, g, kv, q, partials, out, causal); });
 }
 
 void GpuAttention::run_vidkv(const AttentionGeometry& g, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
-                             const rt::BufferView& partials, const rt::BufferView& out) {
-  runner_.run([&](VkCommandBuffer cmd) { record_vidkv(cmd, g, layer, q, partials, out); });
+                             const rt::BufferView& partials, const rt::BufferView& out, uint32_t causal) {
+  runner_.run([&](VkCommandBuffer cmd) { record_vidkv(cmd, g, layer, q, partials, out, causal); });
 }
 
 }  // namespace vidkv

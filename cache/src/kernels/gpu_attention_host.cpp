@@ -43,10 +43,11 @@ class Uploads {
   std::vector<std::unique_ptr<rt::Buffer>> buffers_;
 };
 
-void check_q(const AttentionGeometry& g, const std::vector<float>& q) {
-  if (q.size() != size_t(g.q_heads) * g.dim) {
-    throw Error(ErrorCode::invalid_argument, "q holds " + std::to_string(q.size()) + " floats; q_heads x dim = " +
-                                                 std::to_string(size_t(g.q_heads) * g.dim));
+void check_q(const AttentionGeometry& g, const std::vector<float>& q, uint32_t causal) {
+  const size_t queries = std::max(causal, 1u);
+  if (q.size() != queries * g.q_heads * g.dim) {
+    throw Error(ErrorCode::invalid_argument, "q holds " + std::to_string(q.size()) + " floats; queries x q_heads x dim = " +
+                                                 std::to_string(queries * g.q_heads * g.dim));
   }
 }
 
@@ -73,16 +74,16 @@ ValueFormat format_of(const QuantizedTensor& v) {
 
 std::vector<float> GpuAttention::fp16_host(const AttentionGeometry& g, const std::vector<float>& q,
                                            const std::vector<uint16_t>& keys, const std::vector<uint16_t>& values,
-                                           uint32_t tokens) {
+                                           uint32_t tokens, uint32_t causal) {
   check_geometry(g);
-  check_q(g, q);
+  check_q(g, q, causal);
   check_kv(g, keys, values, tokens, "fp16");
   Uploads up(context_);
   const Fp16KvBuffers kv{tokens, up.vec(keys), up.vec(values)};
   const rt::BufferView qv = up.vec(q);
-  rt::Buffer& partials = up.scratch(partial_bytes_fp16(g, tokens), poison_);
+  rt::Buffer& partials = up.scratch(partial_bytes_fp16(g, tokens, causal), poison_);
   rt::Buffer& out = up.scratch(q.size() * 4, poison_);
-  run_fp16(g, kv, qv, partials.view(), out.view());
+  run_fp16(g, kv, qv, partials.view(), out.view(), causal);
   std::vector<float> result(q.size());
   out.download(result.data(), result.size() * 4);
   return result;
@@ -108,9 +109,10 @@ std::vector<uint32_t> token_map_of(const TokenSplit& split, uint32_t tokens, con
 std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const std::vector<float>& q,
                                             const std::vector<HostSegment>& segments,
                                             const std::vector<uint16_t>& residual_keys,
-                                            const std::vector<uint16_t>& residual_values, uint32_t residual_tokens) {
+                                            const std::vector<uint16_t>& residual_values, uint32_t residual_tokens,
+                                            uint32_t causal) {
   check_geometry(g);
-  check_q(g, q);
+  check_q(g, q, causal);
   check_kv(g, residual_keys, residual_values, residual_tokens, "residual");
   // The layer's value format: STP as soon as one segment carries a split; its plain ternary
   // segments are then STP segments with no protected token.
@@ -188,9 +190,9 @@ std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const st
   }
   layer.residual = {residual_tokens, up.vec(residual_keys), up.vec(residual_values)};
   const rt::BufferView qv = up.vec(q);
-  rt::Buffer& partials = up.scratch(partial_bytes(g, layer), poison_);
+  rt::Buffer& partials = up.scratch(partial_bytes(g, layer, causal), poison_);
   rt::Buffer& out = up.scratch(q.size() * 4, poison_);
-  run_vidkv(g, layer, qv, partials.view(), out.view());
+  run_vidkv(g, layer, qv, partials.view(), out.view(), causal);
   std::vector<float> result(q.size());
   out.download(result.data(), result.size() * 4);
   return result;

@@ -128,7 +128,7 @@ void input_views(const Cache::Impl& m, const rt::BufferView& keys, const rt::Buf
     throw Error(ErrorCode::unsupported_bits, std::string("cache: ") + op + " from " + element_type_name(type) +
                                                  " device buffers (f16 or f32 accepted)");
   }
-  if (type == ElementType::f32 && std::string(op) != "prefill") {
+  if (type == ElementType::f32 && std::string(op) != "prefill" && std::string(op) != "extend") {
     throw Error(ErrorCode::unsupported_bits, std::string("cache: ") + op + " takes f16 device buffers");
   }
   const uint64_t bytes = uint64_t(tokens) * m.token_halves() * (type == ElementType::f32 ? 4 : 2);

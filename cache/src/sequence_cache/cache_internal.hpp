@@ -131,6 +131,8 @@ struct Scratch {
   // Dequantize of a truncated layer: a masked segment decoded whole before its visible prefix
   // is copied out.
   std::unique_ptr<rt::Buffer> masked_keys, masked_values;
+  // Extend: the tokens its residual flushes quantize, gathered (the old residual's, then the input's).
+  std::unique_ptr<rt::Buffer> extend_keys, extend_values;
   // Buffers replaced by larger ones while recorded work may still read them: released by
   // Cache::release_retired(), or at once by synchronous calls when nothing was recorded.
   std::vector<std::unique_ptr<rt::Buffer>> retired;
@@ -219,13 +221,15 @@ struct Cache::Impl {
                                bool keys) const;
 
   // --- cache_layer.cpp: reads ---
+  // causal > 0: q and out hold that many queries, the layer's newest tokens, each attending over
+  // the positions up to its own (GpuAttention::record_vidkv); not for mixed layers.
   void record_attention(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& q,
-                        const rt::BufferView& out, float scale);
+                        const rt::BufferView& out, float scale, uint32_t causal = 0);
   void record_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& keys,
                          const rt::BufferView& values);
   // The same over the preset part only ([tokens][part_heads][dim]; q and out of its query heads).
   void record_part_attention(VkCommandBuffer cmd, const cache_detail::Layer& layer, const AttentionGeometry& geometry,
-                             const rt::BufferView& q, const rt::BufferView& out);
+                             const rt::BufferView& q, const rt::BufferView& out, uint32_t causal = 0);
   void record_part_dequantize(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& keys,
                               const rt::BufferView& values);
 
@@ -302,6 +306,29 @@ struct Cache::Impl {
   void run(const std::function<void(VkCommandBuffer)>& record);
   // Marks the start of an operation recorded into a caller's command buffer.
   void begin_recording(VkCommandBuffer cmd);
+
+  // --- cache_extend.cpp: many tokens at once ---
+  cache_detail::PendingWrite prepare_extend(const cache_detail::Layer& layer, uint32_t tokens, ElementType type);
+  // `keys`/`values`: the caller's [tokens][kv_heads][head_dim] input of `type`.
+  void record_extend(VkCommandBuffer cmd, const cache_detail::Layer& layer, cache_detail::PendingWrite& pending,
+                     const rt::BufferView& keys, const rt::BufferView& values, ElementType type, uint32_t tokens,
+                     const rt::BufferView& check);
+  // commit() for an extend: a residual it replaced is retired (recorded work may still read it).
+  void commit_extend(cache_detail::Layer& layer, cache_detail::PendingWrite& pending);
 };
 
 }  // namespace vidkv
+
+namespace vidkv::cache_detail {
+
+// A new segment of `tokens` tokens of the layer's preset part (cache_layer.cpp); it chooses the
+// layer's channel table (new_channels) when `choose_channels`.
+PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t tokens, const TokenSplit* stp,
+                               bool choose_channels);
+// Records the quantization of `tokens` fp16 tokens [T][H][D] of `k`/`v` into `p`, with the channel
+// table p chooses, else `chosen` (an earlier pending segment's), else the layer's.
+void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, PendingSegment& p,
+                    const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens,
+                    const rt::Buffer* chosen = nullptr);
+
+}  // namespace vidkv::cache_detail

@@ -111,9 +111,10 @@ void Cache::Impl::begin_recording(VkCommandBuffer cmd) {
 
 // --- segments ---
 
-namespace {
+namespace cache_detail {
 
-PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t tokens, const TokenSplit* stp) {
+PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t tokens, const TokenSplit* stp,
+                               bool choose_channels) {
   const uint32_t H = m.part_heads(layer), D = m.geometry.head_dim, G = m.settings.group_size;
   const TensorShape shape{H, tokens, D};
   const KeySpec ks = m.key_spec();
@@ -139,7 +140,7 @@ PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t toke
     seg.values.scales = new_buffer(m.ctx, v.scales);
     seg.values.mins = new_buffer(m.ctx, ternary ? 16 : v.mins);
   }
-  if (!layer.channels) {
+  if (choose_channels) {
     // This segment chooses the layer's channels.
     p.new_channels = new_buffer(m.ctx, GpuKeyQuantizer::channel_table_bytes(ks, H, D));
     if (m.settings.key_mode != CacheSettings::KeyMode::vidkv) {
@@ -158,9 +159,8 @@ PendingSegment prepare_segment(Cache::Impl& m, const Layer& layer, uint32_t toke
   return p;
 }
 
-// Records the quantization of `tokens` fp16 tokens [T][H][D] of `k`/`v` into `p`.
 void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, PendingSegment& p,
-                    const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens) {
+                    const rt::BufferView& k, const rt::BufferView& v, uint32_t tokens, const rt::Buffer* chosen) {
   const uint32_t H = m.part_heads(layer), D = m.geometry.head_dim, G = m.settings.group_size;
   const TensorShape shape{H, tokens, D};
   const TensorLayout thd = TensorLayout::thd(shape);
@@ -168,8 +168,8 @@ void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, Pen
   const QuantSpec vs = m.value_spec();
   const bool ternary = m.value_format() == ValueFormat::ternary_trits;
   Segment& seg = p.segment;
-  const bool select = !layer.channels;
-  const rt::BufferView table = select ? p.new_channels->view() : layer.channels->view();
+  const bool select = p.new_channels != nullptr;
+  const rt::BufferView table = select ? p.new_channels->view() : chosen ? chosen->view() : layer.channels->view();
   const rt::BufferView kin = offset_view(k, 0, uint64_t(tokens) * m.part_token_bytes(layer));
   const rt::BufferView vin = offset_view(v, 0, uint64_t(tokens) * m.part_token_bytes(layer));
 
@@ -193,7 +193,10 @@ void record_segment(Cache::Impl& m, VkCommandBuffer cmd, const Layer& layer, Pen
   }
 }
 
-}  // namespace
+}  // namespace cache_detail
+
+using cache_detail::prepare_segment;
+using cache_detail::record_segment;
 
 // --- writes ---
 
@@ -225,7 +228,7 @@ PendingWrite Cache::Impl::prepare_prefill(const Layer& layer, uint32_t tokens, E
   if (type == ElementType::f32) ensure_convert_scratch();
   if (layer.mixed) prepare_routes(layer, p, tokens);
   if (p.quantized > 0) {
-    p.segments.push_back(prepare_segment(*this, layer, p.quantized, stp.active ? &stp.split : nullptr));
+    p.segments.push_back(prepare_segment(*this, layer, p.quantized, stp.active ? &stp.split : nullptr, !layer.channels));
   }
   prepare_residual(*this, layer, p);
   return p;
@@ -256,7 +259,7 @@ PendingWrite Cache::Impl::prepare_append(const Layer& layer) {
   if (part_heads(layer) == 0) return p;  // no preset part: quantized and residual stay 0
   const bool flush = !fp16() && layer.residual + 1 == settings.residual_length;
   if (flush) {
-    p.segments.push_back(prepare_segment(*this, layer, settings.residual_length, nullptr));
+    p.segments.push_back(prepare_segment(*this, layer, settings.residual_length, nullptr, !layer.channels));
     p.quantized = layer.quantized + settings.residual_length;
     p.residual = 0;
   } else {
@@ -318,22 +321,23 @@ void Cache::Impl::commit(Layer& layer, PendingWrite& p, bool prefill) {
 // --- reads ---
 
 void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& q,
-                                   const rt::BufferView& out, float scale) {
+                                   const rt::BufferView& out, float scale, uint32_t causal) {
   if (layer.mixed) {
+    // (causal attention refuses mixed layers before recording: cache_causal.cpp)
     record_route_attention(cmd, layer, q, out, scale);
     return;
   }
-  record_part_attention(cmd, layer, {geometry.kv_heads, geometry.q_heads, geometry.head_dim, scale}, q, out);
+  record_part_attention(cmd, layer, {geometry.kv_heads, geometry.q_heads, geometry.head_dim, scale}, q, out, causal);
 }
 
 void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer, const AttentionGeometry& g,
-                                        const rt::BufferView& q, const rt::BufferView& out) {
+                                        const rt::BufferView& q, const rt::BufferView& out, uint32_t causal) {
   const Fp16KvBuffers residual{layer.residual, layer.residual_keys ? layer.residual_keys->view() : rt::BufferView{},
                                layer.residual_values ? layer.residual_values->view() : rt::BufferView{}};
   if (layer.segments.empty()) {
     // Only fp16 tokens (the fp16 preset, or fewer than a group so far): the baseline path.
-    rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes_fp16(g, layer.residual));
-    attention.record_fp16(cmd, g, residual, q, partials.view(), out);
+    rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes_fp16(g, layer.residual, causal));
+    attention.record_fp16(cmd, g, residual, q, partials.view(), out, causal);
     return;
   }
   QuantizedLayerBuffers l;
@@ -354,8 +358,8 @@ void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer,
     l.segments.push_back(b);
   }
   l.residual = residual;
-  rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes(g, l));
-  attention.record_vidkv(cmd, g, l, q, partials.view(), out);
+  rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes(g, l, causal));
+  attention.record_vidkv(cmd, g, l, q, partials.view(), out, causal);
 }
 
 void Cache::Impl::record_dequantize(VkCommandBuffer cmd, const Layer& layer, const rt::BufferView& k,
