@@ -124,6 +124,18 @@ class VIDKV_API GpuAttention {
                     const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out);
   void run_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const rt::BufferView& q,
                 const rt::BufferView& partials, const rt::BufferView& out);
+
+  // A batch (gpu_attention_batch.cpp): one decode step of many sequences' layers, each as
+  // record_vidkv takes it (a layer with no segment is read by its residual alone, as the fp16
+  // baseline reads it; `keys` is then unread). q and out: fp32 [layers][q_heads][dim]. Records the
+  // query transforms (subgroup-of-8 path), then every layer's segment and residual passes with no
+  // barrier between them (each writes its own partial slots), then one reduction over every
+  // (layer, query head), each reading its layer's slot range. Results equal record_vidkv's (or
+  // record_fp16's) for each layer alone, bit for bit: the same passes and the same reduction order.
+  uint64_t partial_bytes_batch(const AttentionGeometry& geometry, const std::vector<QuantizedLayerBuffers>& layers) const;
+  void record_batch(VkCommandBuffer cmd, const AttentionGeometry& geometry,
+                    const std::vector<QuantizedLayerBuffers>& layers, const rt::BufferView& q,
+                    const rt::BufferView& partials, const rt::BufferView& out);
   void run_vidkv(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
                  const rt::BufferView& partials, const rt::BufferView& out);
 
@@ -186,6 +198,17 @@ class VIDKV_API GpuAttention {
                           const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base);
   void record_reduce(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t slots,
                      const rt::BufferView& partials, const rt::BufferView& out);
+  // `rows` = layers x q_heads output rows, layer i's slots from `ranges` (uint32 {first, count}).
+  void record_reduce_batch(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t layers,
+                           const rt::BufferView& partials, const rt::BufferView& ranges, const rt::BufferView& out);
+  void check_vidkv(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
+                   const rt::BufferView& out, bool keys_always) const;
+  void record_query(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                    const rt::BufferView& q, const rt::BufferView& prepared);
+  uint32_t record_passes(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                         const rt::BufferView& q, const rt::BufferView& slots, const rt::BufferView& prepared,
+                         uint32_t slot_base);
+  uint32_t slot_count(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint64_t slot_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint64_t prepared_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
