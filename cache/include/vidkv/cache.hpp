@@ -188,7 +188,9 @@ class VIDKV_API Cache {
   // Batched decode (cache_batch.cpp): one step of many sequences in one call and one pass.
   // `sequences`: distinct ids (at least one, at most 8192); entry i of keys/values/q/out belongs to
   // sequences[i]. append_batch: K and V fp16 [count][kv_heads][head_dim]; every token copied in one
-  // pass, the sequences whose residual fills flushed after it. attention_batch: q and out fp32
+  // pass, then the sequences whose residual fills are quantized together, as one tensor of
+  // (sequence, KV head) units (a sequence's first flush, which chooses its channels, alone).
+  // attention_batch: q and out fp32
   // [count][q_heads][head_dim]; all the sequences' segment and residual passes with no barrier
   // between them, then one reduction. Results equal the per-sequence calls in order: appends bit
   // for bit, attention bit for bit too (the same passes; the contract is 1e-5 relative). Checks are

@@ -148,6 +148,15 @@ class VIDKV_API GpuAttention {
                                 const std::vector<HostSegment>& segments, const std::vector<uint16_t>& residual_keys,
                                 const std::vector<uint16_t>& residual_values, uint32_t residual_tokens);
 
+  // A batch of host layers (record_batch's round trip): q and the result [layers][q_heads][dim].
+  struct HostLayer {
+    std::vector<HostSegment> segments;
+    std::vector<uint16_t> residual_keys, residual_values;
+    uint32_t residual_tokens = 0;
+  };
+  std::vector<float> batch_host(const AttentionGeometry& geometry, const std::vector<float>& q,
+                                const std::vector<HostLayer>& layers);
+
   // Which shader path a device takes by default. The subgroup-of-8 shaders (attention_*_sg8.comp)
   // run each split as one workgroup of a single 8-lane subgroup: made for CPU drivers (lavapipe),
   // where a workgroup is one CPU task and few, long ones are fastest. On a GPU the same few small

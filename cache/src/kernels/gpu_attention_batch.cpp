@@ -57,7 +57,10 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
     try {
       check_vidkv(g, layers[i], q_of(i), out_of(i), false);
     } catch (const Error& e) {
-      throw Error(e.code(), "batch layer " + std::to_string(i) + ": " + e.what());
+      // what() is "<code name>: <message>": the message, named by its layer.
+      const std::string what = e.what(), code = std::string(error_code_name(e.code())) + ": ";
+      throw Error(e.code(), "batch layer " + std::to_string(i) + ": " +
+                                (what.rfind(code, 0) == 0 ? what.substr(code.size()) : what));
     }
   }
   attention_check_view(partials, partial_bytes_batch(g, layers), "partials");
