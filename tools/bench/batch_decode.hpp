@@ -4,8 +4,9 @@
 // calls (Cache::append_batch + attention_batch: one submission each), the same work as
 // per-sequence calls (append + attention for each sequence), and the fp16 preset's batch calls.
 // Every sequence is prefilled to the same length, so all of them flush their residual in the same
-// step (the worst case a batch meets); the steps run a whole residual (residual_length steps, one
-// flush) twice.
+// step (the worst case a batch meets). After a residual's worth of untimed appends (a flush among
+// them: every pipeline is made) and two untimed steps, residual_length steps are timed, one of
+// them the flush.
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -27,7 +28,7 @@ struct BatchDecodeResult {
   uint32_t sequences = 0, tokens = 0, steps = 0;
   std::string error;  // why it was not measured, or empty
   // Wall time of one step (host calls, submission and wait included), median and p99
-  // (nearest rank) over the steps; the mean of the steps in which the sequences flushed.
+  // (nearest rank) over the steps; the mean of the steps in which the sequences flushed (one).
   double step_ms = 0, step_p99_ms = 0, flush_step_ms = 0;
   double unbatched_step_ms = 0, unbatched_step_p99_ms = 0, unbatched_flush_step_ms = 0;
   double fp16_step_ms = 0;  // the fp16 preset's batched median step
