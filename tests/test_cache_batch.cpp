@@ -189,6 +189,56 @@ TEST_F(CacheBatchDevice, RecordedAndDeviceFormsEqualPerSequenceCalls) {
   EXPECT_EQ(recorded.stats().nonfinite_inputs, 0u);
 }
 
+// A layer with per-head policies (a window head beside a preset head) takes the batch's sequences
+// one after another: the same results as per-sequence calls, its other layer batched as usual.
+TEST_F(CacheBatchDevice, LayersWithHeadPoliciesEqualPerSequenceCalls) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  CacheSettings s = batch_settings("k1.5-v1.58");
+  s.head_policies.heads = {HeadPolicy::vidkv, HeadPolicy::vidkv, HeadPolicy::vidkv, HeadPolicy::window};
+  s.head_policies.sink = 4;
+  s.head_policies.recent = 16;
+  Cache batched(ctx, kGeometry, s, 1024), single(ctx, kGeometry, s, 1024);
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < 3; ++i) {
+    ids.push_back(batched.create_sequence());
+    single.create_sequence();
+    const KvData kv = random_kv(kGeometry.kv_heads, 40 + 30 * i, kGeometry.head_dim, seed + i);
+    for (uint32_t layer : {0u, 1u}) {
+      batched.prefill(ids[i], layer, kv.keys, kv.values, 40 + 30 * i);
+      single.prefill(ids[i], layer, kv.keys, kv.values, 40 + 30 * i);
+    }
+  }
+  for (uint32_t step = 0; step < 30; ++step) {
+    const KvData kv = random_kv(kGeometry.kv_heads, 3, kGeometry.head_dim, seed + 100 + step);
+    const std::vector<float> q(3 * query_floats(), 0.01f * float(step % 5) - 0.02f);
+    for (uint32_t layer : {0u, 1u}) {
+      batched.append_batch(layer, ids, kv.keys, kv.values);
+      const std::vector<float> got = batched.attention_batch(layer, ids, q);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        const auto tok = [&](const std::vector<uint16_t>& all) {
+          return std::vector<uint16_t>(all.begin() + i * token_halves(), all.begin() + (i + 1) * token_halves());
+        };
+        single.append(ids[i], layer, tok(kv.keys), tok(kv.values));
+        const std::vector<float> qi(q.begin() + i * query_floats(), q.begin() + (i + 1) * query_floats());
+        const std::vector<float> want = single.attention(ids[i], layer, qi);
+        const std::vector<float> one(got.begin() + i * query_floats(), got.begin() + (i + 1) * query_floats());
+        ASSERT_LE(max_relative(one, want), 1e-5) << "step " << step << " layer " << layer << " entry " << i;
+      }
+    }
+  }
+  for (uint32_t id : ids) {
+    for (uint32_t layer : {0u, 1u}) {
+      std::vector<uint16_t> bk, bv, sk, sv;
+      batched.dequantize(id, layer, bk, bv);
+      single.dequantize(id, layer, sk, sv);
+      EXPECT_EQ(bk, sk) << "sequence " << id << " layer " << layer;
+      EXPECT_EQ(bv, sv) << "sequence " << id << " layer " << layer;
+    }
+  }
+  EXPECT_TRUE(snapshot(batched, {1, 2, 3}) == snapshot(single, {1, 2, 3}));
+}
+
 // Every refused batch names its problem and leaves the cache as it was.
 TEST_F(CacheBatchDevice, BadBatchesChangeNothing) {
   const uint64_t seed = tools::test_seed();

@@ -42,6 +42,12 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
     throw Error(ErrorCode::invalid_argument, "attention batch of " + std::to_string(layers.size()) +
                                                  " layers; at most " + std::to_string(kMaxBatch));
   }
+  // The reduction is one workgroup row per (layer, query head): within every device's limit.
+  if (layers.size() * g.q_heads > 65535) {
+    throw Error(ErrorCode::invalid_argument, "attention batch of " + std::to_string(layers.size()) + " layers x " +
+                                                 std::to_string(g.q_heads) +
+                                                 " query heads exceeds 65535 reduction workgroups; split the batch");
+  }
   const uint64_t row = uint64_t(g.q_heads) * g.dim * 4;  // one layer's q (and out)
   const uint64_t align = std::max<uint64_t>(context_->info().min_storage_buffer_offset_alignment, 16);
   attention_check_view(q, row * layers.size(), "batch q");
