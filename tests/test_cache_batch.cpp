@@ -92,6 +92,8 @@ TEST_P(CacheBatch, EqualsPerSequenceCalls) {
       const std::vector<float> want = c.single.attention(batch[i], kLayer, qi, scale);
       const std::vector<float> one(got.begin() + i * query_floats(), got.begin() + (i + 1) * query_floats());
       ASSERT_LE(max_relative(one, want), 1e-5) << "step " << step << " entry " << i << " sequence " << batch[i];
+      // The same passes and reduction order as the call alone: in fact bit for bit.
+      EXPECT_EQ(one, want) << "step " << step << " entry " << i;
     }
   }
   EXPECT_TRUE(snapshot(c.batched, {1, 2, 3, 4, 5}) == snapshot(c.single, {1, 2, 3, 4, 5}));

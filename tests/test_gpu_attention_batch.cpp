@@ -122,6 +122,7 @@ TEST_F(GpuAttentionBatch, EqualsEachLayerAloneOnBothPaths) {
                                              : gpu.vidkv_host(g, qi, layers[i].segments, data[i].rk, data[i].rv,
                                                               data[i].residual);
         EXPECT_LE(max_relative(got, alone), 1e-5);
+        EXPECT_EQ(got, alone);  // the same passes and reduction order: in fact bit for bit
         const auto ref = reference::attention_layer(qi, g.q_heads, layers[i].segments, data[i].rk, data[i].rv,
                                                     data[i].residual, H, D);
         EXPECT_LT(attention_error(got, ref, D), 1e-3);
