@@ -9,6 +9,9 @@
 // are LANES slot lanes of BLOCK / 4 invocations; each invocation takes every LANES-th slot with 4
 // slots' loads in flight and accumulates 4 channels; the slot lanes are summed through shared
 // memory at the end. Every workgroup of a query head finds M itself (one value per slot).
+// A batch (GpuAttention::record_batch: many sequences' layers in one step) reduces every
+// (sequence, query head) in one dispatch: workgroup x is sequence * q_heads + query head, and the
+// sequence's slots are its own range of the partials (ranges: first slot, slot count).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint DIM = 128u;
 
@@ -20,10 +23,12 @@ const uint UNROLL = 4u;              // slots in flight per invocation
 
 layout(std430, binding = 0) readonly buffer Partials { float data[]; } partials;
 layout(std430, binding = 1) writeonly buffer Output { float data[]; } dst;
+layout(std430, binding = 2) readonly buffer Ranges { uint data[]; } ranges;  // [sequences][2]; batch only
 
 layout(push_constant) uniform Params {
   uint q_heads;
-  uint slots;
+  uint slots;    // one layer: its slot count (ranges unread)
+  uint batched;  // 1: a batch, slots from ranges
 } params;
 
 shared float top_buf[WG];
@@ -31,15 +36,23 @@ shared vec4 sum_buf[WG];
 shared float l_buf[LANES];
 
 void main() {
-  uint qh = gl_WorkGroupID.x;
+  uint row = gl_WorkGroupID.x;  // (sequence, query head): the output row
+  uint qh = row % params.q_heads;
   uint c0 = gl_WorkGroupID.y * BLOCK;
   uint lid = gl_LocalInvocationID.x;
   uint stride = params.q_heads * (DIM + 2u);
-  // causal: workgroup z reduces query z's slots (z * slots ..) into its output row
-  uint base = (gl_WorkGroupID.z * params.slots * params.q_heads + qh) * (DIM + 2u);
+  // causal: workgroup z reduces query z's slots (z * slots ..) into its output row; a batch (z = 0)
+  // reads its sequence's range
+  uint first_slot = gl_WorkGroupID.z * params.slots, slots = params.slots;
+  if (params.batched != 0u) {
+    uint sequence = row / params.q_heads;
+    first_slot = ranges.data[2u * sequence];
+    slots = ranges.data[2u * sequence + 1u];
+  }
+  uint base = first_slot * stride + qh * (DIM + 2u);
 
   float m = -3.0e38;
-  for (uint i = lid; i < params.slots; i += WG) m = max(m, partials.data[base + i * stride]);
+  for (uint i = lid; i < slots; i += WG) m = max(m, partials.data[base + i * stride]);
   top_buf[lid] = m;
   barrier();
   for (uint cur = WG; cur > 1u;) {  // tree over WG values, every step on cur / 2 invocations
@@ -54,19 +67,19 @@ void main() {
   uint c = c0 + 4u * (lid % QUADS);
   float l = 0.0;
   vec4 acc = vec4(0.0);
-  for (uint first = lane; first < params.slots; first += LANES * UNROLL) {
+  for (uint first = lane; first < slots; first += LANES * UNROLL) {
     // Slots past the end reread the last slot with weight 0 (no branch: the loads stay in flight).
     float mi[UNROLL], li[UNROLL];
     vec4 oi[UNROLL];
     [[unroll]] for (uint u = 0u; u < UNROLL; ++u) {
-      uint o = base + min(first + u * LANES, params.slots - 1u) * stride;
+      uint o = base + min(first + u * LANES, slots - 1u) * stride;
       mi[u] = partials.data[o];
       li[u] = partials.data[o + 1u];
       oi[u] = vec4(partials.data[o + 2u + c], partials.data[o + 3u + c], partials.data[o + 4u + c],
                    partials.data[o + 5u + c]);
     }
     [[unroll]] for (uint u = 0u; u < UNROLL; ++u) {
-      float w = first + u * LANES < params.slots ? exp(mi[u] - top) : 0.0;
+      float w = first + u * LANES < slots ? exp(mi[u] - top) : 0.0;
       l += li[u] * w;
       acc += oi[u] * w;
     }
@@ -82,6 +95,6 @@ void main() {
       total_l += l_buf[k];
     }
     vec4 r = total / total_l;
-    [[unroll]] for (uint e = 0u; e < 4u; ++e) dst.data[(gl_WorkGroupID.z * params.q_heads + qh) * DIM + c + e] = r[e];
+    [[unroll]] for (uint e = 0u; e < 4u; ++e) dst.data[(gl_WorkGroupID.z * gl_NumWorkGroups.x + row) * DIM + c + e] = r[e];
   }
 }

@@ -366,6 +366,37 @@ TEST_F(BenchCli, DecodeCyclesLayerCopiesPastTheByteBound) {
   EXPECT_GE(root["sizes"].as_array().at(0)["copy_bytes"].as_number(), 262144.0);
 }
 
+// --sequences: one row per preset and batch size with the batched-decode keys; fp16 batched is
+// the baseline even when not asked for (and takes the preset's step count).
+TEST_F(BenchCli, BatchedDecodeRowsPerPresetAndBatchSize) {
+  // Residuals of 32 tokens: 32 timed steps per row (after 32 appends and 2 steps), one flushing.
+  const BenchRun r = bench("--tokens 96 --sequences 1,3 --preset \"{'backend': 'QuantizedCacheVLM', 'nbits': [1.5, "
+                           "1.58], 'residual_length': 32}\" --q-heads 8 --no-progress --json '" +
+                           file("b.json") + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("batched decode"), std::string::npos) << r.out;
+  const json::Value root = json::parse_file(file("b.json"));
+  EXPECT_EQ(root["mode"].as_string(), "batched_decode");
+  const auto& results = root["results"].as_array();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0]["preset"].as_string().substr(0, 1), "{");
+  EXPECT_EQ(results[0]["sequences"].as_number(), 1.0);
+  EXPECT_EQ(results[1]["sequences"].as_number(), 3.0);
+  for (const auto& row : results) {
+    EXPECT_EQ(row["tokens"].as_number(), 96.0);
+    EXPECT_EQ(row["steps"].as_number(), 32.0);
+    for (const char* key : {"step_ms", "step_p99_ms", "flush_step_ms", "unbatched_step_ms", "fp16_step_ms"}) {
+      EXPECT_GT(row[key].as_number(), 0.0) << key;
+    }
+    EXPECT_GE(row["step_p99_ms"].as_number(), row["step_ms"].as_number());
+  }
+  for (const char* args : {"--sequences 0", "--sequences 8193", "--sequences 2 --head-scores synthetic"}) {
+    const BenchRun bad = bench(args);
+    EXPECT_EQ(bad.status, 2) << args;
+    EXPECT_NE(bad.err.find("--sequences"), std::string::npos) << args << ": " << bad.err;
+  }
+}
+
 TEST_F(BenchCli, BadDecodeCycleOptions) {
   for (const char* args : {"--decode-layers 0", "--decode-layers 1025", "--cycle-bytes 12X", "--cycle-bytes 100",
                            "--cycle-bytes M", "--decode-layers 2 --cycle-bytes 1M"}) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/batch_decode.hpp"
 #include "bench/head_policies.hpp"
 #include "bench/measure.hpp"
 #include "bench/options.hpp"
@@ -72,6 +73,49 @@ std::vector<std::unique_ptr<Workload>> make_workloads(BenchOptions& o) {
   return out;
 }
 
+// --sequences: batched decode steps only (batch_decode.hpp).
+int run_batch_decode(const BenchOptions& o) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  const VideoKvSpec spec = model_spec(o.model);
+  BatchDecodeGeometry g;
+  g.kv_heads = spec.kv_heads;
+  g.q_heads = o.q_heads ? o.q_heads : spec.q_heads;
+  g.head_dim = spec.head_dim;
+  g.tokens = !o.tokens.empty() ? o.tokens.front() : o.frames.front() * o.tokens_per_frame + o.text_tokens;
+  auto ctx = rt::Context::create();
+  const auto& info = ctx->info();
+  std::printf("vidkv-bench %s on %s (%s, %s %s)\n", VIDKV_VERSION_STRING, info.name.c_str(),
+              rt::device_type_name(info.type), info.driver_name.c_str(), info.driver_info.c_str());
+  std::printf("batched decode: %s geometry (%u KV heads, %u query heads, head_dim %u), %u tokens per sequence\n\n",
+              o.model.c_str(), g.kv_heads, g.q_heads, g.head_dim, g.tokens);
+  const auto results = measure_batch_decode(ctx, g, o.presets, o.sequences, o.seed);
+  print_batch_table(stdout, results);
+  const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!o.json_path.empty()) {
+    json::Value root = json::Value::object();
+    root.set("version", std::string(VIDKV_VERSION_STRING));
+    json::Value device = json::Value::object();
+    device.set("name", info.name);
+    device.set("type", std::string(rt::device_type_name(info.type)));
+    device.set("driver", info.driver_name);
+    root.set("device", device);
+    root.set("mode", "batched_decode");
+    root.set("model", o.model);
+    root.set("kv_heads", g.kv_heads);
+    root.set("q_heads", g.q_heads);
+    root.set("head_dim", g.head_dim);
+    root.set("wall_s", wall_s);
+    root.set("results", batch_results_json(results));
+    write_text_file(o.json_path, json::write(root, true) + "\n");
+  }
+  std::printf("\ndone in %.1f s%s\n", wall_s, o.json_path.empty() ? "" : ("; JSON " + o.json_path).c_str());
+  if (ctx->validation_message_count() > 0) {
+    for (const auto& m : ctx->validation_messages()) std::fprintf(stderr, "validation: %s\n", m.text.c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,6 +133,14 @@ int main(int argc, char** argv) {
   if (options.version) {
     std::printf("vidkv-bench %s\n", VIDKV_VERSION_STRING);
     return 0;
+  }
+  if (!options.sequences.empty()) {
+    try {
+      return run_batch_decode(options);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "\nvidkv-bench: %s\n", e.what());
+      return 1;
+    }
   }
   const auto wall_start = std::chrono::steady_clock::now();
   try {

@@ -117,6 +117,11 @@ what is measured
                           until they exceed this, e.g. 512M (default 256M, 64M on a CPU device:
                           more than a GPU's last-level cache, so decode reads memory)
   --decode-layers N       cycle through exactly N copies instead
+  --sequences LIST        batched decode instead, e.g. 1,8,32: per preset and batch size, one
+                          decode step of one layer (append + attention) over that many sequences
+                          of the first --tokens (or --frames) length, batched against the same
+                          work as per-sequence calls and against fp16 batched (wall time per
+                          step: median, p99, the steps in which every sequence flushes)
 
 per-head cache policies (RLKV; every preset is measured at each sparsity)
   --head-scores FILE      head scores, CSV "layer,head,score" or JSON (vidkv/head_policy.hpp),
@@ -202,7 +207,8 @@ BenchOptions parse_options(int argc, const char* const* argv) {
     } else if (a == "--window-recent") {
       o.window_recent = uint32_t(parse_unsigned(a, value(), 0, 1u << 24));
       policy_options.push_back(a);
-    } else if (a == "--json") o.json_path = value();
+    } else if (a == "--sequences") o.sequences = parse_sizes(a, value(), 8192);
+    else if (a == "--json") o.json_path = value();
     else if (a == "--trace") o.trace_path = value();
     else if (a == "--plot") o.plot_path = value();
     else if (a == "--no-progress") o.progress = false;
@@ -216,6 +222,10 @@ BenchOptions parse_options(int argc, const char* const* argv) {
   if (!o.kv_dir.empty() && frames_given) throw bad("--frames is for the generator; use --tokens with --kv");
   if (!o.head_policies() && !policy_options.empty())
     throw bad(policy_options.front() + " describes per-head policies: give --head-scores FILE (or synthetic) too");
+  if (!o.sequences.empty()) {
+    if (o.head_policies()) throw bad("--sequences measures plain caches; it takes no --head-scores");
+    if (!o.kv_dir.empty()) throw bad("--sequences measures generated tokens; it takes no --kv");
+  }
   if (o.head_policies()) {
     if (o.sparsity.empty()) o.sparsity = {0.0};
     if (o.window_sink + uint64_t(o.window_recent) == 0)

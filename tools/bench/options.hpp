@@ -34,6 +34,8 @@ struct BenchOptions {
   // (0: 256 MiB, 64 MiB on a CPU device).
   uint32_t decode_layers = 0;
   uint64_t cycle_bytes = 0;
+  // Batched decode (bench/batch_decode.hpp): batch sizes; empty: the usual measurement.
+  std::vector<uint32_t> sequences;
 
   // Per-head cache policies (RLKV, vidkv/head_policy.hpp): with head scores every preset is
   // measured at each sparsity; without them the bench measures plain caches, as before.

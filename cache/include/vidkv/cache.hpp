@@ -231,6 +231,31 @@ class VIDKV_API Cache {
   void attention_causal(uint32_t sequence, uint32_t layer, const rt::BufferView& q, const rt::BufferView& out,
                         uint32_t tokens, float scale = 0.0f);
 
+  // Batched decode (cache_batch.cpp): one step of many sequences in one call and one pass.
+  // `sequences`: distinct ids (at least one, at most 8192); entry i of keys/values/q/out belongs to
+  // sequences[i]. append_batch: K and V fp16 [count][kv_heads][head_dim]; every token copied in one
+  // pass, then the sequences whose residual fills are quantized together, as one tensor of
+  // (sequence, KV head) units (a sequence's first flush, which chooses its channels, alone).
+  // attention_batch: q and out fp32
+  // [count][q_heads][head_dim]; all the sequences' segment and residual passes with no barrier
+  // between them, then one reduction. Results equal the per-sequence calls in order: appends bit
+  // for bit, attention bit for bit too (the same passes; the contract is 1e-5 relative). Checks are
+  // those of append/attention for every entry, plus: no sequence twice, count > 0; any error
+  // changes nothing (a NaN/Inf names its batch entry as the token). In a layer with per-head
+  // policies the sequences run one after another (each as append/attention).
+  void append_batch(uint32_t layer, const std::vector<uint32_t>& sequences, const std::vector<uint16_t>& keys,
+                    const std::vector<uint16_t>& values);
+  void append_batch(uint32_t layer, const std::vector<uint32_t>& sequences, const rt::BufferView& keys,
+                    const rt::BufferView& values);
+  std::vector<float> attention_batch(uint32_t layer, const std::vector<uint32_t>& sequences,
+                                     const std::vector<float>& q, float scale = 0.0f);
+  void attention_batch(uint32_t layer, const std::vector<uint32_t>& sequences, const rt::BufferView& q,
+                       const rt::BufferView& out, float scale = 0.0f);
+  void record_append_batch(VkCommandBuffer cmd, uint32_t layer, const std::vector<uint32_t>& sequences,
+                           const rt::BufferView& keys, const rt::BufferView& values);
+  void record_attention_batch(VkCommandBuffer cmd, uint32_t layer, const std::vector<uint32_t>& sequences,
+                              const rt::BufferView& q, const rt::BufferView& out, float scale = 0.0f);
+
   // Decoded K and V, fp16 [tokens][kv_heads][head_dim]: segments in order, then the residual.
   void dequantize(uint32_t sequence, uint32_t layer, std::vector<uint16_t>& keys, std::vector<uint16_t>& values);
   void dequantize(uint32_t sequence, uint32_t layer, const rt::BufferView& keys, const rt::BufferView& values);

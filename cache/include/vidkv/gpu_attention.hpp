@@ -137,6 +137,18 @@ class VIDKV_API GpuAttention {
                     uint32_t causal = 0);
   void run_fp16(const AttentionGeometry& geometry, const Fp16KvBuffers& kv, const rt::BufferView& q,
                 const rt::BufferView& partials, const rt::BufferView& out, uint32_t causal = 0);
+
+  // A batch (gpu_attention_batch.cpp): one decode step of many sequences' layers, each as
+  // record_vidkv takes it (a layer with no segment is read by its residual alone, as the fp16
+  // baseline reads it; `keys` is then unread). q and out: fp32 [layers][q_heads][dim]. Records the
+  // query transforms (subgroup-of-8 path), then every layer's segment and residual passes with no
+  // barrier between them (each writes its own partial slots), then one reduction over every
+  // (layer, query head), each reading its layer's slot range. Results equal record_vidkv's (or
+  // record_fp16's) for each layer alone, bit for bit: the same passes and the same reduction order.
+  uint64_t partial_bytes_batch(const AttentionGeometry& geometry, const std::vector<QuantizedLayerBuffers>& layers) const;
+  void record_batch(VkCommandBuffer cmd, const AttentionGeometry& geometry,
+                    const std::vector<QuantizedLayerBuffers>& layers, const rt::BufferView& q,
+                    const rt::BufferView& partials, const rt::BufferView& out);
   void run_vidkv(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
                  const rt::BufferView& partials, const rt::BufferView& out, uint32_t causal = 0);
 
@@ -150,6 +162,15 @@ class VIDKV_API GpuAttention {
                                 const std::vector<HostSegment>& segments, const std::vector<uint16_t>& residual_keys,
                                 const std::vector<uint16_t>& residual_values, uint32_t residual_tokens,
                                 uint32_t causal = 0);
+
+  // A batch of host layers (record_batch's round trip): q and the result [layers][q_heads][dim].
+  struct HostLayer {
+    std::vector<HostSegment> segments;
+    std::vector<uint16_t> residual_keys, residual_values;
+    uint32_t residual_tokens = 0;
+  };
+  std::vector<float> batch_host(const AttentionGeometry& geometry, const std::vector<float>& q,
+                                const std::vector<HostLayer>& layers);
 
   // Which shader path a device takes by default. The subgroup-of-8 shaders (attention_*_sg8.comp)
   // run each split as one workgroup of a single 8-lane subgroup: made for CPU drivers (lavapipe),
@@ -204,6 +225,17 @@ class VIDKV_API GpuAttention {
                           uint32_t query_slots, uint32_t queries);
   void record_reduce(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t slots,
                      const rt::BufferView& partials, const rt::BufferView& out, uint32_t queries);
+  // `rows` = layers x q_heads output rows, layer i's slots from `ranges` (uint32 {first, count}).
+  void record_reduce_batch(VkCommandBuffer cmd, const AttentionGeometry& geometry, uint32_t layers,
+                           const rt::BufferView& partials, const rt::BufferView& ranges, const rt::BufferView& out);
+  void check_vidkv(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, const rt::BufferView& q,
+                   const rt::BufferView& out, bool keys_always, uint32_t causal = 0) const;
+  void record_query(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                    const rt::BufferView& q, const rt::BufferView& prepared, uint32_t queries = 1);
+  // causal: query z's slots from z * query_slots (0: slot_count of the layer).
+  uint32_t record_passes(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
+                         const rt::BufferView& q, const rt::BufferView& slots, const rt::BufferView& prepared,
+                         uint32_t slot_base, uint32_t causal = 0, uint32_t query_slots = 0);
   // Partial slots of one query (bytes, count).
   uint64_t slot_bytes(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;
   uint32_t slot_count(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer) const;

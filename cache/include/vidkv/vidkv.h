@@ -110,6 +110,16 @@ VIDKV_API vidkv_status vidkv_extend(vidkv_cache* cache, uint32_t sequence, uint3
  * policies. scale 0: 1 / sqrt(head_dim). */
 VIDKV_API vidkv_status vidkv_attention_causal(vidkv_cache* cache, uint32_t sequence, uint32_t layer, const float* q,
                                               uint32_t tokens, float scale, float* out);
+/* Batched decode: one step of `count` distinct sequences in one call (one set of dispatches).
+ * Entry i belongs to sequences[i]: k and v hold count x kv_heads x head_dim halves, q and out
+ * count x q_heads x head_dim floats. Equal to vidkv_append / vidkv_attention per sequence (appends
+ * bit for bit, attention within 1e-5 relative). A sequence twice, an unknown id, count 0 or any
+ * entry's own error (a full sequence, an empty one, a NaN/Inf, named by its entry) fails the whole
+ * call with INVALID_ARGUMENT and changes nothing. */
+VIDKV_API vidkv_status vidkv_append_batch(vidkv_cache* cache, uint32_t layer, const uint32_t* sequences,
+                                          uint32_t count, const uint16_t* k, const uint16_t* v);
+VIDKV_API vidkv_status vidkv_attention_batch(vidkv_cache* cache, uint32_t layer, const uint32_t* sequences,
+                                             uint32_t count, const float* q, float scale, float* out);
 /* Number of tokens held (for sizing vidkv_dequantize's outputs). */
 VIDKV_API vidkv_status vidkv_tokens(vidkv_cache* cache, uint32_t sequence, uint32_t layer, uint32_t* tokens);
 /* k and v: room for `capacity_tokens` tokens each; fails with BUFFER_TOO_SMALL when fewer than
@@ -196,6 +206,14 @@ VIDKV_API vidkv_status vidkv_record_append(vidkv_cache* cache, void* command_buf
 VIDKV_API vidkv_status vidkv_record_attention(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
                                               uint32_t layer, vidkv_device_buffer q, float scale,
                                               vidkv_device_buffer out);
+/* Batched decode recorded (layouts as vidkv_append_batch / vidkv_attention_batch, in device
+ * buffers): one recorded pass per call, however many sequences. */
+VIDKV_API vidkv_status vidkv_record_append_batch(vidkv_cache* cache, void* command_buffer, uint32_t layer,
+                                                 const uint32_t* sequences, uint32_t count, vidkv_device_buffer k,
+                                                 vidkv_device_buffer v);
+VIDKV_API vidkv_status vidkv_record_attention_batch(vidkv_cache* cache, void* command_buffer, uint32_t layer,
+                                                    const uint32_t* sequences, uint32_t count,
+                                                    vidkv_device_buffer q, float scale, vidkv_device_buffer out);
 VIDKV_API vidkv_status vidkv_record_dequantize(vidkv_cache* cache, void* command_buffer, uint32_t sequence,
                                                uint32_t layer, vidkv_device_buffer k, vidkv_device_buffer v);
 /* k, v: tokens x kv_heads x head_dim halves (fp32 nonzero: floats), usages as a prefill's. */

@@ -219,6 +219,47 @@ vidkv_status vidkv_attention_causal(vidkv_cache* cache, uint32_t sequence, uint3
   });
 }
 
+namespace {
+
+// The ids of a batch; count 0 reaches the cache, which names it.
+std::vector<uint32_t> batch_ids(const uint32_t* sequences, uint32_t count) {
+  return count == 0 ? std::vector<uint32_t>{} : std::vector<uint32_t>(sequences, sequences + count);
+}
+
+}  // namespace
+
+vidkv_status vidkv_append_batch(vidkv_cache* cache, uint32_t layer, const uint32_t* sequences, uint32_t count,
+                                const uint16_t* k, const uint16_t* v) {
+  VIDKV_REQUIRE(cache);
+  if (count > 0) {
+    VIDKV_REQUIRE(sequences);
+    VIDKV_REQUIRE(k);
+    VIDKV_REQUIRE(v);
+  }
+  return guarded([&] {
+    const size_t n = token_halves(cache) * count;
+    cache->cache->append_batch(layer, batch_ids(sequences, count), std::vector<uint16_t>(k, k + n),
+                               std::vector<uint16_t>(v, v + n));
+  });
+}
+
+vidkv_status vidkv_attention_batch(vidkv_cache* cache, uint32_t layer, const uint32_t* sequences, uint32_t count,
+                                   const float* q, float scale, float* out) {
+  VIDKV_REQUIRE(cache);
+  if (count > 0) {
+    VIDKV_REQUIRE(sequences);
+    VIDKV_REQUIRE(q);
+    VIDKV_REQUIRE(out);
+  }
+  return guarded([&] {
+    const auto& g = cache->cache->geometry();
+    const size_t n = size_t(g.q_heads) * g.head_dim * count;
+    const auto result = cache->cache->attention_batch(layer, batch_ids(sequences, count),
+                                                      std::vector<float>(q, q + n), scale);
+    std::memcpy(out, result.data(), n * sizeof(float));
+  });
+}
+
 vidkv_status vidkv_tokens(vidkv_cache* cache, uint32_t sequence, uint32_t layer, uint32_t* tokens) {
   VIDKV_REQUIRE(cache);
   VIDKV_REQUIRE(tokens);
@@ -439,6 +480,30 @@ vidkv_status vidkv_record_attention(vidkv_cache* cache, void* command_buffer, ui
   return guarded([&] {
     cache->cache->record_attention(static_cast<VkCommandBuffer>(command_buffer), sequence, layer, view_of(q),
                                    view_of(out), scale);
+  });
+}
+
+vidkv_status vidkv_record_append_batch(vidkv_cache* cache, void* command_buffer, uint32_t layer,
+                                       const uint32_t* sequences, uint32_t count, vidkv_device_buffer k,
+                                       vidkv_device_buffer v) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  if (count > 0) VIDKV_REQUIRE(sequences);
+  return guarded([&] {
+    cache->cache->record_append_batch(static_cast<VkCommandBuffer>(command_buffer), layer,
+                                      batch_ids(sequences, count), view_of(k), view_of(v));
+  });
+}
+
+vidkv_status vidkv_record_attention_batch(vidkv_cache* cache, void* command_buffer, uint32_t layer,
+                                          const uint32_t* sequences, uint32_t count, vidkv_device_buffer q,
+                                          float scale, vidkv_device_buffer out) {
+  VIDKV_REQUIRE(cache);
+  VIDKV_REQUIRE(command_buffer);
+  if (count > 0) VIDKV_REQUIRE(sequences);
+  return guarded([&] {
+    cache->cache->record_attention_batch(static_cast<VkCommandBuffer>(command_buffer), layer,
+                                         batch_ids(sequences, count), view_of(q), view_of(out), scale);
   });
 }
 

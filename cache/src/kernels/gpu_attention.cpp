@@ -39,16 +39,24 @@ struct VidkvPush {
 constexpr uint32_t kVidkvBindings = 14;          // attention_vidkv_sg8.comp
 constexpr uint32_t kVidkvPortableBindings = 15;  // attention_vidkv.comp: + the channel table
 struct ReducePush {
-  uint32_t q_heads, slots;
+  uint32_t q_heads, slots, batched;
 };
 
 std::string str(uint64_t v) { return std::to_string(v); }
 
-void check_view(const rt::BufferView& view, uint64_t bytes, const std::string& name) {
+}  // namespace
+
+void attention_check_view(const rt::BufferView& view, uint64_t bytes, const std::string& name) {
   if (view.buffer == VK_NULL_HANDLE) throw Error(ErrorCode::invalid_argument, name + " has no buffer");
   if (view.size < bytes) {
     throw Error(ErrorCode::buffer_too_small, name + " holds " + str(view.size) + " bytes; " + str(bytes) + " needed");
   }
+}
+
+namespace {
+
+void check_view(const rt::BufferView& view, uint64_t bytes, const std::string& name) {
+  attention_check_view(view, bytes, name);
 }
 
 uint64_t words(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
@@ -259,16 +267,7 @@ uint64_t GpuAttention::partial_bytes_fp16(const AttentionGeometry& g, uint32_t t
 }
 
 uint64_t GpuAttention::slot_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
-  uint64_t slots = splits_of(layer.residual.tokens);
-  for (const auto& s : layer.segments) {
-    const uint32_t split = segment_split(g, layer, s);
-    slots += (attended_tokens(s) + split - 1) / split;
-  }
-  return slots * g.q_heads * (g.dim + 2) * 4;
-}
-
-uint32_t GpuAttention::slot_count(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
-  return uint32_t(slot_bytes(g, layer) / (uint64_t(g.q_heads) * (g.dim + 2) * 4));
+  return uint64_t(slot_count(g, layer)) * g.q_heads * (g.dim + 2) * 4;
 }
 
 uint64_t GpuAttention::prepared_bytes(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
@@ -304,7 +303,7 @@ rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
 }
 
 rt::PipelineDesc GpuAttention::reduce_desc(const AttentionGeometry& g) const {
-  return gpu::pipeline("attention_reduce", {g.dim}, 2, sizeof(ReducePush));
+  return gpu::pipeline("attention_reduce", {g.dim}, 3, sizeof(ReducePush));
 }
 
 rt::PipelineDesc GpuAttention::query_desc(const AttentionGeometry& g, const KeySpec& ks) const {
@@ -347,10 +346,20 @@ void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeomet
 void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g, uint32_t slots,
                                  const rt::BufferView& partials, const rt::BufferView& out, uint32_t queries) {
   rt::compute_to_compute_barrier(cmd);
-  const ReducePush pc{g.q_heads, slots};
+  const ReducePush pc{g.q_heads, slots, 0};
   const auto& p = pipelines_.get(reduce_desc(g));
-  const rt::BufferView views[] = {partials, out};
+  const rt::BufferView views[] = {partials, out, partials};  // partials stand in for the unread ranges
   p.dispatch(cmd, views, &pc, g.q_heads, g.dim / kReduceBlock, queries);
+}
+
+void GpuAttention::record_reduce_batch(VkCommandBuffer cmd, const AttentionGeometry& g, uint32_t layers,
+                                       const rt::BufferView& partials, const rt::BufferView& ranges,
+                                       const rt::BufferView& out) {
+  rt::compute_to_compute_barrier(cmd);
+  const ReducePush pc{g.q_heads, 0, 1};
+  const auto& p = pipelines_.get(reduce_desc(g));
+  const rt::BufferView views[] = {partials, out, ranges};
+  p.dispatch(cmd, views, &pc, layers * g.q_heads, g.dim / kReduceBlock);
 }
 
 void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,
@@ -423,18 +432,20 @@ void GpuAttention::check_segment(const AttentionGeometry& g, const QuantizedLaye
   }
 }
 
-void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
-                                const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out,
-                                uint32_t causal) {
+// Everything of one layer but the partials: geometry, q and out (causal: `causal` rows), keys,
+// segments, residual, shared memory.
+void GpuAttention::check_vidkv(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                               const rt::BufferView& q, const rt::BufferView& out, bool keys_always,
+                               uint32_t causal) const {
   check_common(g, q, out, causal);
   const KeySpec& ks = layer.keys;
-  validate(ks, {g.kv_heads, kGroup, g.dim});  // nbits and group size
-  if (ks.group_size != kGroup) {
-    throw Error(ErrorCode::bad_group_size, "key group size " + str(ks.group_size) + " is not 32");
+  if (keys_always || !layer.segments.empty()) {
+    validate(ks, {g.kv_heads, kGroup, g.dim});  // nbits and group size
+    if (ks.group_size != kGroup) {
+      throw Error(ErrorCode::bad_group_size, "key group size " + str(ks.group_size) + " is not 32");
+    }
   }
   const uint32_t H = g.kv_heads, D = g.dim, ratio = ratio_of(g);
-  const uint32_t k = anomalous_channel_count(ks, D), N = D - k, S = coefficient_streams(ks.fft, N);
-  const uint32_t units = ks.scope == ChannelScope::layer ? 1 : H;
   uint64_t total = layer.residual.tokens;
   for (size_t i = 0; i < layer.segments.size(); ++i) {
     check_segment(g, layer, i);
@@ -445,10 +456,14 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
     throw Error(ErrorCode::invalid_argument, "causal queries " + str(causal) + " exceed the cache's " + str(total) + " tokens");
   }
   check_fp16(g, layer.residual, "residual");
-  if (!layer.segments.empty()) check_view(layer.channels, uint64_t(units) * D * 4, "channels");
-  check_view(partials, partial_bytes(g, layer, causal), "partials");
-  const bool sg8 = subgroup8_path();
-  if (!sg8) {
+  if (layer.segments.empty()) {
+    if (!subgroup8_path()) check_shared_memory(shared_common(ratio) + 4ull * ratio * D, "attention_fp16");
+    return;
+  }
+  const uint32_t k = anomalous_channel_count(ks, D), N = D - k, S = coefficient_streams(ks.fft, N);
+  const uint32_t units = ks.scope == ChannelScope::layer ? 1 : H;
+  check_view(layer.channels, uint64_t(units) * D * 4, "channels");
+  if (!subgroup8_path()) {
     for (const QuantizedSegmentBuffers& seg : layer.segments) {
       check_shared_memory(shared_vidkv(ratio, D, k, S, value_mode(layer.values, seg.protected_tokens),
                                        segment_split(g, layer, seg)),
@@ -456,24 +471,49 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
     }
     if (layer.residual.tokens > 0) check_shared_memory(shared_common(ratio) + 4ull * ratio * D, "attention_fp16");
   }
+}
 
+// The subgroup-of-8 shader reads a query transformed once by attention_query; the portable one
+// transforms it inside each workgroup (nothing to record).
+void GpuAttention::record_query(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                const rt::BufferView& q, const rt::BufferView& prepared, uint32_t queries) {
+  if (layer.segments.empty() || !subgroup8_path()) return;
+  const float scale = scale_of(g);
+  const rt::BufferView qviews[] = {q, layer.channels, prepared};
+  pipelines_.get(query_desc(g, layer.keys)).dispatch(cmd, qviews, &scale, g.q_heads, 1, queries);
+}
+
+uint32_t GpuAttention::slot_count(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {
+  uint32_t slots = splits_of(layer.residual.tokens);
+  for (const auto& s : layer.segments) {
+    const uint32_t split = segment_split(g, layer, s);
+    slots += (attended_tokens(s) + split - 1) / split;
+  }
+  return slots;
+}
+
+// Every segment's and the residual's splits, writing partial slots slot_base, slot_base + 1, ...
+// of `slots`; no barrier between them (each writes its own slots). Returns the slots written.
+uint32_t GpuAttention::record_passes(VkCommandBuffer cmd, const AttentionGeometry& g,
+                                     const QuantizedLayerBuffers& layer, const rt::BufferView& q,
+                                     const rt::BufferView& slots, const rt::BufferView& prepared,
+                                     uint32_t slot_base, uint32_t causal, uint32_t query_slots) {
+  const KeySpec& ks = layer.keys;
+  const uint32_t H = g.kv_heads, D = g.dim;
+  const bool sg8 = subgroup8_path();
   // Parts a configuration does not have (no anomalous channels at nbits 1, no streams at 2, no
   // protected tokens) still need a valid binding: q stands in, never read.
   auto or_q = [&](const rt::BufferView& v, bool used) { return used ? v : q; };
-  const uint32_t queries = std::max(causal, 1u), query_slots = slot_count(g, layer);
-  const rt::BufferView slots{partials.buffer, partials.offset, slot_bytes(g, layer) * queries};
-  const uint64_t prepared_at = prepared_offset(partials, slots.size);
-  const rt::BufferView prepared{partials.buffer, prepared_at, std::max<uint64_t>(prepared_bytes(g, layer, causal), 4)};
-  uint32_t slot = 0;
-  uint64_t at = 0;  // position of the dispatch's first token
+  uint32_t slot = slot_base;
   const float scale = scale_of(g);
-  // The subgroup-of-8 shader reads a query transformed once by attention_query; the portable one
-  // transforms it inside each workgroup.
-  if (!layer.segments.empty() && sg8) {
-    const rt::BufferView qviews[] = {q, layer.channels, prepared};
-    pipelines_.get(query_desc(g, ks)).dispatch(cmd, qviews, &scale, g.q_heads, 1, queries);
-    rt::compute_to_compute_barrier(cmd);
-  }
+  const uint32_t k = layer.segments.empty() ? 0 : anomalous_channel_count(ks, D);
+  const uint32_t S = layer.segments.empty() ? 0 : coefficient_streams(ks.fft, D - k);
+  // causal: `causal` queries, query z's slots from z * query_slots
+  const uint32_t queries = std::max(causal, 1u);
+  if (query_slots == 0) query_slots = slot_count(g, layer);
+  uint64_t total = layer.residual.tokens;
+  for (const QuantizedSegmentBuffers& seg : layer.segments) total += visible_tokens(seg);
+  uint64_t at = 0;  // position of the dispatch's first token
   for (const QuantizedSegmentBuffers& seg : layer.segments) {
     const uint32_t mode = value_mode(layer.values, seg.protected_tokens);
     const bool stp = mode == 3, trits = mode == 0 || (stp && seg.protected_tokens < seg.tokens);
@@ -498,7 +538,7 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
                                                   or_q(seg.values_high.scales, stp),
                                                   or_q(seg.values_high.mins, stp),
                                                   or_q(seg.token_map, stp),
-                                                  layer.channels};
+                                                  layer.segments.empty() ? q : layer.channels};
     pipeline.dispatch(cmd, std::span(views, sg8 ? kVidkvBindings : kVidkvPortableBindings), &pc, splits, H, queries);
     slot += splits;
     at += visible_tokens(seg);
@@ -507,7 +547,24 @@ void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g,
     record_fp16_splits(cmd, g, layer.residual, q, slots, slot, causal_limit(total, causal, at), query_slots, queries);
     slot += splits_of(layer.residual.tokens);
   }
-  record_reduce(cmd, g, slot, slots, out, queries);
+  return slot - slot_base;
+}
+
+void GpuAttention::record_vidkv(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
+                                const rt::BufferView& q, const rt::BufferView& partials, const rt::BufferView& out,
+                                uint32_t causal) {
+  check_vidkv(g, layer, q, out, true, causal);
+  check_view(partials, partial_bytes(g, layer, causal), "partials");
+  const uint32_t queries = std::max(causal, 1u), query_slots = slot_count(g, layer);
+  const rt::BufferView slots{partials.buffer, partials.offset, slot_bytes(g, layer) * queries};
+  const uint64_t prepared_at = prepared_offset(partials, slots.size);
+  const rt::BufferView prepared{partials.buffer, prepared_at, std::max<uint64_t>(prepared_bytes(g, layer, causal), 4)};
+  if (!layer.segments.empty() && subgroup8_path()) {
+    record_query(cmd, g, layer, q, prepared, queries);
+    rt::compute_to_compute_barrier(cmd);
+  }
+  const uint32_t written = record_passes(cmd, g, layer, q, slots, prepared, 0, causal, query_slots);
+  record_reduce(cmd, g, written, slots, out, queries);
 }
 
 void GpuAttention::run_fp16(const AttentionGeometry& g, const Fp16KvBuffers& kv, const rt::BufferView& q,

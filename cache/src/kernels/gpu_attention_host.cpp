@@ -106,19 +106,17 @@ std::vector<uint32_t> token_map_of(const TokenSplit& split, uint32_t tokens, con
 
 }  // namespace
 
-std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const std::vector<float>& q,
-                                            const std::vector<HostSegment>& segments,
-                                            const std::vector<uint16_t>& residual_keys,
-                                            const std::vector<uint16_t>& residual_values, uint32_t residual_tokens,
-                                            uint32_t causal) {
-  check_geometry(g);
-  check_q(g, q, causal);
+namespace {
+
+// A host layer's device copies, as record_vidkv reads them (checked: shapes, formats, splits).
+QuantizedLayerBuffers upload_layer(Uploads& up, const AttentionGeometry& g, const std::vector<HostSegment>& segments,
+                                   const std::vector<uint16_t>& residual_keys,
+                                   const std::vector<uint16_t>& residual_values, uint32_t residual_tokens) {
   check_kv(g, residual_keys, residual_values, residual_tokens, "residual");
   // The layer's value format: STP as soon as one segment carries a split; its plain ternary
   // segments are then STP segments with no protected token.
   bool any_stp = false;
   for (const HostSegment& s : segments) any_stp |= s.stp != nullptr;
-  Uploads up(context_);
   QuantizedLayerBuffers layer;
   for (size_t i = 0; i < segments.size(); ++i) {
     const HostSegment& s = segments[i];
@@ -189,10 +187,46 @@ std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const st
     layer.segments.push_back(seg);
   }
   layer.residual = {residual_tokens, up.vec(residual_keys), up.vec(residual_values)};
+  return layer;
+}
+
+}  // namespace
+
+std::vector<float> GpuAttention::vidkv_host(const AttentionGeometry& g, const std::vector<float>& q,
+                                            const std::vector<HostSegment>& segments,
+                                            const std::vector<uint16_t>& residual_keys,
+                                            const std::vector<uint16_t>& residual_values, uint32_t residual_tokens,
+                                            uint32_t causal) {
+  check_geometry(g);
+  check_q(g, q, causal);
+  Uploads up(context_);
+  const QuantizedLayerBuffers layer = upload_layer(up, g, segments, residual_keys, residual_values, residual_tokens);
   const rt::BufferView qv = up.vec(q);
   rt::Buffer& partials = up.scratch(partial_bytes(g, layer, causal), poison_);
   rt::Buffer& out = up.scratch(q.size() * 4, poison_);
   run_vidkv(g, layer, qv, partials.view(), out.view(), causal);
+  std::vector<float> result(q.size());
+  out.download(result.data(), result.size() * 4);
+  return result;
+}
+
+std::vector<float> GpuAttention::batch_host(const AttentionGeometry& g, const std::vector<float>& q,
+                                            const std::vector<HostLayer>& layers) {
+  check_geometry(g);
+  const size_t row = size_t(g.q_heads) * g.dim;
+  if (q.size() != layers.size() * row) {
+    throw Error(ErrorCode::invalid_argument, "q holds " + std::to_string(q.size()) + " floats; layers x q_heads x dim = " +
+                                                 std::to_string(layers.size() * row));
+  }
+  Uploads up(context_);
+  std::vector<QuantizedLayerBuffers> buffers;
+  for (const HostLayer& l : layers) {
+    buffers.push_back(upload_layer(up, g, l.segments, l.residual_keys, l.residual_values, l.residual_tokens));
+  }
+  const rt::BufferView qv = up.vec(q);
+  rt::Buffer& partials = up.scratch(partial_bytes_batch(g, buffers), poison_);
+  rt::Buffer& out = up.scratch(q.size() * 4, poison_);
+  runner_.run([&](VkCommandBuffer cmd) { record_batch(cmd, g, buffers, qv, partials.view(), out.view()); });
   std::vector<float> result(q.size());
   out.download(result.data(), result.size() * 4);
   return result;

@@ -84,6 +84,8 @@ struct Sequence {
   std::vector<Layer> layers;
 };
 
+struct JointFlush;  // cache_batch_flush.cpp
+
 // A segment about to be added, and the channel table it chooses when the layer has none.
 struct PendingSegment {
   Segment segment;
@@ -125,6 +127,9 @@ struct Scratch {
   std::unique_ptr<rt::Buffer> check;           // NaN/Inf scan of a synchronous call
   std::unique_ptr<rt::Buffer> recorded_check;  // the same, accumulated over recorded calls
   std::unique_ptr<rt::Buffer> q, out, partials, decoded_keys, decoded_values;
+  std::unique_ptr<rt::Buffer> batch_keys, batch_values;  // host input of append_batch
+  std::shared_ptr<JointFlush> joint;                      // batched flushes (cache_batch_flush.cpp)
+  std::vector<std::shared_ptr<JointFlush>> retired_joint;  // outgrown, released with `retired`
   // Mixed layers: one token's K and V (host appends), the preset heads' K and V gathered out of
   // the input (prefill) or decoded (dequantize), the query and output rows of each policy's pass.
   std::unique_ptr<rt::Buffer> route_token, route_keys, route_values, route_rows;
@@ -216,11 +221,20 @@ struct Cache::Impl {
   void record_append(VkCommandBuffer cmd, const cache_detail::Layer& layer, cache_detail::PendingWrite& pending,
                      const rt::BufferView& key, const rt::BufferView& value, const rt::BufferView& check);
   void commit(cache_detail::Layer& layer, cache_detail::PendingWrite& pending, bool prefill);
+  // An append's flush alone (its token already in the residual): quantizes the residual into the
+  // pending segment (cache_batch.cpp's appends copy their tokens first, all together).
+  void record_flush(VkCommandBuffer cmd, const cache_detail::Layer& layer, cache_detail::PendingWrite& pending);
+  // The flushes of a batched append (cache_batch_flush.cpp): those that can, quantized together.
+  void record_flushes(VkCommandBuffer cmd, const std::vector<cache_detail::Layer*>& layers,
+                      std::vector<cache_detail::PendingWrite>& pending);
   // The residual buffers a write uses: the layer's, or the pending new ones.
   rt::BufferView residual_view(const cache_detail::Layer& layer, const cache_detail::PendingWrite& pending,
                                bool keys) const;
 
   // --- cache_layer.cpp: reads ---
+  // The device buffers of a layer's preset part as the attention reads them (no segment: the
+  // residual alone, the fp16 path).
+  QuantizedLayerBuffers layer_buffers(const cache_detail::Layer& layer) const;
   // causal > 0: q and out hold that many queries, the layer's newest tokens, each attending over
   // the positions up to its own (GpuAttention::record_vidkv); not for mixed layers.
   void record_attention(VkCommandBuffer cmd, const cache_detail::Layer& layer, const rt::BufferView& q,

@@ -99,7 +99,10 @@ void Cache::Impl::ensure_quantize_scratch() {
 
 void Cache::Impl::run(const std::function<void(VkCommandBuffer)>& record) {
   runner.run(record);
-  if (!scratch.recorded) scratch.retired.clear();
+  if (!scratch.recorded) {
+    scratch.retired.clear();
+    scratch.retired_joint.clear();
+  }
 }
 
 void Cache::Impl::begin_recording(VkCommandBuffer cmd) {
@@ -297,6 +300,11 @@ void Cache::Impl::record_append(VkCommandBuffer cmd, const Layer& layer, Pending
   }
 }
 
+void Cache::Impl::record_flush(VkCommandBuffer cmd, const Layer& layer, PendingWrite& p) {
+  record_segment(*this, cmd, layer, p.segments.front(), residual_view(layer, p, true), residual_view(layer, p, false),
+                 settings.residual_length);
+}
+
 void Cache::Impl::commit(Layer& layer, PendingWrite& p, bool prefill) {
   if (p.residual_keys) {
     layer.residual_keys = std::move(p.residual_keys);
@@ -330,18 +338,12 @@ void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, cons
   record_part_attention(cmd, layer, {geometry.kv_heads, geometry.q_heads, geometry.head_dim, scale}, q, out, causal);
 }
 
-void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer, const AttentionGeometry& g,
-                                        const rt::BufferView& q, const rt::BufferView& out, uint32_t causal) {
-  const Fp16KvBuffers residual{layer.residual, layer.residual_keys ? layer.residual_keys->view() : rt::BufferView{},
-                               layer.residual_values ? layer.residual_values->view() : rt::BufferView{}};
-  if (layer.segments.empty()) {
-    // Only fp16 tokens (the fp16 preset, or fewer than a group so far): the baseline path.
-    rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes_fp16(g, layer.residual, causal));
-    attention.record_fp16(cmd, g, residual, q, partials.view(), out, causal);
-    return;
-  }
+QuantizedLayerBuffers Cache::Impl::layer_buffers(const Layer& layer) const {
   QuantizedLayerBuffers l;
   l.keys = key_spec();
+  l.residual = {layer.residual, layer.residual_keys ? layer.residual_keys->view() : rt::BufferView{},
+                layer.residual_values ? layer.residual_values->view() : rt::BufferView{}};
+  if (layer.segments.empty()) return l;
   // An STP cache's layer reads its prefill segment's two value parts through the token map; its
   // appended segments are plain ternary ones (n = 0).
   l.values = settings.stp ? ValueFormat::ternary_stp : value_format();
@@ -357,7 +359,18 @@ void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer,
     }
     l.segments.push_back(b);
   }
-  l.residual = residual;
+  return l;
+}
+
+void Cache::Impl::record_part_attention(VkCommandBuffer cmd, const Layer& layer, const AttentionGeometry& g,
+                                        const rt::BufferView& q, const rt::BufferView& out, uint32_t causal) {
+  const QuantizedLayerBuffers l = layer_buffers(layer);
+  if (layer.segments.empty()) {
+    // Only fp16 tokens (the fp16 preset, or fewer than a group so far): the baseline path.
+    rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes_fp16(g, layer.residual, causal));
+    attention.record_fp16(cmd, g, l.residual, q, partials.view(), out, causal);
+    return;
+  }
   rt::Buffer& partials = grow(scratch.partials, attention.partial_bytes(g, l, causal));
   attention.record_vidkv(cmd, g, l, q, partials.view(), out, causal);
 }

@@ -106,6 +106,7 @@ void Cache::dequantize(uint32_t sequence, uint32_t layer, const rt::BufferView& 
 
 void Cache::release_retired() {
   impl_->scratch.retired.clear();
+  impl_->scratch.retired_joint.clear();
   impl_->scratch.recorded = false;
 }
 
