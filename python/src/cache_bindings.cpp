@@ -161,6 +161,26 @@ class PyCache {
     return fp32_array(std::move(out), {py::ssize_t(tokens), py::ssize_t(g.q_heads), py::ssize_t(g.head_dim)});
   }
 
+  // Batched decode: entry i of k, v (fp16 [count, kv_heads, head_dim]) or q (fp32 [count, q_heads,
+  // head_dim]) belongs to sequences[i].
+  void append_batch(uint32_t layer, const std::vector<uint32_t>& sequences, const py::handle& k, const py::handle& v) {
+    const auto& g = geometry();
+    const auto count = py::ssize_t(sequences.size());
+    std::vector<Axis> shape{{"sequences", count}, {"kv_heads", g.kv_heads}, {"head_dim", g.head_dim}};
+    auto keys = to_fp16(k, "k", shape);
+    auto values = to_fp16(v, "v", shape);
+    run([&](Cache& c) { c.append_batch(layer, sequences, keys, values); });
+  }
+
+  py::array attention_batch(uint32_t layer, const std::vector<uint32_t>& sequences, const py::handle& q, float scale) {
+    const auto& g = geometry();
+    const auto count = py::ssize_t(sequences.size());
+    std::vector<Axis> shape{{"sequences", count}, {"q_heads", g.q_heads}, {"head_dim", g.head_dim}};
+    auto query = to_fp32(q, "q", shape);
+    auto out = run([&](Cache& c) { return c.attention_batch(layer, sequences, query, scale); });
+    return fp32_array(std::move(out), {count, py::ssize_t(g.q_heads), py::ssize_t(g.head_dim)});
+  }
+
   py::tuple dequantize(uint32_t sequence, uint32_t layer) {
     const auto& g = geometry();
     std::vector<uint16_t> keys, values;
@@ -258,6 +278,14 @@ void bind_cache(py::module_& m) {
            py::arg("scale") = 0.0f,
            "Causal attention of the layer's newest tokens: q [tokens, q_heads, head_dim]; query i attends "
            "over positions up to L - tokens + i. Returns float32 [tokens, q_heads, head_dim].")
+      .def("append_batch", &PyCache::append_batch, py::arg("layer"), py::arg("sequences"), py::arg("k"),
+           py::arg("v"),
+           "One decode step's K and V for many sequences, [len(sequences), kv_heads, head_dim] each (entry i "
+           "belongs to sequences[i]): bit for bit what one append per sequence stores, in one pass.")
+      .def("attention_batch", &PyCache::attention_batch, py::arg("layer"), py::arg("sequences"), py::arg("q"),
+           py::arg("scale") = 0.0f,
+           "Attention of one new token for many sequences: q [len(sequences), q_heads, head_dim]; one set of "
+           "dispatches and one reduction. Returns float32 [len(sequences), q_heads, head_dim].")
       .def("dequantize", &PyCache::dequantize, py::arg("sequence"), py::arg("layer"),
            "The layer's K and V as stored, decoded: float16 [tokens, kv_heads, head_dim] each.")
       .def("stats", [](PyCache& self) { return stats_dict(self.run([](Cache& c) { return c.stats(); })); })

@@ -99,6 +99,42 @@ def test_extend_equals_appends_and_causal_attention_matches_reference(rng, setti
         extended.extend(a, 0, k[:0], v[:0])
 
 
+@pytest.mark.parametrize("settings", ["k1.5-v1.58", "fp16"])
+def test_batched_step_equals_per_sequence_calls(rng, settings):
+    batched, single = make_cache(settings), make_cache(settings)
+    # a 32-token prefill (one segment), then appends: residuals of 8, 68 and 127 tokens, the last
+    # flushing (residual_length 128) in the batched step
+    lengths = (40, 100, 159)
+    data = [random_kv(rng, n + 1, KV_HEADS, HEAD_DIM) for n in lengths]
+    ids_b = [batched.create_sequence() for _ in lengths]
+    ids_s = [single.create_sequence() for _ in lengths]
+    for (k, v), a, b, n in zip(data, ids_b, ids_s, lengths):
+        for cache, seq in ((batched, a), (single, b)):
+            cache.prefill(seq, 0, k[:32], v[:32])
+            for t in range(32, n):
+                cache.append(seq, 0, k[t], v[t])
+    segments = batched.stats()["segments"]
+    step_k = np.stack([k[n] for (k, _), n in zip(data, lengths)])
+    step_v = np.stack([v[n] for (_, v), n in zip(data, lengths)])
+    batched.append_batch(0, ids_b, step_k, step_v)
+    for i, b in enumerate(ids_s):
+        single.append(b, 0, step_k[i], step_v[i])
+    if settings != "fp16":
+        assert batched.stats()["segments"] == segments + 1  # the third sequence flushed
+    for a, b in zip(ids_b, ids_s):
+        for x, y in zip(batched.dequantize(a, 0), single.dequantize(b, 0)):
+            np.testing.assert_array_equal(x, y)
+    q = np.stack([realistic_query(rng, k, 4) for k, _ in data])
+    out = batched.attention_batch(0, ids_b, q)
+    assert out.dtype == np.float32 and out.shape == (len(lengths), 4, HEAD_DIM)
+    for i, b in enumerate(ids_s):
+        np.testing.assert_allclose(out[i], single.attention(b, 0, q[i]), rtol=1e-5, atol=1e-6)
+    with pytest.raises((vidkv.Error, ValueError)):
+        batched.attention_batch(0, [ids_b[0], ids_b[0]], q[:2])  # a sequence twice
+    with pytest.raises(ValueError):
+        batched.append_batch(0, ids_b, step_k[:2], step_v)  # k for 2 sequences, 3 named
+
+
 def test_quantized_values_stay_near_the_input(rng):
     cache = make_cache("2bit")
     seq = cache.create_sequence()
