@@ -33,7 +33,9 @@ static uint16_t half_of_small(int i) {
 int vidkv_test_c_api_round_trip(char* message, size_t size) {
   static uint16_t k[TOKENS * KV * DIM], v[TOKENS * KV * DIM], dk[TOKENS * KV * DIM], dv[TOKENS * KV * DIM];
   float q[QH * DIM], out[QH * DIM];
-  static float q2[2 * QH * DIM], out2[2 * QH * DIM];
+  /* causal queries: room for TOKENS + 1 rows, the count the error case names (the C API reads
+   * tokens x q_heads x head_dim floats before the cache refuses the count) */
+  static float q2[(TOKENS + 1) * QH * DIM], out2[(TOKENS + 1) * QH * DIM];
   vidkv_context* ctx = NULL;
   vidkv_cache* cache = NULL;
   vidkv_stats stats;
