@@ -98,7 +98,9 @@ TEST_P(CacheBatch, EqualsPerSequenceCalls) {
   }
   EXPECT_TRUE(snapshot(c.batched, {1, 2, 3, 4, 5}) == snapshot(c.single, {1, 2, 3, 4, 5}));
   EXPECT_TRUE(same_stats(c.batched.stats(), c.single.stats()));
-  if (std::string(GetParam()) != "fp16") EXPECT_EQ(c.batched.stats().segments, 3u + 5u);
+  if (std::string(GetParam()) != "fp16") {
+    EXPECT_EQ(c.batched.stats().segments, 3u + 5u);
+  }
   // The float64 reference over what the batched cache holds.
   if (std::string(GetParam()) != "fp16") {
     for (uint32_t id : c.ids) {
