@@ -75,6 +75,20 @@ TEST_F(PipelinePrepare, AttentionPreparesEveryPipelineOfEachValueFormat) {
   EXPECT_EQ(stp[1].specialization[6], 0u);
 }
 
+TEST_F(PipelinePrepare, Subgroup8PathPreparesItsOwnQueryAndReduction) {
+  GpuAttention attention(ctx);
+  if (!attention.subgroup8_path()) GTEST_SKIP() << "not a subgroup-of-8 CPU device";
+  const AttentionGeometry g{4, 28, 128, 0.0f};
+  EXPECT_EQ(labels_of(attention.prepare_pipelines_fp16(g)),
+            (std::vector<std::string>{"attention_fp16_sg8", "attention_reduce_sg8"}));
+  const auto made = attention.prepare_pipelines(g, KeySpec{}, ValueFormat::ternary_trits);
+  EXPECT_EQ(labels_of(made), (std::vector<std::string>{"attention_query[k64 s64]", "attention_vidkv_sg8[trits, k64 s64]",
+                                                        "attention_fp16_sg8[residual]", "attention_reduce_sg8"}));
+  for (const auto& p : made) EXPECT_TRUE(has_record(*ctx, p)) << p.label;
+  // Both of its own kernels run as one 8-lane subgroup per workgroup (constant 0, the local size).
+  EXPECT_EQ(made[0].specialization.at(0), 8u);
+}
+
 TEST_F(PipelinePrepare, PrepareChecksTheGeometryLikeRecording) {
   GpuAttention attention(ctx);
   try {

@@ -258,6 +258,7 @@ class VIDKV_API GpuAttention {
   // record functions and prepare_pipelines (a kernel rewrite re-points only these).
   rt::PipelineDesc fp16_desc(const AttentionGeometry& geometry) const;
   rt::PipelineDesc reduce_desc(const AttentionGeometry& geometry) const;
+  uint32_t reduce_blocks(const AttentionGeometry& geometry) const;
   rt::PipelineDesc query_desc(const AttentionGeometry& geometry, const KeySpec& keys) const;
   rt::PipelineDesc vidkv_desc(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t value_mode,
                               uint32_t split) const;

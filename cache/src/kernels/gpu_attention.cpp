@@ -302,15 +302,26 @@ rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
                        sizeof(Fp16Push));
 }
 
+// Workgroups per output row of the reduction: the portable shader's channel blocks, or one.
+uint32_t GpuAttention::reduce_blocks(const AttentionGeometry& g) const {
+  return subgroup8_path() ? 1u : g.dim / kReduceBlock;
+}
+
 rt::PipelineDesc GpuAttention::reduce_desc(const AttentionGeometry& g) const {
+  // The subgroup-of-8 path reduces a whole row per 8-lane workgroup (attention_reduce_sg8.comp).
+  if (subgroup8_path()) return gpu::pipeline("attention_reduce_sg8", {g.dim}, 3, sizeof(ReducePush));
   return gpu::pipeline("attention_reduce", {g.dim}, 3, sizeof(ReducePush));
 }
 
 rt::PipelineDesc GpuAttention::query_desc(const AttentionGeometry& g, const KeySpec& ks) const {
   const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
   const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
-  return gpu::pipeline("attention_query", {g.dim, ratio_of(g), k, S, uint32_t(ks.fft == FftLayout::full), scope_layer},
-                       3, sizeof(float));
+  rt::PipelineDesc desc = gpu::pipeline(
+      "attention_query", {g.dim, ratio_of(g), k, S, uint32_t(ks.fft == FftLayout::full), scope_layer}, 3, sizeof(float));
+  // Only the subgroup-of-8 path runs it: one 8-lane subgroup per workgroup, for a CPU driver's
+  // sake (there 64 invocations with a barrier cost several microseconds of task switching).
+  desc.specialization[0] = 8;
+  return desc;
 }
 
 rt::PipelineDesc GpuAttention::vidkv_desc(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode,
@@ -349,7 +360,7 @@ void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g
   const ReducePush pc{g.q_heads, slots, 0};
   const auto& p = pipelines_.get(reduce_desc(g));
   const rt::BufferView views[] = {partials, out, partials};  // partials stand in for the unread ranges
-  p.dispatch(cmd, views, &pc, g.q_heads, g.dim / kReduceBlock, queries);
+  p.dispatch(cmd, views, &pc, g.q_heads, reduce_blocks(g), queries);
 }
 
 void GpuAttention::record_reduce_batch(VkCommandBuffer cmd, const AttentionGeometry& g, uint32_t layers,
@@ -359,7 +370,7 @@ void GpuAttention::record_reduce_batch(VkCommandBuffer cmd, const AttentionGeome
   const ReducePush pc{g.q_heads, 0, 1};
   const auto& p = pipelines_.get(reduce_desc(g));
   const rt::BufferView views[] = {partials, out, ranges};
-  p.dispatch(cmd, views, &pc, layers * g.q_heads, g.dim / kReduceBlock);
+  p.dispatch(cmd, views, &pc, layers * g.q_heads, reduce_blocks(g));
 }
 
 void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, const Fp16KvBuffers& kv,

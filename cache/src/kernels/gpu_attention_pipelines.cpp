@@ -50,7 +50,7 @@ std::vector<GpuAttention::PreparedPipeline> GpuAttention::prepare_pipelines(cons
     add(std::string(desc.shader->name) + "[" + mode_label(mode) + ", " + key_part + "]", desc);
   }
   add(fp16_desc(g).shader->name + std::string("[residual]"), fp16_desc(g));
-  add("attention_reduce", reduce_desc(g));
+  add(reduce_desc(g).shader->name, reduce_desc(g));
   return out;
 }
 
