@@ -1,4 +1,7 @@
 #version 450
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 // The query of one decode step, transformed once for the fused VidKV shader (DESIGN section 5):
 // per query head, [scale * q_c for the K_ANOM anomalous channels, then one weight per coefficient
 // stream of the normal channels]. With Q = DFT(scale * q_normal) (direct DFT, N <= 256):
@@ -6,7 +9,8 @@
 //     Nyquist, 2 otherwise (X_{N-f} = conj(X_f) contributes the same again);
 //   full spectrum: w(Re X_f) = Re(Q_f) / N, w(Im X_f) = Im(Q_f) / N for all N bins (right for any
 //     stored spectrum, symmetric or not),
-// because q . Re(IDFT(X)) = (1/N) sum_f Re(X_f conj(Q_f)). One workgroup per query head.
+// because q . Re(IDFT(X)) = (1/N) sum_f Re(X_f conj(Q_f)). One workgroup per query head: one
+// subgroup of 8 lanes (the subgroup-of-8 path alone runs it; GpuAttention::query_desc).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint DIM = 128u;
 layout(constant_id = 2) const uint RATIO = 1u;
@@ -39,29 +43,37 @@ void main() {
     if (j < K_ANOM) prepared.data[row * ks + j] = q; else qn[j - K_ANOM] = q;
   }
   barrier();
-  for (uint s = lid; s < STREAMS; s += gl_WorkGroupSize.x) {
+  // Lane l computes stream s0 + l; the channels come 8 at a time, one per lane, and are handed out
+  // with shuffles (on a CPU driver a load at a lane-dependent address costs one load per lane, a
+  // shuffle one permute). The twiddle of (f, n) is the one of (f, n - 1) rotated by angle f: a
+  // complex multiply instead of sin and cos per term, re-anchored with exact sin and cos every
+  // ANCHOR terms so that the rotations' rounding errors (~1 ulp each) stay within ANCHOR ulps.
+  uint lane = gl_SubgroupInvocationID;
+  for (uint s0 = 0u; s0 < STREAMS; s0 += 8u) {
+    uint s = min(s0 + lane, STREAMS - 1u);  // lanes past the end repeat the last stream, unstored
     uint f = FFT_FULL == 1u ? s / 2u : (s + 1u) / 2u;
     bool imag = FFT_FULL == 1u ? (s & 1u) == 1u : (s > 0u && (s & 1u) == 0u);
-    float c = (FFT_FULL == 1u || f == 0u || 2u * f == NORMAL) ? 1.0 : 2.0;
-    float sum = 0.0;
-    // The twiddle of (f, n) is the one of (f, n - 1) rotated by angle f: a complex multiply instead
-    // of sin and cos per term (which dominate this kernel on a CPU driver), re-anchored with exact
-    // sin and cos every ANCHOR terms so that the rotations' rounding errors (~1 ulp each) cannot add
-    // up beyond ANCHOR ulps.
+    float weight = (FFT_FULL == 1u || f == 0u || 2u * f == NORMAL) ? 1.0 : 2.0;
     float step = 6.283185307179586 * float(f) / float(NORMAL);
     float cr = cos(step), sr = sin(step);
-    for (uint n0 = 0u; n0 < NORMAL; n0 += ANCHOR) {
-      // f * n0 reduced mod N first keeps the angle in [0, 2 pi), where sin and cos are accurate
-      float angle = 6.283185307179586 * float((f * n0) % NORMAL) / float(NORMAL);
-      float c = cos(angle), sn = sin(angle);
-      uint end = min(n0 + ANCHOR, NORMAL);
-      for (uint n = n0; n < end; ++n) {
-        sum += qn[n] * (imag ? -sn : c);
-        float rotated = c * cr - sn * sr;
-        sn = sn * cr + c * sr;
-        c = rotated;
+    float tc = 1.0, ts = 0.0;  // cos and sin of 2 pi f n / N
+    float sum = 0.0;
+    for (uint n0 = 0u; n0 < NORMAL; n0 += 8u) {
+      if (n0 % ANCHOR == 0u) {
+        // f * n0 reduced mod N first keeps the angle in [0, 2 pi), where sin and cos are accurate
+        float angle = 6.283185307179586 * float((f * n0) % NORMAL) / float(NORMAL);
+        tc = cos(angle);
+        ts = sin(angle);
+      }
+      float q8 = qn[min(n0 + lane, NORMAL - 1u)];
+      [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+        float qk = subgroupShuffle(q8, k);
+        if (n0 + k < NORMAL) sum += qk * (imag ? -ts : tc);
+        float rotated = tc * cr - ts * sr;
+        ts = ts * cr + tc * sr;
+        tc = rotated;
       }
     }
-    prepared.data[row * ks + K_ANOM + s] = c * sum / float(NORMAL);
+    if (s0 + lane < STREAMS) prepared.data[row * ks + K_ANOM + s] = weight * sum / float(NORMAL);
   }
 }
