@@ -26,8 +26,12 @@ layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
 layout(std430, binding = 1) readonly buffer Channels { uint data[]; } channels;  // [units][DIM]
 layout(std430, binding = 2) writeonly buffer Prepared { float data[]; } prepared;
 
+// Workgroup z is a causal query (channel_stride 0: one channel table) or a batch layer (each its own
+// table, copied side by side); q rows follow one another either way.
 layout(push_constant) uniform Params {
   float scale;
+  uint channel_stride;   // uints from one z's channel table to the next
+  uint prepared_stride;  // floats from one z's transformed query to the next
 } params;
 
 shared float qn[NORMAL > 0u ? NORMAL : 1u];
@@ -38,9 +42,11 @@ void main() {
   uint unit = SCOPE_LAYER == 1u ? 0u : qh / RATIO;
   uint lid = gl_LocalInvocationID.x;
   uint ks = K_ANOM + STREAMS;
+  uint table = gl_WorkGroupID.z * params.channel_stride + unit * DIM;
+  uint dst = gl_WorkGroupID.z * params.prepared_stride + qh * ks;
   for (uint j = lid; j < DIM; j += gl_WorkGroupSize.x) {
-    float q = query.data[row * DIM + channels.data[unit * DIM + j]] * params.scale;
-    if (j < K_ANOM) prepared.data[row * ks + j] = q; else qn[j - K_ANOM] = q;
+    float q = query.data[row * DIM + min(channels.data[table + j], DIM - 1u)] * params.scale;
+    if (j < K_ANOM) prepared.data[dst + j] = q; else qn[j - K_ANOM] = q;
   }
   barrier();
   // Lane l computes stream s0 + l; the channels come 8 at a time, one per lane, and are handed out
@@ -74,6 +80,6 @@ void main() {
         tc = rotated;
       }
     }
-    if (s0 + lane < STREAMS) prepared.data[row * ks + K_ANOM + s] = weight * sum / float(NORMAL);
+    if (s0 + lane < STREAMS) prepared.data[dst + K_ANOM + s] = weight * sum / float(NORMAL);
   }
 }

@@ -131,6 +131,41 @@ TEST_F(GpuAttentionBatch, EqualsEachLayerAloneOnBothPaths) {
   }
 }
 
+// One query transform serves a batch whose layers share their keys' layout; layers of different
+// layouts (not one cache's) are transformed one by one. Both equal each layer alone.
+TEST_F(GpuAttentionBatch, LayersOfDifferentKeyLayoutsInOneBatch) {
+  const uint64_t seed = tools::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
+  KeySpec layer_scope;
+  layer_scope.scope = ChannelScope::layer;
+  const BatchCase head{"k1.5-v1.58", KeySpec{}, {QuantBits::b1_58, QuantAxis::channel, 32}};
+  const BatchCase layer{"k1.5layer-v1.58", layer_scope, {QuantBits::b1_58, QuantAxis::channel, 32}};
+  const uint32_t H = 2, ratio = 3, D = 64;
+  const AttentionGeometry g{H, H * ratio, D};
+  const std::vector<LayerData> data = {make_layer(head, {256}, 7, H, D, seed + 1), make_layer(layer, {128, 64}, 0, H, D, seed + 2),
+                                       make_layer(head, {}, 9, H, D, seed + 3), make_layer(layer, {64}, 30, H, D, seed + 4)};
+  std::vector<GpuAttention::HostLayer> layers;
+  std::vector<float> q;
+  for (size_t i = 0; i < data.size(); ++i) {
+    layers.push_back(data[i].host());
+    const auto qi = realistic_query(data[i].rk, data[i].residual, H, g.q_heads, D, seed + 10 + i);
+    q.insert(q.end(), qi.begin(), qi.end());
+  }
+  GpuAttention gpu(ctx);
+  const std::vector<float> batch = gpu.batch_host(g, q, layers);
+  ASSERT_EQ(batch.size(), q.size());
+  const size_t row = size_t(g.q_heads) * D;
+  for (size_t i = 0; i < data.size(); ++i) {
+    SCOPED_TRACE("layer " + std::to_string(i));
+    const std::vector<float> qi(q.begin() + i * row, q.begin() + (i + 1) * row);
+    const std::vector<float> got(batch.begin() + i * row, batch.begin() + (i + 1) * row);
+    const std::vector<float> alone = data[i].segments.empty()
+                                         ? gpu.fp16_host(g, qi, data[i].rk, data[i].rv, data[i].residual)
+                                         : gpu.vidkv_host(g, qi, layers[i].segments, data[i].rk, data[i].rv, data[i].residual);
+    EXPECT_EQ(got, alone);
+  }
+}
+
 TEST_F(GpuAttentionBatch, BadBatchesAreClearErrors) {
   GpuAttention gpu(ctx);
   const AttentionGeometry g{2, 8, 64};

@@ -232,6 +232,14 @@ class VIDKV_API GpuAttention {
                    const rt::BufferView& out, bool keys_always, uint32_t causal = 0) const;
   void record_query(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
                     const rt::BufferView& q, const rt::BufferView& prepared, uint32_t queries = 1);
+  // One query transform for `layers` batch layers of one key configuration: their channel tables
+  // side by side in `tables` (table_uints each), their transformed queries prepared_stride_bytes apart.
+  void record_query_batch(VkCommandBuffer cmd, const AttentionGeometry& geometry, const KeySpec& keys,
+                          uint32_t layers, const rt::BufferView& q, const rt::BufferView& tables,
+                          uint32_t table_uints, const rt::BufferView& prepared, uint64_t prepared_stride_bytes);
+  // Where record_batch puts its scratch (gpu_attention_batch.cpp).
+  struct BatchLayout;
+  BatchLayout batch_layout(const AttentionGeometry& geometry, const std::vector<QuantizedLayerBuffers>& layers) const;
   // causal: query z's slots from z * query_slots (0: slot_count of the layer).
   uint32_t record_passes(VkCommandBuffer cmd, const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer,
                          const rt::BufferView& q, const rt::BufferView& slots, const rt::BufferView& prepared,

@@ -41,6 +41,10 @@ constexpr uint32_t kVidkvPortableBindings = 15;  // attention_vidkv.comp: + the 
 struct ReducePush {
   uint32_t q_heads, slots, batched;
 };
+struct QueryPush {
+  float scale;
+  uint32_t channel_stride, prepared_stride;  // per workgroup z (attention_query.comp)
+};
 
 std::string str(uint64_t v) { return std::to_string(v); }
 
@@ -317,7 +321,7 @@ rt::PipelineDesc GpuAttention::query_desc(const AttentionGeometry& g, const KeyS
   const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
   const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
   rt::PipelineDesc desc = gpu::pipeline(
-      "attention_query", {g.dim, ratio_of(g), k, S, uint32_t(ks.fft == FftLayout::full), scope_layer}, 3, sizeof(float));
+      "attention_query", {g.dim, ratio_of(g), k, S, uint32_t(ks.fft == FftLayout::full), scope_layer}, 3, sizeof(QueryPush));
   // Only the subgroup-of-8 path runs it: one 8-lane subgroup per workgroup, for a CPU driver's
   // sake (there 64 invocations with a barrier cost several microseconds of task switching).
   desc.specialization[0] = 8;
@@ -489,9 +493,19 @@ void GpuAttention::check_vidkv(const AttentionGeometry& g, const QuantizedLayerB
 void GpuAttention::record_query(VkCommandBuffer cmd, const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
                                 const rt::BufferView& q, const rt::BufferView& prepared, uint32_t queries) {
   if (layer.segments.empty() || !subgroup8_path()) return;
-  const float scale = scale_of(g);
+  // causal: every query z reads the one channel table
+  const QueryPush pc{scale_of(g), 0, uint32_t(prepared_bytes(g, layer) / 4)};
   const rt::BufferView qviews[] = {q, layer.channels, prepared};
-  pipelines_.get(query_desc(g, layer.keys)).dispatch(cmd, qviews, &scale, g.q_heads, 1, queries);
+  pipelines_.get(query_desc(g, layer.keys)).dispatch(cmd, qviews, &pc, g.q_heads, 1, queries);
+}
+
+void GpuAttention::record_query_batch(VkCommandBuffer cmd, const AttentionGeometry& g, const KeySpec& keys,
+                                      uint32_t layers, const rt::BufferView& q, const rt::BufferView& tables,
+                                      uint32_t table_uints, const rt::BufferView& prepared,
+                                      uint64_t prepared_stride_bytes) {
+  const QueryPush pc{scale_of(g), table_uints, uint32_t(prepared_stride_bytes / 4)};
+  const rt::BufferView qviews[] = {q, tables, prepared};
+  pipelines_.get(query_desc(g, keys)).dispatch(cmd, qviews, &pc, g.q_heads, 1, layers);
 }
 
 uint32_t GpuAttention::slot_count(const AttentionGeometry& g, const QuantizedLayerBuffers& layer) const {

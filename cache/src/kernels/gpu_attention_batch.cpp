@@ -2,9 +2,7 @@
 // record_batch). The passes are record_vidkv's; what is new is where they write (each layer its
 // own range of partial slots, its own transformed query) and the one reduction over all of them.
 //
-// Partials of a batch: [all layers' slots][q_heads][dim + 2] floats, then (aligned) the slot ranges
-// uint32 [layers][2] the reduction reads, then per layer with segments (aligned) its transformed
-// query (subgroup-of-8 path).
+// Scratch layout: GpuAttention::BatchLayout below.
 #include <algorithm>
 #include <string>
 
@@ -22,16 +20,60 @@ uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace
 
-uint64_t GpuAttention::partial_bytes_batch(const AttentionGeometry& g,
-                                           const std::vector<QuantizedLayerBuffers>& layers) const {
+// Partials of a batch: [all layers' slots][q_heads][dim + 2] floats, then (aligned) the slot ranges
+// uint32 [layers][2], then on the subgroup-of-8 path the transformed queries. When every layer with
+// segments has the same keys (always so for one cache), one query transform serves the batch: the
+// layers' channel tables are copied side by side (aligned) and each layer's transformed query sits
+// `prepared_stride` after the previous one's (every layer has one, read or not); otherwise each
+// layer with segments has its own, transformed on its own.
+struct GpuAttention::BatchLayout {
+  uint64_t slot_end = 0, ranges_at = 0, bytes = 0;
+  bool folded = false;       // one query transform for the batch
+  uint64_t tables_at = 0;    // folded: channel tables, table_uints each
+  uint32_t table_uints = 0;
+  uint64_t prepared_stride = 0;
+  std::vector<uint64_t> prepared_at;  // per layer (0: none)
+};
+
+GpuAttention::BatchLayout GpuAttention::batch_layout(const AttentionGeometry& g,
+                                                     const std::vector<QuantizedLayerBuffers>& layers) const {
   const uint64_t align = std::max<uint64_t>(context_->info().min_storage_buffer_offset_alignment, 16);
+  BatchLayout b;
   uint64_t slots = 0;
   for (const QuantizedLayerBuffers& l : layers) slots += slot_count(g, l);
-  uint64_t bytes = align_up(slots * g.q_heads * (g.dim + 2) * 4, align) + layers.size() * 8;
+  b.slot_end = align_up(slots * g.q_heads * (g.dim + 2) * 4, align);
+  b.ranges_at = b.slot_end;
+  b.bytes = b.ranges_at + layers.size() * 8;
+  b.prepared_at.assign(layers.size(), 0);
+  if (!subgroup8_path()) return b;
+  const QuantizedLayerBuffers* first = nullptr;
+  b.folded = true;
   for (const QuantizedLayerBuffers& l : layers) {
-    if (!l.segments.empty() && subgroup8_path()) bytes = align_up(bytes, align) + prepared_bytes(g, l);
+    if (l.segments.empty()) continue;
+    if (first == nullptr) first = &l;
+    b.folded = b.folded && query_desc(g, first->keys).specialization == query_desc(g, l.keys).specialization;
   }
-  return bytes;
+  if (first == nullptr) return b;
+  if (b.folded) {
+    b.table_uints = (first->keys.scope == ChannelScope::layer ? 1 : g.kv_heads) * g.dim;
+    b.tables_at = align_up(b.bytes, align);
+    b.prepared_stride = align_up(prepared_bytes(g, *first), align);
+    const uint64_t prepared = align_up(b.tables_at + layers.size() * b.table_uints * 4, align);
+    for (size_t i = 0; i < layers.size(); ++i) b.prepared_at[i] = prepared + i * b.prepared_stride;
+    b.bytes = prepared + layers.size() * b.prepared_stride;
+    return b;
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].segments.empty()) continue;
+    b.prepared_at[i] = align_up(b.bytes, align);
+    b.bytes = b.prepared_at[i] + prepared_bytes(g, layers[i]);
+  }
+  return b;
+}
+
+uint64_t GpuAttention::partial_bytes_batch(const AttentionGeometry& g,
+                                           const std::vector<QuantizedLayerBuffers>& layers) const {
+  return batch_layout(g, layers).bytes;
 }
 
 void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
@@ -75,6 +117,7 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
   }
 
   // Where each layer's slots and transformed query go.
+  const BatchLayout b = batch_layout(g, layers);
   std::vector<uint32_t> ranges;
   uint32_t slots = 0;
   for (const QuantizedLayerBuffers& l : layers) {
@@ -83,29 +126,45 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
     ranges.push_back(n);
     slots += n;
   }
-  const uint64_t slot_end = align_up(uint64_t(slots) * g.q_heads * (g.dim + 2) * 4, align);
-  const rt::BufferView slot_view{partials.buffer, partials.offset, std::max<uint64_t>(slot_end, 4)};
-  const rt::BufferView range_view{partials.buffer, partials.offset + slot_end, ranges.size() * 4};
+  const rt::BufferView slot_view{partials.buffer, partials.offset, std::max<uint64_t>(b.slot_end, 4)};
+  const rt::BufferView range_view{partials.buffer, partials.offset + b.ranges_at, ranges.size() * 4};
   std::vector<rt::BufferView> prepared(layers.size(), q);
-  uint64_t at = slot_end + ranges.size() * 4;
-  const bool sg8 = subgroup8_path();
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (layers[i].segments.empty() || !sg8) continue;
-    at = align_up(at, align);
-    const uint64_t bytes = prepared_bytes(g, layers[i]);
-    prepared[i] = {partials.buffer, partials.offset + at, bytes};
-    at += bytes;
+    if (b.prepared_at[i] == 0) continue;
+    prepared[i] = {partials.buffer, partials.offset + b.prepared_at[i], std::max<uint64_t>(prepared_bytes(g, layers[i]), 4)};
   }
 
   // The ranges are the only data from the host: written in the command buffer, then made visible
-  // to the reduction (the passes write other bytes, so this barrier holds up nothing).
+  // to the reduction (the passes write other bytes, so this barrier holds up nothing). A folded
+  // query transform reads the channel tables copied beside them (a layer without segments has
+  // none: zeros, whose transform nobody reads).
   vkCmdUpdateBuffer(cmd, range_view.buffer, range_view.offset, range_view.size, ranges.data());
+  const bool any_segments = std::any_of(layers.begin(), layers.end(), [](const QuantizedLayerBuffers& l) { return !l.segments.empty(); });
+  const uint64_t table_bytes = uint64_t(b.table_uints) * 4;
+  const rt::BufferView tables{partials.buffer, partials.offset + b.tables_at, std::max<uint64_t>(table_bytes * layers.size(), 4)};
+  if (b.folded && any_segments) {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const rt::BufferView dst{partials.buffer, tables.offset + i * table_bytes, table_bytes};
+      if (layers[i].segments.empty()) {
+        rt::record_fill(cmd, dst, table_bytes, 0);
+      } else {
+        rt::record_copy(cmd, layers[i].channels, dst, table_bytes);
+      }
+    }
+  }
   rt::transfer_to_compute_barrier(cmd);
   bool transformed = false;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    if (layers[i].segments.empty() || !sg8) continue;
-    record_query(cmd, g, layers[i], q_of(i), prepared[i]);
+  if (b.folded && any_segments) {
+    const QuantizedLayerBuffers& keyed = *std::find_if(layers.begin(), layers.end(), [](const QuantizedLayerBuffers& l) { return !l.segments.empty(); });
+    const rt::BufferView all_prepared{partials.buffer, partials.offset + b.prepared_at[0], b.prepared_stride * layers.size()};
+    record_query_batch(cmd, g, keyed.keys, uint32_t(layers.size()), q, tables, b.table_uints, all_prepared, b.prepared_stride);
     transformed = true;
+  } else {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      if (layers[i].segments.empty() || b.prepared_at[i] == 0) continue;
+      record_query(cmd, g, layers[i], q_of(i), prepared[i]);
+      transformed = true;
+    }
   }
   if (transformed) rt::compute_to_compute_barrier(cmd);
   for (size_t i = 0; i < layers.size(); ++i) {
