@@ -36,13 +36,14 @@ uvec2 quantize_group(uint f) {
 
   // pass 1: min, max and sum |x|. -0 orders below +0 (as in the reference), so the chosen min and
   // max do not depend on the order of the tokens.
-  uint mn_bits = load_half(element_index(row, g, 0u));
+  uint first = element_index(row, g, 0u), step = element_step();
+  uint mn_bits = load_half(first);
   uint mx_bits = mn_bits;
   float mn = f16_to_f32(mn_bits);
   float mx = mn;
   precise float abs_sum = 0.0;
   for (uint i = 0u; i < GROUP_SIZE; ++i) {
-    uint h = load_half(element_index(row, g, i));
+    uint h = load_half(first + i * step);
     float x = f16_to_f32(h);
     if (x < mn || (x == mn && h == 0x8000u)) {
       mn = x;
@@ -63,7 +64,7 @@ uvec2 quantize_group(uint f) {
     for (uint w = 0u; w < GROUP_SIZE / FIELDS_PER_WORD; ++w) {
       uint word = 0u;
       for (uint k = 0u; k < FIELDS_PER_WORD; ++k) {
-        uint h = load_half(element_index(row, g, w * FIELDS_PER_WORD + k));
+        uint h = load_half(first + (w * FIELDS_PER_WORD + k) * step);
         uint code;
         if (MODE == MODE_1BIT) {
           // x >= 0, with -0 counted as non-negative
@@ -99,7 +100,7 @@ uvec2 quantize_group(uint f) {
     for (uint k = 0u; k < FIELDS_PER_WORD; ++k) {
       uint code = 0u;
       if (s > 0.0) {
-        float x = f16_to_f32(load_half(element_index(row, g, w * FIELDS_PER_WORD + k)));
+        float x = f16_to_f32(load_half(first + (w * FIELDS_PER_WORD + k) * step));
         float d = f16_to_f32(f32_to_f16(x - mn));
         float qh = f16_to_f32(f16_divide_round(d, s));
         code = round_even_small(clamp(qh, 0.0, float(MAX_CODE)));

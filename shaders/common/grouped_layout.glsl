@@ -33,7 +33,9 @@ uint rows_length() { return AXIS == 0u ? params.tokens : params.dim; }
 uint groups_per_row() { return rows_length() / GROUP_SIZE; }
 uint words_per_row() { return rows_length() / FIELDS_PER_WORD; }
 
-// Unpacked-tensor index of element i (0..GROUP_SIZE-1) of group g of row `row`.
+// Unpacked-tensor index of element i (0..GROUP_SIZE-1) of group g of row `row`: element 0's plus
+// i * element_step() (the divisions are paid once per group: on CPU drivers each is a per-lane loop
+// of scalar divides).
 uint element_index(uint row, uint g, uint i) {
   if (AXIS == 0u) {
     uint h = row / params.dim;
@@ -44,3 +46,6 @@ uint element_index(uint row, uint g, uint i) {
   uint t = row - h * params.tokens;
   return h * params.head_stride + t * params.token_stride + g * GROUP_SIZE + i;
 }
+
+// Distance between consecutive elements of a group in the unpacked tensor.
+uint element_step() { return AXIS == 0u ? params.token_stride : 1u; }
