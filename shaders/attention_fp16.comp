@@ -12,7 +12,8 @@
 // portable path (any subgroup size: GPUs). attention_fp16_sg8.comp computes the same for
 // subgroups of exactly 8 (CPU drivers).
 // K, V halves at h * head_stride + t * token_stride + c; q fp32 [q_heads][DIM]. Writes the
-// partial (m, l, out) of split gl_WorkGroupID.x of KV head gl_WorkGroupID.y (see attention.glsl).
+// partial (m, l, out) of split gl_WorkGroupID.x of the KV head (and chunk of its query heads) of
+// gl_WorkGroupID.y (see attention.glsl, attention_heads.glsl).
 //
 // Written for GPUs, where this shader is bandwidth-bound (512 bytes per token and KV head) if every
 // invocation keeps several 16-byte loads in flight and spends few instructions per loaded byte:
@@ -24,6 +25,7 @@
 //   the group reads a value row as one contiguous block; ROWS groups take every ROWS-th token, 4
 //   loads in flight, and are summed through shared memory at the end.
 #define ATTENTION_SUBGROUP_REDUCE_ID 4
+#define ATTENTION_Q_PER_KV_ID 5
 #include "attention.glsl"
 
 layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
@@ -54,13 +56,13 @@ shared float out_sum[RATIO * DIM];
 void main() {
   uint lid = gl_LocalInvocationID.x;
   uint split = gl_WorkGroupID.x;
-  uint h = gl_WorkGroupID.y;
-  uint q_heads = params.kv_heads * RATIO;
+  uint h = group_kv_head();
+  uint q_heads = params.kv_heads * Q_PER_KV;
   uint start = split * SPLIT;
   uint n = min(SPLIT, params.tokens - start);
   uint z = gl_WorkGroupID.z;  // causal: the query (0 otherwise)
   int visible = params.limit + int(z) - int(start);  // tokens of the split this query sees
-  uint qbase = (z * params.kv_heads + h) * RATIO * DIM;
+  uint qbase = (z * params.kv_heads + h) * Q_PER_KV * DIM;
   uint row0 = (h * params.head_stride + start * params.token_stride) / 8u;  // 16-byte words
   uint row_words = params.token_stride / 8u;
 
@@ -87,7 +89,7 @@ void main() {
             k[m] = (c & 1u) == 0u ? pair.x : pair.y;
           }
           [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-            float q = query.data[qbase + r * DIM + w * 8u + c];
+            float q = query.data[qbase + head_read(r) * DIM + w * 8u + c];
             [[unroll]] for (uint m = 0u; m < TPL; ++m) acc[m * RATIO + r] += q * k[m];
           }
         }
@@ -153,7 +155,8 @@ void main() {
   uint slot = z * params.query_slots + params.slot_base + split;
   if (g == 0u) {
     [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-      uint base = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
+      if (!head_stored(r)) continue;
+      uint base = (slot * q_heads + h * Q_PER_KV + head_in_kv(r)) * (DIM + 2u);
       if (j == 0u) {
         partials.data[base] = stat_m[r];
         partials.data[base + 1u] = stat_l[r];

@@ -8,6 +8,7 @@
 // (shuffled query pages, running softmax, channel-owning lanes), so that the two differ only in
 // how a cached element is fetched and decoded. K, V halves at h * head_stride + t * token_stride
 // + c; q fp32 [q_heads][DIM]. Any token count (the residual of a VidKV layer too).
+#define ATTENTION_Q_PER_KV_ID 4
 #include "attention_sg8.glsl"
 
 layout(std430, binding = 0) readonly buffer Query { float data[]; } query;
@@ -35,8 +36,8 @@ float outv[VPASS * 8u * RATIO];
 void main() {
   uint lane = lane_id();
   uint split = gl_WorkGroupID.x;
-  uint h = gl_WorkGroupID.y;
-  uint q_heads = params.kv_heads * RATIO;
+  uint h = group_kv_head();
+  uint q_heads = params.kv_heads * Q_PER_KV;
   uint z = gl_WorkGroupID.z;  // causal: the query (0 otherwise)
   uint start = split * SPLIT;
   uint n = min(SPLIT, params.tokens - start);
@@ -46,7 +47,7 @@ void main() {
     [[unroll]] for (uint r = 0u; r < RATIO; ++r)
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         uint c = 64u * p + 8u * lane + k;
-        float q = query.data[((z * params.kv_heads + h) * RATIO + r) * DIM + min(c, DIM - 1u)] * params.scale;
+        float q = query.data[((z * params.kv_heads + h) * Q_PER_KV + head_read(r)) * DIM + min(c, DIM - 1u)] * params.scale;
         qp[(p * RATIO + r) * 8u + k] = c < DIM ? q : 0.0;
       }
   softmax_begin();
@@ -104,7 +105,8 @@ void main() {
 
   uint slot = z * params.query_slots + params.slot_base + split;
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-    uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
+    if (!head_stored(r)) continue;
+    uint o = (slot * q_heads + h * Q_PER_KV + head_in_kv(r)) * (DIM + 2u);
     if (lane == 0u) {
       partials.data[o] = run_m[r];
       partials.data[o + 1u] = run_l[r];

@@ -28,6 +28,7 @@
 //   channel's 32 trits become two 32-bit masks (tokens at +1, tokens at -1; a 256-entry byte table
 //   gives each byte's 5 digits as such bits), so a nibble costs two table reads per head vector:
 //   sum_t p_t trit_tc = sum_nibbles T[plus bits] - T[minus bits] (exact fp32 sums of up to 4 p).
+#define ATTENTION_Q_PER_KV_ID 9
 #include "attention.glsl"
 #include "trits.glsl"
 
@@ -570,8 +571,8 @@ void stp_values(uint h, uint start, uint n) {
 void main() {
   uint lid = gl_LocalInvocationID.x;
   uint split = gl_WorkGroupID.x;
-  uint h = gl_WorkGroupID.y;
-  uint q_heads = params.kv_heads * RATIO;
+  uint h = group_kv_head();
+  uint q_heads = params.kv_heads * Q_PER_KV;
   uint T = params.tokens;
   uint start = split * SPLIT;
   uint n = min(SPLIT, min(T, (params.visible + G - 1u) / G * G) - start);
@@ -595,7 +596,8 @@ void main() {
 
   uint slot = gl_WorkGroupID.z * params.query_slots + params.slot_base + split;
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-    uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
+    if (!head_stored(r)) continue;
+    uint o = (slot * q_heads + h * Q_PER_KV + head_in_kv(r)) * (DIM + 2u);
     if (lid == 0u) {
       partials.data[o] = stat_m[r];
       partials.data[o + 1u] = stat_l[r];

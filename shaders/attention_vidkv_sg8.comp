@@ -17,6 +17,7 @@
 // 3: semantic token protection: the trits of the T - n other tokens in bindings 6-7, the 2-bit
 // codes of the n protected tokens in bindings 10-12, and token_map[t] = index of token t in its
 // part (bit 31: protected).
+#define ATTENTION_Q_PER_KV_ID 7
 #include "attention_sg8.glsl"
 #include "trits.glsl"
 
@@ -79,14 +80,14 @@ void load_query(uint h) {
     [[unroll]] for (uint r = 0u; r < RATIO; ++r)
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         uint j = 64u * p + 8u * lane_id() + k;
-        float q = prepared.data[((gl_WorkGroupID.z * params.kv_heads + h) * RATIO + r) * KS + min(j, K_ANOM - 1u)];
+        float q = prepared.data[((gl_WorkGroupID.z * params.kv_heads + h) * Q_PER_KV + head_read(r)) * KS + min(j, K_ANOM - 1u)];
         qa[(p * RATIO + r) * 8u + k] = j < K_ANOM ? q : 0.0;
       }
   [[unroll]] for (uint p = 0u; p < SPAGES; ++p)
     [[unroll]] for (uint r = 0u; r < RATIO; ++r)
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         uint j = 64u * p + 8u * lane_id() + k;
-        float q = prepared.data[((gl_WorkGroupID.z * params.kv_heads + h) * RATIO + r) * KS + K_ANOM + min(j, STREAMS - 1u)];
+        float q = prepared.data[((gl_WorkGroupID.z * params.kv_heads + h) * Q_PER_KV + head_read(r)) * KS + K_ANOM + min(j, STREAMS - 1u)];
         qs[(p * RATIO + r) * 8u + k] = j < STREAMS ? q : 0.0;
       }
 }
@@ -319,8 +320,8 @@ void stp_split(uint h, uint start, uint ngroups) {
 void main() {
   uint lane = lane_id();
   uint split = gl_WorkGroupID.x;
-  uint h = gl_WorkGroupID.y;
-  uint q_heads = params.kv_heads * RATIO;
+  uint h = group_kv_head();
+  uint q_heads = params.kv_heads * Q_PER_KV;
   uint T = params.tokens;
   uint start = split * SPLIT;
   uint ngroups = min(SPLIT, min(T, (params.visible + G - 1u) / G * G) - start) / G;
@@ -347,7 +348,8 @@ void main() {
 
   uint slot = gl_WorkGroupID.z * params.query_slots + params.slot_base + split;
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-    uint o = (slot * q_heads + h * RATIO + r) * (DIM + 2u);
+    if (!head_stored(r)) continue;
+    uint o = (slot * q_heads + h * Q_PER_KV + head_in_kv(r)) * (DIM + 2u);
     if (lane == 0u) {
       partials.data[o] = run_m[r];
       partials.data[o + 1u] = run_l[r];

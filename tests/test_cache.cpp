@@ -96,7 +96,9 @@ std::vector<CacheCase> cache_cases() {
     for (uint32_t t : {1u, 33u, 129u, 1000u}) cases.push_back({p, 2, 4, 128, t});
     for (uint32_t ratio : {1u, 7u})
       for (uint32_t dim : {64u, 128u}) cases.push_back({p, 2, ratio, dim, 129});
+    cases.push_back({p, 2, 12, 128, 129});  // GQA beyond 8: two workgroups of 6 query heads per KV head
   }
+  for (const char* p : {"fp16", "k1.5-v1.58"}) cases.push_back({p, 2, 16, 128, 129});
   return cases;
 }
 

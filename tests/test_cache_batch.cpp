@@ -42,14 +42,15 @@ double max_relative(const std::vector<float>& a, const std::vector<float>& b) {
 
 // Two caches given the same prefills: `batched` takes the batch calls, `single` the per-sequence ones.
 struct TwinCaches {
-  TwinCaches(const std::shared_ptr<rt::Context>& ctx, const char* name, uint64_t seed)
-      : batched(ctx, kGeometry, batch_settings(name), 1024), single(ctx, kGeometry, batch_settings(name), 1024) {
+  TwinCaches(const std::shared_ptr<rt::Context>& ctx, const char* name, uint64_t seed,
+             const CacheGeometry& g = kGeometry)
+      : batched(ctx, g, batch_settings(name), 1024), single(ctx, g, batch_settings(name), 1024) {
     for (size_t i = 0; i < kPrefills.size(); ++i) {
       const uint32_t a = batched.create_sequence(), b = single.create_sequence();
       EXPECT_EQ(a, b);
       ids.push_back(a);
       if (kPrefills[i] == 0) continue;
-      const KvData kv = random_kv(kGeometry.kv_heads, kPrefills[i], kGeometry.head_dim, seed + i);
+      const KvData kv = random_kv(g.kv_heads, kPrefills[i], g.head_dim, seed + i);
       batched.prefill(a, kLayer, kv.keys, kv.values, kPrefills[i]);
       single.prefill(b, kLayer, kv.keys, kv.values, kPrefills[i]);
     }
@@ -58,15 +59,24 @@ struct TwinCaches {
   std::vector<uint32_t> ids;
 };
 
-uint64_t token_halves() { return uint64_t(kGeometry.kv_heads) * kGeometry.head_dim; }
-uint64_t query_floats() { return uint64_t(kGeometry.q_heads) * kGeometry.head_dim; }
+uint64_t token_halves(const CacheGeometry& g = kGeometry) { return uint64_t(g.kv_heads) * g.head_dim; }
+uint64_t query_floats(const CacheGeometry& g = kGeometry) { return uint64_t(g.q_heads) * g.head_dim; }
 
-class CacheBatch : public VulkanTest, public ::testing::WithParamInterface<const char*> {};
+// A preset at kGeometry's GQA ratio (4) or another.
+struct BatchCase {
+  const char* preset;
+  uint32_t ratio = kGeometry.q_heads / kGeometry.kv_heads;
+};
+
+class CacheBatch : public VulkanTest, public ::testing::WithParamInterface<BatchCase> {};
 
 TEST_P(CacheBatch, EqualsPerSequenceCalls) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
-  TwinCaches c(ctx, GetParam(), seed);
+  const char* name = GetParam().preset;
+  const CacheGeometry geo{kGeometry.layers, kGeometry.kv_heads, kGeometry.kv_heads * GetParam().ratio,
+                          kGeometry.head_dim};
+  TwinCaches c(ctx, name, seed, geo);
   std::mt19937_64 rng(seed + 99);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   // 80 steps in varying order, some leaving the first two sequences out: each of the last three
@@ -75,22 +85,22 @@ TEST_P(CacheBatch, EqualsPerSequenceCalls) {
     std::vector<uint32_t> batch = c.ids;
     std::shuffle(batch.begin(), batch.end(), rng);
     if (step % 7 == 3) batch = {c.ids[4], c.ids[2], c.ids[3]};
-    const KvData kv = random_kv(kGeometry.kv_heads, uint32_t(batch.size()), kGeometry.head_dim, seed + 1000 + step);
+    const KvData kv = random_kv(geo.kv_heads, uint32_t(batch.size()), geo.head_dim, seed + 1000 + step);
     c.batched.append_batch(kLayer, batch, kv.keys, kv.values);
     for (size_t i = 0; i < batch.size(); ++i) {
-      const auto from = kv.keys.begin() + i * token_halves(), vfrom = kv.values.begin() + i * token_halves();
-      c.single.append(batch[i], kLayer, std::vector<uint16_t>(from, from + token_halves()),
-                      std::vector<uint16_t>(vfrom, vfrom + token_halves()));
+      const auto from = kv.keys.begin() + i * token_halves(geo), vfrom = kv.values.begin() + i * token_halves(geo);
+      c.single.append(batch[i], kLayer, std::vector<uint16_t>(from, from + token_halves(geo)),
+                      std::vector<uint16_t>(vfrom, vfrom + token_halves(geo)));
     }
-    std::vector<float> q(batch.size() * query_floats());
+    std::vector<float> q(batch.size() * query_floats(geo));
     for (float& x : q) x = normal(rng);
     const float scale = step % 2 ? 0.0f : 0.09f;
     const std::vector<float> got = c.batched.attention_batch(kLayer, batch, q, scale);
     ASSERT_EQ(got.size(), q.size());
     for (size_t i = 0; i < batch.size(); ++i) {
-      const std::vector<float> qi(q.begin() + i * query_floats(), q.begin() + (i + 1) * query_floats());
+      const std::vector<float> qi(q.begin() + i * query_floats(geo), q.begin() + (i + 1) * query_floats(geo));
       const std::vector<float> want = c.single.attention(batch[i], kLayer, qi, scale);
-      const std::vector<float> one(got.begin() + i * query_floats(), got.begin() + (i + 1) * query_floats());
+      const std::vector<float> one(got.begin() + i * query_floats(geo), got.begin() + (i + 1) * query_floats(geo));
       ASSERT_LE(max_relative(one, want), 1e-5) << "step " << step << " entry " << i << " sequence " << batch[i];
       // The same passes and reduction order as the call alone: in fact bit for bit.
       EXPECT_EQ(one, want) << "step " << step << " entry " << i;
@@ -98,28 +108,31 @@ TEST_P(CacheBatch, EqualsPerSequenceCalls) {
   }
   EXPECT_TRUE(snapshot(c.batched, {1, 2, 3, 4, 5}) == snapshot(c.single, {1, 2, 3, 4, 5}));
   EXPECT_TRUE(same_stats(c.batched.stats(), c.single.stats()));
-  if (std::string(GetParam()) != "fp16") {
+  if (std::string(name) != "fp16") {
     EXPECT_EQ(c.batched.stats().segments, 3u + 5u);
   }
   // The float64 reference over what the batched cache holds.
-  if (std::string(GetParam()) != "fp16") {
+  if (std::string(name) != "fp16") {
     for (uint32_t id : c.ids) {
-      const auto q = realistic_query(std::vector<uint16_t>(token_halves() * 64, 0), 64, kGeometry.kv_heads,
-                                     kGeometry.q_heads, kGeometry.head_dim, seed + id);
+      const auto q = realistic_query(std::vector<uint16_t>(token_halves(geo) * 64, 0), 64, geo.kv_heads,
+                                     geo.q_heads, geo.head_dim, seed + id);
       std::vector<CacheSegmentHost> segments;
       const auto ref = reference_over_cache(c.batched, id, kLayer, q, segments);
       const auto out = c.batched.attention_batch(kLayer, {id}, q);
-      EXPECT_LT(attention_error(out, ref, kGeometry.head_dim), 1e-3) << "sequence " << id;
+      EXPECT_LT(attention_error(out, ref, geo.head_dim), 1e-3) << "sequence " << id;
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Presets, CacheBatch, ::testing::Values("fp16", "2bit", "kivi", "k1.5-v2", "k1.5-v1.58"),
+// GQA 12 (two workgroups of 6 query heads per KV head) for fp16 and a quantized preset.
+INSTANTIATE_TEST_SUITE_P(Presets, CacheBatch,
+                         ::testing::Values(BatchCase{"fp16"}, BatchCase{"2bit"}, BatchCase{"kivi"}, BatchCase{"k1.5-v2"},
+                                           BatchCase{"k1.5-v1.58"}, BatchCase{"fp16", 12}, BatchCase{"k1.5-v1.58", 12}),
                          [](const auto& info) {
-                           std::string n = info.param;
+                           std::string n = info.param.preset;
                            for (char& ch : n)
                              if (ch == '.' || ch == '-') ch = '_';
-                           return n;
+                           return info.param.ratio == 4 ? n : n + "_r" + std::to_string(info.param.ratio);
                          });
 
 using CacheBatchDevice = VulkanTest;

@@ -124,7 +124,8 @@ TEST_F(CacheBookkeeping, ErrorsLeaveTheCacheUnchanged) {
 TEST_F(CacheBookkeeping, ConstructionChecks) {
   const CacheSettings s = preset("k1.5-v1.58");
   expect_error([&] { Cache(ctx, {1, 2, 7, 64}, s, 64); }, "q_heads 7");
-  expect_error([&] { Cache(ctx, {1, 1, 9, 64}, s, 64); }, "q_heads 9");
+  expect_error([&] { Cache(ctx, {1, 1, 17, 64}, s, 64); }, "17 query heads per KV head; the attention serves at most 16");
+  expect_error([&] { Cache(ctx, {1, 2, 34, 64}, s, 64); }, "q_heads 34 is 17 query heads per KV head");
   expect_error([&] { Cache(ctx, {1, 2, 4, 96}, s, 64); }, "head_dim 96");
   expect_error([&] { Cache(ctx, {0, 2, 4, 64}, s, 64); }, "layers 0");
   expect_error([&] { Cache(ctx, {1, 2, 4, 64}, s, 0); }, "max_tokens 0");

@@ -17,7 +17,7 @@
 namespace vidkv::test {
 namespace {
 
-constexpr uint32_t kHeads = 2, kRatio = 2, kDim = 64, kResidual = 64;
+constexpr uint32_t kHeads = 2, kRatio = 2, kDim = 64, kResidual = 64;  // kRatio: unless a case says otherwise
 
 CacheSettings settings_of(const char* name) {
   CacheSettings s = preset(name);
@@ -25,11 +25,17 @@ CacheSettings settings_of(const char* name) {
   return s;
 }
 
-std::string case_name(const char* preset) {
-  std::string n = preset;
+// A preset at a GQA ratio (query heads per KV head).
+struct ExtendCase {
+  const char* preset;
+  uint32_t ratio = kRatio;
+};
+
+std::string case_name(const ExtendCase& c) {
+  std::string n = c.preset;
   for (char& ch : n)
     if (ch == '.' || ch == '-') ch = '_';
-  return n;
+  return c.ratio == kRatio ? n : n + "_r" + std::to_string(c.ratio);
 }
 
 std::unique_ptr<rt::Buffer> device_copy(const std::shared_ptr<rt::Context>& ctx, const void* data, uint64_t bytes) {
@@ -80,10 +86,10 @@ double causal_error(const Cache& cache, uint32_t seq, uint32_t layer, const std:
 }
 
 // Queries for `count` tokens: realistic ones (score spread ~2) with different seeds.
-std::vector<float> queries_for(const KvData& kv, uint32_t tokens, uint32_t count, uint64_t seed) {
+std::vector<float> queries_for(const KvData& kv, uint32_t tokens, uint32_t count, uint32_t q_heads, uint64_t seed) {
   std::vector<float> q;
   for (uint32_t i = 0; i < count; ++i) {
-    const auto qi = realistic_query(kv.keys, tokens, kHeads, kHeads * kRatio, kDim, seed + i);
+    const auto qi = realistic_query(kv.keys, tokens, kHeads, q_heads, kDim, seed + i);
     q.insert(q.end(), qi.begin(), qi.end());
   }
   return q;
@@ -95,7 +101,11 @@ std::vector<float> queries_for(const KvData& kv, uint32_t tokens, uint32_t count
 // those keys). Causal against single-token attention, the same arithmetic, is held to 1e-5 / 1e-6.
 double reference_tolerance(const char*) { return 1e-4; }
 
-class CacheExtend : public VulkanTest, public ::testing::WithParamInterface<const char*> {};
+class CacheExtend : public VulkanTest, public ::testing::WithParamInterface<ExtendCase> {
+ protected:
+  const char* preset() const { return GetParam().preset; }
+  uint32_t q_heads() const { return kHeads * GetParam().ratio; }
+};
 
 // A prefill, a few appends, then one extend that flushes twice in the middle, against the same
 // tokens appended one at a time; then a second extend that flushes nothing; then extend on an
@@ -103,9 +113,9 @@ class CacheExtend : public VulkanTest, public ::testing::WithParamInterface<cons
 TEST_P(CacheExtend, EqualsAppendsBitForBit) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " (set VIDKV_TEST_SEED to replay)");
-  const CacheGeometry g{2, kHeads, kHeads * kRatio, kDim};
+  const CacheGeometry g{2, kHeads, q_heads(), kDim};
   const uint32_t P = 100, A = 5, E1 = 2 * kResidual + 17, E2 = 9, total = P + A + E1 + E2;
-  Cache extended(ctx, g, settings_of(GetParam()), 1024), appended(ctx, g, settings_of(GetParam()), 1024);
+  Cache extended(ctx, g, settings_of(preset()), 1024), appended(ctx, g, settings_of(preset()), 1024);
   const KvData kv = random_kv(kHeads, total, kDim, seed);
   auto slice = [&](const std::vector<uint16_t>& t, uint32_t from, uint32_t n) {
     return token_slice(t, from, n, kHeads, kDim);
@@ -147,7 +157,7 @@ TEST_P(CacheExtend, EqualsAppendsBitForBit) {
 TEST_P(CacheExtend, DeviceAndRecordedForms) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const CacheGeometry g{1, kHeads, kHeads * kRatio, kDim};
+  const CacheGeometry g{1, kHeads, q_heads(), kDim};
   const uint32_t P = 40, E = kResidual + 30;
   const KvData kv = random_kv(kHeads, P + E, kDim, seed);
   const uint64_t row = uint64_t(kHeads) * kDim * 2;
@@ -162,8 +172,8 @@ TEST_P(CacheExtend, DeviceAndRecordedForms) {
     k16[i] = fp16::from_float(k32[i]);
     v16[i] = fp16::from_float(v32[i]);
   }
-  Cache host(ctx, g, settings_of(GetParam()), 512), device(ctx, g, settings_of(GetParam()), 512),
-      recorded(ctx, g, settings_of(GetParam()), 512);
+  Cache host(ctx, g, settings_of(preset()), 512), device(ctx, g, settings_of(preset()), 512),
+      recorded(ctx, g, settings_of(preset()), 512);
   const uint32_t a = host.create_sequence(), b = device.create_sequence(), c = recorded.create_sequence();
   auto kin = device_copy(ctx, k16.data(), k16.size() * 2), vin = device_copy(ctx, v16.data(), v16.size() * 2);
   auto k32in = device_copy(ctx, k32.data(), k32.size() * 4), v32in = device_copy(ctx, v32.data(), v32.size() * 4);
@@ -173,7 +183,7 @@ TEST_P(CacheExtend, DeviceAndRecordedForms) {
   device.extend(b, 0, k32in->view(P * row * 2, E * row * 2), v32in->view(P * row * 2, E * row * 2), ElementType::f32, E);
   EXPECT_TRUE(snapshot(device, {b}) == snapshot(host, {a})) << "f32 device extend";
 
-  const std::vector<float> q = queries_for(kv, P + E, E, seed + 100);
+  const std::vector<float> q = queries_for(kv, P + E, E, q_heads(), seed + 100);
   const uint64_t qbytes = q.size() * 4;
   auto qin = device_copy(ctx, q.data(), qbytes);
   rt::Buffer out(ctx, qbytes);
@@ -205,18 +215,18 @@ TEST_P(CacheExtend, DeviceAndRecordedForms) {
 TEST_P(CacheExtend, CausalMatchesReference) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const CacheGeometry g{1, kHeads, kHeads * kRatio, kDim};
+  const CacheGeometry g{1, kHeads, q_heads(), kDim};
   const uint32_t P = 90, E = 2 * kResidual + 21, L = P + E;
-  Cache cache(ctx, g, settings_of(GetParam()), 1024);
+  Cache cache(ctx, g, settings_of(preset()), 1024);
   const KvData kv = random_kv(kHeads, L, kDim, seed);
   const uint32_t s = cache.create_sequence();
   cache.prefill(s, 0, token_slice(kv.keys, 0, P, kHeads, kDim), token_slice(kv.values, 0, P, kHeads, kDim), P);
   cache.extend(s, 0, token_slice(kv.keys, P, E, kHeads, kDim), token_slice(kv.values, P, E, kHeads, kDim), E);
   for (uint32_t queries : {E, L, 1u, 37u}) {
     SCOPED_TRACE("queries " + std::to_string(queries));
-    const std::vector<float> q = queries_for(kv, L, queries, seed + 7);
+    const std::vector<float> q = queries_for(kv, L, queries, q_heads(), seed + 7);
     const auto out = cache.attention_causal(s, 0, q, queries);
-    EXPECT_LT(causal_error(cache, s, 0, q, queries, out), reference_tolerance(GetParam()));
+    EXPECT_LT(causal_error(cache, s, 0, q, queries, out), reference_tolerance(preset()));
     // The newest query sees everything: what attention() gives.
     const size_t qrow = size_t(g.q_heads) * kDim;
     const std::vector<float> last(q.end() - qrow, q.end());
@@ -232,16 +242,16 @@ TEST_P(CacheExtend, CausalMatchesReference) {
 TEST_P(CacheExtend, CausalEqualsInterleavedAppends) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const CacheGeometry g{1, kHeads, kHeads * kRatio, kDim};
+  const CacheGeometry g{1, kHeads, q_heads(), kDim};
   const uint32_t P = 70, E = 20, L = P + E;  // residual 6 + 20 < 64: no flush
-  Cache batched(ctx, g, settings_of(GetParam()), 512), stepped(ctx, g, settings_of(GetParam()), 512);
+  Cache batched(ctx, g, settings_of(preset()), 512), stepped(ctx, g, settings_of(preset()), 512);
   const KvData kv = random_kv(kHeads, L, kDim, seed);
   const uint32_t a = batched.create_sequence(), b = stepped.create_sequence();
   for (Cache* c : {&batched, &stepped}) {
     c->prefill(c == &batched ? a : b, 0, token_slice(kv.keys, 0, P, kHeads, kDim),
                token_slice(kv.values, 0, P, kHeads, kDim), P);
   }
-  const std::vector<float> q = queries_for(kv, L, E, seed + 3);
+  const std::vector<float> q = queries_for(kv, L, E, q_heads(), seed + 3);
   const size_t qrow = size_t(g.q_heads) * kDim;
   batched.extend(a, 0, token_slice(kv.keys, P, E, kHeads, kDim), token_slice(kv.values, P, E, kHeads, kDim), E);
   const auto out = batched.attention_causal(a, 0, q, E);
@@ -260,14 +270,14 @@ TEST_P(CacheExtend, CausalEqualsInterleavedAppends) {
 TEST_P(CacheExtend, CausalPortablePath) {
   const uint64_t seed = tools::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  const CacheGeometry g{1, kHeads, kHeads * kRatio, kDim};
+  const CacheGeometry g{1, kHeads, q_heads(), kDim};
   const uint32_t P = 50, E = kResidual + 40, L = P + E;
-  Cache cache(ctx, g, settings_of(GetParam()), 512);
+  Cache cache(ctx, g, settings_of(preset()), 512);
   const KvData kv = random_kv(kHeads, L, kDim, seed);
   const uint32_t s = cache.create_sequence();
   cache.prefill(s, 0, token_slice(kv.keys, 0, P, kHeads, kDim), token_slice(kv.values, 0, P, kHeads, kDim), P);
   cache.extend(s, 0, token_slice(kv.keys, P, E, kHeads, kDim), token_slice(kv.values, P, E, kHeads, kDim), E);
-  const std::vector<float> q = queries_for(kv, L, E, seed + 11);
+  const std::vector<float> q = queries_for(kv, L, E, q_heads(), seed + 11);
   std::vector<CacheSegmentHost> segments;
   for (uint32_t i = 0; i < cache.segment_count(s, 0); ++i) segments.push_back(cache.segment_host(s, 0, i));
   std::vector<HostSegment> host;
@@ -283,15 +293,15 @@ TEST_P(CacheExtend, CausalPortablePath) {
     const AttentionGeometry ag{kHeads, g.q_heads, kDim, 0.0f};
     const auto out = host.empty() ? gpu.fp16_host(ag, q, rk, rv, residual, E)
                                   : gpu.vidkv_host(ag, q, host, rk, rv, residual, E);
-    EXPECT_LT(causal_error(cache, s, 0, q, E, out), reference_tolerance(GetParam()));
+    EXPECT_LT(causal_error(cache, s, 0, q, E, out), reference_tolerance(preset()));
   }
 }
 
 // Bad input: a clear error naming the problem, and the cache unchanged.
 TEST_P(CacheExtend, ErrorsChangeNothing) {
-  const CacheGeometry g{1, kHeads, kHeads * kRatio, kDim};
+  const CacheGeometry g{1, kHeads, q_heads(), kDim};
   const uint32_t P = 40, max_tokens = 200;
-  Cache cache(ctx, g, settings_of(GetParam()), max_tokens);
+  Cache cache(ctx, g, settings_of(preset()), max_tokens);
   const KvData kv = random_kv(kHeads, max_tokens + 1, kDim, 5);
   const uint32_t s = cache.create_sequence();
   cache.prefill(s, 0, token_slice(kv.keys, 0, P, kHeads, kDim), token_slice(kv.values, 0, P, kHeads, kDim), P);
@@ -324,7 +334,11 @@ TEST_P(CacheExtend, ErrorsChangeNothing) {
   EXPECT_EQ(cache.tokens(s, 0), P);
 }
 
-INSTANTIATE_TEST_SUITE_P(Presets, CacheExtend, ::testing::Values("k1.5-v1.58", "2bit", "kivi", "k1.5-v2", "fp16"),
+// GQA 12 (two workgroups of 6 query heads per KV head) for a quantized preset and fp16.
+INSTANTIATE_TEST_SUITE_P(Presets, CacheExtend,
+                         ::testing::Values(ExtendCase{"k1.5-v1.58"}, ExtendCase{"2bit"}, ExtendCase{"kivi"},
+                                           ExtendCase{"k1.5-v2"}, ExtendCase{"fp16"}, ExtendCase{"k1.5-v1.58", 12},
+                                           ExtendCase{"fp16", 12}),
                          [](const auto& info) { return case_name(info.param); });
 
 // Layers with per-head policies: a clear error (append token by token there).

@@ -50,9 +50,9 @@ TEST_P(GpuAttentionFp16, MatchesReference) {
   const auto q = realistic_query(kv.keys, c.tokens, c.kv_heads, g.q_heads, c.dim, seed + 7);
   const auto ref = reference::attention_layer(q, g.q_heads, {}, kv.keys, kv.values, c.tokens, c.kv_heads, c.dim);
   GpuAttention gpu(ctx);
-  // The shared-memory reductions: every token count at ratio 4, every ratio tried at D 64, and the
-  // one-KV-head cases (D 128 at ratio 7, D 256).
-  const bool shared_memory = c.ratio == 4 || c.dim == 64 || c.kv_heads == 1;
+  // The shared-memory reductions: every token count at ratio 4, every ratio tried at D 64, the
+  // one-KV-head cases (D 128 at ratio 7, D 256) and the ratios above 8 (query heads in chunks).
+  const bool shared_memory = c.ratio == 4 || c.dim == 64 || c.kv_heads == 1 || c.ratio > 8;
   for (const PathSetting& path : path_settings(*ctx, shared_memory)) {
     gpu.set_portable(path.portable);
     gpu.set_subgroup_reductions(path.subgroup_reductions);
@@ -72,6 +72,8 @@ std::vector<Fp16Case> fp16_cases() {
     for (uint32_t dim : {64u, 256u}) cases.push_back({2, ratio, dim, 300});
   cases.push_back({1, 7, 128, 6272 + 40});
   cases.push_back({1, 2, 256, 513});
+  // GQA beyond 8: head chunks of 5 (9: one surplus head masked), 6 and 8 per workgroup
+  for (uint32_t ratio : {9u, 12u, 16u}) cases.push_back({2, ratio, 128, 333});
   return cases;
 }
 
@@ -185,7 +187,9 @@ TEST_F(GpuAttention_, BadArgumentsAreClearErrors) {
   expect_error({2, 8, 64}, std::vector<float>(8 * 64 - 1), 64, ErrorCode::invalid_argument, "511");
   expect_error({2, 8, 64}, q, 0, ErrorCode::invalid_argument, "empty");
   expect_error({2, 8, 64}, q, 65, ErrorCode::buffer_too_small, "65");
-  expect_error({1, 9, 64}, std::vector<float>(9 * 64), 64, ErrorCode::invalid_argument, "9");
+  // 17 query heads per KV head: one more than the attention serves
+  expect_error({1, 17, 64}, std::vector<float>(17 * 64), 64, ErrorCode::invalid_argument,
+               "q_heads / kv_heads = 17 exceeds 16 query heads per KV head");
   EXPECT_THROW(gpu.set_split_tokens(100), Error);
 
   // Device-buffer API: a partial buffer that is too small is named, and nothing is recorded.

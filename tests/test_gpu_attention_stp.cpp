@@ -129,6 +129,8 @@ std::vector<StpCase> stp_cases() {
   cases.push_back({1, 7, 128, 1024, 192, false, 64});    // small splits: edges everywhere
   cases.push_back({1, 4, 128, 512, 224, true, 512});     // one split
   cases.push_back({2, 2, 256, 320, 64, false, 256});
+  // GQA beyond 8: head chunks of 5 (one surplus head), 6 and 8
+  for (uint32_t ratio : {9u, 12u, 16u}) cases.push_back({2, ratio, 128, 640, 128, false, 256});
   return cases;
 }
 

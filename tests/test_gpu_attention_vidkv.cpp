@@ -107,6 +107,13 @@ std::vector<VidkvCase> vidkv_cases() {
   cases.push_back({"k1", "v2", 2, 1, 64, 300});
   cases.push_back({"k1.5layer", "v1.58", 2, 4, 128, 300});
   cases.push_back({"k1.5", "v1.58", 1, 2, 256, 600});
+  // GQA beyond 8 (head chunks: 9 = 2 x 5 with a surplus head, 12 = 2 x 6, 16 = 2 x 8): the
+  // k1.5-v1.58, 2bit and kivi presets' formats, with a residual
+  for (uint32_t ratio : {9u, 12u, 16u}) {
+    cases.push_back({"k1.5", "v1.58", 2, ratio, 128, 333});
+    cases.push_back({"k2", "v2", 2, ratio, 128, 333});
+    cases.push_back({"k2", "kivi", 2, ratio, 128, 333});
+  }
   return cases;
 }
 
@@ -121,7 +128,7 @@ std::string case_name(const VidkvCase& c) {
 INSTANTIATE_TEST_SUITE_P(Configurations, GpuAttentionVidkv, ::testing::ValuesIn(vidkv_cases()),
                          [](const auto& info) { return case_name(info.param); });
 
-// The portable kernel (what GPUs run) at every head dim, GQA 1 to 8, every value format and key
+// The portable kernel (what GPUs run) at every head dim, GQA 1 to 16, every value format and key
 // variant, with splits that end inside a group chunk, at the segment's end or past it; outputs and
 // scratch poisoned (0xff: NaN) first.
 struct PortableCase {
@@ -168,6 +175,12 @@ std::vector<PortableCase> portable_cases() {
   }
   for (const char* keys : {"k1.5full", "k2", "k1", "k1.5layer"})
     for (uint32_t dim : {64u, 256u}) cases.push_back({{keys, "v1.58", 2, 7, dim, 352}, 128});
+  // GQA beyond 8 (head chunks, see vidkv_cases)
+  for (uint32_t ratio : {9u, 12u, 16u}) {
+    cases.push_back({{"k1.5", "v1.58", 2, ratio, 128, 333}, 256});
+    cases.push_back({{"k2", "v2", 2, ratio, 128, 333}, 256});
+    cases.push_back({{"k2", "kivi", 2, ratio, 128, 333}, 256});
+  }
   return cases;
 }
 

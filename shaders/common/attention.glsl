@@ -1,6 +1,7 @@
 // Shared parts of the decode-attention shaders (attention_fp16.comp, attention_vidkv.comp): one
-// workgroup handles one KV head and one split of at most SPLIT tokens for all RATIO query heads of
-// that KV head (GQA), so every cache byte is read once per step. Scores (already multiplied by the
+// workgroup handles one KV head and one split of at most SPLIT tokens for RATIO query heads of
+// that KV head (GQA: all of them up to 8 per KV head, so every cache byte is read once per step;
+// beyond 8, chunks of them: attention_heads.glsl). Scores (already multiplied by the
 // softmax scale) go to shared memory, the split's softmax is taken there, and the unnormalised
 // partial (max m, sum l, out[D] = sum_t exp(s_t - m) v_t) of each query head goes to its slot of the
 // partial buffer; attention_reduce.comp combines the slots.
@@ -25,6 +26,7 @@ layout(constant_id = ATTENTION_SUBGROUP_REDUCE_ID) const bool SUBGROUP_REDUCE = 
 #else
 const bool SUBGROUP_REDUCE = false;
 #endif
+#include "attention_heads.glsl"  // Q_PER_KV, CHUNKS: which query heads a workgroup serves
 
 const uint WG = gl_WorkGroupSize.x;
 // Channels each invocation owns in the value phase (DIM is a multiple of the workgroup size).

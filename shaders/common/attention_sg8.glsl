@@ -2,7 +2,8 @@
 // (attention_fp16_sg8.comp, attention_vidkv_sg8.comp): what CPU drivers such as lavapipe run.
 //
 // One workgroup is one subgroup of 8 lanes and handles one KV head and one split of at most SPLIT
-// tokens for all RATIO query heads of that KV head. It walks the split 32 tokens at a time: lane l
+// tokens for RATIO query heads of that KV head (all of them up to 8; beyond 8, a chunk:
+// attention_heads.glsl). It walks the split 32 tokens at a time: lane l
 // scores tokens l, l + 8, l + 16, l + 24 of the group (4 x RATIO accumulators), the group's softmax
 // is folded into a running one (max m, sum l, outputs rescaled by exp(m_old - m_new)), and the
 // values are accumulated with lanes owning channels. Nothing goes through shared memory and there
@@ -21,6 +22,7 @@ layout(local_size_x = 8) in;
 layout(constant_id = 1) const uint DIM = 128u;
 layout(constant_id = 2) const uint RATIO = 1u;    // query heads per KV head
 layout(constant_id = 3) const uint SPLIT = 256u;  // tokens per workgroup (a multiple of 32)
+#include "attention_heads.glsl"  // Q_PER_KV, CHUNKS: which query heads a workgroup serves
 
 const uint G = 32u;  // tokens per group: 4 per lane
 

@@ -22,7 +22,7 @@ void transform_query(uint h) {
   [[unroll]] for (uint k = 0u; k < QJ; ++k) ch[k] = channels.data[unit * DIM + lid + k * WG];
   float qv[RATIO * QJ];
   [[unroll]] for (uint r = 0u; r < RATIO; ++r)
-    [[unroll]] for (uint k = 0u; k < QJ; ++k) qv[r * QJ + k] = query.data[((gl_WorkGroupID.z * params.kv_heads + h) * RATIO + r) * DIM + ch[k]];
+    [[unroll]] for (uint k = 0u; k < QJ; ++k) qv[r * QJ + k] = query.data[((gl_WorkGroupID.z * params.kv_heads + h) * Q_PER_KV + head_read(r)) * DIM + ch[k]];
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     [[unroll]] for (uint k = 0u; k < QJ; ++k) {
       uint j = lid + k * WG;

@@ -184,6 +184,14 @@ std::vector<AttentionCheckCase> attention_check_matrix() {
   add("k1.5", ValueFormat::ternary_trits, 1, 8, 256, 300, 1, true);
   add("k1", ValueFormat::b2_channel, 2, 1, 256, 1000, 2, true);
   add("k1.5layer", ValueFormat::b2_token, 1, 8, 64, 257, 1, true);
+  // GQA beyond 8: a KV head's query heads in chunks of 5 (9: one surplus head), 6 or 8, both paths
+  for (uint32_t ratio : {9u, 12u, 16u}) {
+    add("fp16", ValueFormat::ternary_trits, 2, ratio, 128, 300);
+    add("k1.5", ValueFormat::ternary_trits, 2, ratio, 128, 300);
+    add("k2", ValueFormat::b2_token, 2, ratio, 128, 300, 1, true);
+  }
+  add("fp16", ValueFormat::ternary_trits, 2, 12, 128, 300, 1, true);
+  add("k1.5", ValueFormat::ternary_trits, 2, 12, 128, 300, 1, true);
   return cases;
 }
 

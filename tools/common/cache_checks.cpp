@@ -376,6 +376,9 @@ std::vector<CacheCheckCase> cache_check_matrix() {
   }
   // GQA 7 and D 64 (two per-token groups of 32 channels for KIVI's values).
   for (const char* p : {"kivi", "k1.5-v1.58"}) cases.push_back({p, 1, 7, 64, {{300, 100, 40, true}}});
+  // GQA 12 and 16 (two workgroups of 6 or 8 query heads per KV head).
+  for (const char* p : {"fp16", "k1.5-v1.58"}) cases.push_back({p, 2, 12, 128, {{300, 100, 40, true}}});
+  cases.push_back({"2bit", 1, 16, 64, {{300, 100, 40, true}}});
   // STP: every prefill carries scores for its visual tokens; 600 tokens protect 128, 129 protect
   // 32, 33 protect none (stp.hpp rounds to whole groups).
   cases.push_back({"k1.5-v1.58-stp", 2, 4, 128, {{600, 130, 129, false}, {33, 3, 64, true}}});

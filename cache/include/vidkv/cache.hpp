@@ -80,7 +80,7 @@ namespace vidkv {
 struct CacheGeometry {
   uint32_t layers = 0;
   uint32_t kv_heads = 0;
-  uint32_t q_heads = 0;   // a multiple of kv_heads, at most 8 query heads per KV head
+  uint32_t q_heads = 0;   // a multiple of kv_heads, at most 16 query heads per KV head
   uint32_t head_dim = 0;  // 64, 128 or 256
 };
 

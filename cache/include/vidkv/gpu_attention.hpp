@@ -6,7 +6,8 @@
 // its own token count and the same channel lists) followed by the fp16 residual (the newest
 // tokens). Every segment and the residual are cut into splits of split_tokens() tokens; each split
 // is one workgroup per KV head that serves all q_heads / kv_heads query heads of that KV head
-// (GQA: query head i reads KV head i / ratio), and writes an unnormalised partial softmax into its
+// (GQA: query head i reads KV head i / ratio; beyond 8 query heads per KV head, ceil(ratio / 8)
+// workgroups per KV head share them out, each reading the split once), and writes an unnormalised partial softmax into its
 // own slot of the `partials` scratch buffer; one reduction then combines all slots, so the whole
 // layer is one softmax. The fp16 baseline is the same with no segments.
 //
@@ -26,7 +27,7 @@ namespace vidkv {
 
 struct AttentionGeometry {
   uint32_t kv_heads = 0;
-  uint32_t q_heads = 0;  // a multiple of kv_heads, at most 8 query heads per KV head
+  uint32_t q_heads = 0;  // a multiple of kv_heads, at most 16 query heads per KV head
   uint32_t dim = 0;      // 64, 128 or 256
   float scale = 0.0f;    // softmax scale; 0 means 1 / sqrt(dim)
 };

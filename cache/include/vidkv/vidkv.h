@@ -6,7 +6,7 @@
  * Shapes: K and V are fp16 halves (uint16_t) [tokens][kv_heads][head_dim]; q and out are float
  * [q_heads][head_dim]. Grouped-query attention: query head h attends over KV head h / ratio, with
  * ratio = q_heads / kv_heads (query heads 0..ratio-1 share KV head 0, and so on), as in
- * transformers' repeat_kv. The calls on host pointers are synchronous (submit and wait); the
+ * transformers' repeat_kv; ratio 1 to 16 (vidkv_cache_create refuses more). The calls on host pointers are synchronous (submit and wait); the
  * record functions at the end record into an engine's command buffer. */
 #ifndef VIDKV_VIDKV_H
 #define VIDKV_VIDKV_H

@@ -16,7 +16,11 @@ namespace vidkv {
 namespace {
 
 constexpr uint32_t kGroup = 32;     // key and value group size the shaders are written for
-constexpr uint32_t kMaxRatio = 8;   // query heads per KV head (accumulators live in registers)
+// Query heads per KV head. A workgroup keeps at most kChunkHeads of them in registers and shared
+// memory (what every attention kernel was sized for); more are served by ceil(ratio / kChunkHeads)
+// workgroups per KV head, each taking an equal chunk (attention_heads.glsl).
+constexpr uint32_t kMaxRatio = 16;
+constexpr uint32_t kChunkHeads = 8;
 constexpr uint32_t kReduceBlock = 32;  // channels per attention_reduce.comp workgroup (its BLOCK)
 constexpr uint32_t kMaxCausalQueries = 65535;  // workgroup z: Vulkan's guaranteed maxComputeWorkGroupCount[2]
 
@@ -67,6 +71,10 @@ uint64_t words(uint64_t bytes) { return (bytes + 3) / 4 * 4; }
 
 float scale_of(const AttentionGeometry& g) { return g.scale != 0.0f ? g.scale : 1.0f / std::sqrt(float(g.dim)); }
 uint32_t ratio_of(const AttentionGeometry& g) { return g.q_heads / g.kv_heads; }
+// Workgroups per KV head and split, and the query heads each serves (RATIO of the attention
+// shaders; ratio 12: 2 x 6, 9: 2 x 5 with one surplus head masked). Ratios up to 8: 1 x ratio.
+uint32_t chunks_of(const AttentionGeometry& g) { return (ratio_of(g) + kChunkHeads - 1) / kChunkHeads; }
+uint32_t chunk_ratio(const AttentionGeometry& g) { return (ratio_of(g) + chunks_of(g) - 1) / chunks_of(g); }
 
 }  // namespace
 
@@ -179,7 +187,13 @@ void GpuAttention::check_geometry(const AttentionGeometry& g) const {
                                                  str(g.kv_heads));
   }
   if (ratio_of(g) > kMaxRatio) {
-    throw Error(ErrorCode::invalid_argument, "q_heads / kv_heads = " + str(ratio_of(g)) + " exceeds " + str(kMaxRatio));
+    throw Error(ErrorCode::invalid_argument, "q_heads / kv_heads = " + str(ratio_of(g)) + " exceeds " +
+                                                 str(kMaxRatio) + " query heads per KV head");
+  }
+  // workgroup y: KV head x chunk; Vulkan guarantees 65535
+  if (uint64_t(g.kv_heads) * chunks_of(g) > 65535) {
+    throw Error(ErrorCode::invalid_argument, "kv_heads " + str(g.kv_heads) + " x " + str(chunks_of(g)) +
+                                                 " head chunks exceed 65535 workgroups");
   }
   if (!std::isfinite(g.scale) || g.scale < 0.0f) {
     throw Error(ErrorCode::invalid_argument, "scale " + std::to_string(g.scale) + " is not finite and >= 0");
@@ -243,11 +257,11 @@ uint32_t GpuAttention::mode_split(const AttentionGeometry& g, const KeySpec& ks,
   if (!subgroup8_path()) {
     const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
     uint32_t split = split_tokens();
-    while (split > 64 && shared_vidkv(ratio_of(g), g.dim, k, S, mode, split) > limit) split -= 64;
+    while (split > 64 && shared_vidkv(chunk_ratio(g), g.dim, k, S, mode, split) > limit) split -= 64;
     return split;
   }
   if (mode != 3) return split_tokens();
-  const uint64_t slots = limit / (4ull * ratio_of(g));
+  const uint64_t slots = limit / (4ull * chunk_ratio(g));
   const uint64_t fit = slots > 3 * kGroup + 64 ? (slots - 3 * kGroup) / 64 * 64 : 64;
   return uint32_t(std::min<uint64_t>(split_tokens(), fit));
 }
@@ -297,13 +311,17 @@ uint64_t GpuAttention::partial_bytes(const AttentionGeometry& g, const Quantized
 }
 
 rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
-  if (subgroup8_path()) return gpu::pipeline("attention_fp16_sg8", {g.dim, ratio_of(g), split_tokens()}, 4, sizeof(Fp16Push));
+  // Every attention shader's last constant: Q_PER_KV, the full ratio (attention_heads.glsl).
+  if (subgroup8_path()) {
+    return gpu::pipeline("attention_fp16_sg8", {g.dim, chunk_ratio(g), split_tokens(), ratio_of(g)}, 4,
+                         sizeof(Fp16Push));
+  }
   // The portable shader's constant 4: reductions within subgroups first (attention.glsl). Only the
   // build variant made for that declares subgroup arithmetic, so a device without it never sees
   // the capability; both variants name their pipelines attention_fp16.
   const char* variant = subgroup_reductions_ ? "attention_fp16.subgroup" : "attention_fp16";
-  return gpu::pipeline(variant, {g.dim, ratio_of(g), split_tokens(), uint32_t(subgroup_reductions_)}, 4,
-                       sizeof(Fp16Push));
+  return gpu::pipeline(variant, {g.dim, chunk_ratio(g), split_tokens(), uint32_t(subgroup_reductions_), ratio_of(g)},
+                       4, sizeof(Fp16Push));
 }
 
 // Workgroups per output row of the reduction: the portable shader's channel blocks, or one.
@@ -332,13 +350,14 @@ rt::PipelineDesc GpuAttention::vidkv_desc(const AttentionGeometry& g, const KeyS
                                           uint32_t split) const {
   const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
   if (subgroup8_path()) {
-    return gpu::pipeline("attention_vidkv_sg8", {g.dim, ratio_of(g), split, k, S, mode}, kVidkvBindings,
-                         sizeof(VidkvPush));
+    return gpu::pipeline("attention_vidkv_sg8", {g.dim, chunk_ratio(g), split, k, S, mode, ratio_of(g)},
+                         kVidkvBindings, sizeof(VidkvPush));
   }
   // The portable shader transforms the query itself: it needs the spectrum layout and channel scope.
   const uint32_t fft_full = ks.fft == FftLayout::full ? 1u : 0u;
   const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
-  return gpu::pipeline("attention_vidkv", {g.dim, ratio_of(g), split, k, S, mode, fft_full, scope_layer},
+  return gpu::pipeline("attention_vidkv",
+                       {g.dim, chunk_ratio(g), split, k, S, mode, fft_full, scope_layer, ratio_of(g)},
                        kVidkvPortableBindings, sizeof(VidkvPush));
 }
 
@@ -355,7 +374,7 @@ void GpuAttention::record_fp16_splits(VkCommandBuffer cmd, const AttentionGeomet
   const Fp16Push pc{g.kv_heads, kv.tokens, g.dim, g.kv_heads * g.dim, slot_base, scale_of(g), limit, query_slots};
   const auto& p = pipelines_.get(fp16_desc(g));
   const rt::BufferView views[] = {q, kv.keys, kv.values, partials};
-  p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads, queries);
+  p.dispatch(cmd, views, &pc, splits_of(kv.tokens), g.kv_heads * chunks_of(g), queries);
 }
 
 void GpuAttention::record_reduce(VkCommandBuffer cmd, const AttentionGeometry& g, uint32_t slots,
@@ -387,7 +406,7 @@ void GpuAttention::record_fp16(VkCommandBuffer cmd, const AttentionGeometry& g, 
   }
   check_fp16(g, kv, "fp16");
   check_view(partials, partial_bytes_fp16(g, kv.tokens, causal), "partials");
-  const uint64_t ratio = ratio_of(g);
+  const uint64_t ratio = chunk_ratio(g);
   if (!subgroup8_path()) check_shared_memory(shared_common(ratio) + 4ull * ratio * g.dim, "attention_fp16");
   const uint32_t queries = std::max(causal, 1u);
   record_fp16_splits(cmd, g, kv, q, partials, 0, causal_limit(kv.tokens, causal, 0), splits_of(kv.tokens), queries);
@@ -460,7 +479,7 @@ void GpuAttention::check_vidkv(const AttentionGeometry& g, const QuantizedLayerB
       throw Error(ErrorCode::bad_group_size, "key group size " + str(ks.group_size) + " is not 32");
     }
   }
-  const uint32_t H = g.kv_heads, D = g.dim, ratio = ratio_of(g);
+  const uint32_t H = g.kv_heads, D = g.dim, ratio = chunk_ratio(g);
   uint64_t total = layer.residual.tokens;
   for (size_t i = 0; i < layer.segments.size(); ++i) {
     check_segment(g, layer, i);
@@ -564,7 +583,8 @@ uint32_t GpuAttention::record_passes(VkCommandBuffer cmd, const AttentionGeometr
                                                   or_q(seg.values_high.mins, stp),
                                                   or_q(seg.token_map, stp),
                                                   layer.segments.empty() ? q : layer.channels};
-    pipeline.dispatch(cmd, std::span(views, sg8 ? kVidkvBindings : kVidkvPortableBindings), &pc, splits, H, queries);
+    pipeline.dispatch(cmd, std::span(views, sg8 ? kVidkvBindings : kVidkvPortableBindings), &pc, splits,
+                      H * chunks_of(g), queries);
     slot += splits;
     at += visible_tokens(seg);
   }

@@ -21,9 +21,9 @@ void geometry(const CacheGeometry& g) {
     throw bad("cache: q_heads " + std::to_string(g.q_heads) + " is not a multiple of kv_heads " +
               std::to_string(g.kv_heads));
   }
-  if (g.q_heads / g.kv_heads > 8) {
+  if (g.q_heads / g.kv_heads > 16) {
     throw bad("cache: q_heads " + std::to_string(g.q_heads) + " is " + std::to_string(g.q_heads / g.kv_heads) +
-              " query heads per KV head; the attention serves at most 8");
+              " query heads per KV head; the attention serves at most 16");
   }
   if (g.head_dim != 64 && g.head_dim != 128 && g.head_dim != 256) {
     throw bad("cache: head_dim " + std::to_string(g.head_dim) + " (64, 128 or 256 accepted)");
