@@ -5,17 +5,19 @@
 // portable path (any subgroup size: GPUs). attention_vidkv_sg8.comp computes the same for
 // subgroups of exactly 8 (CPU drivers), from attention_query.comp's transformed query; this shader
 // transforms the query itself (attention_vidkv_query.glsl), so a step is one dispatch per segment.
-// Keys (QuantizedKeys' device layout, group size 32): K_ANOM anomalous channels at 2 bits,
-// codes [h][j][T/16], scales/mins [h][j][T/32]; STREAMS 1-bit coefficient streams of the N normal
-// channels' DFT, codes [h][s][T/32], scales [h][s][T/32].
-// Values, VALUE_MODE 0: 1.58-bit trits 5 per byte (per (head, group) block, trit c * 32 + t),
-// scales [h][c][T/32]; 1: 2-bit per channel, codes [h][c][T/16]; 2: 2-bit per token (KIVI), codes
-// [h][t][D/16], scales/mins [h][t][D/32]; 3: semantic token protection (STP): the trits of the
+// Keys (QuantizedKeys' device layout, group size KG): K_ANOM anomalous channels at 2 bits,
+// codes [h][j][T/16], scales/mins [h][j][T/KG]; STREAMS 1-bit coefficient streams of the N normal
+// channels' DFT, codes [h][s][T/32], scales [h][s][T/KG].
+// Values (group size VG), VALUE_MODE 0: 1.58-bit trits 5 per byte (per (head, group) block, trit
+// c * VG + t), scales [h][c][T/VG]; 1: 2-bit per channel, codes [h][c][T/16], scales/mins
+// [h][c][T/VG]; 2: 2-bit per token (KIVI), codes [h][t][D/16], scales/mins [h][t][D/VG]; 3:
+// semantic token protection (STP): the trits of the
 // T - n other tokens (bindings 6-7), the 2-bit codes of the n protected tokens (bindings 10-12, per
 // channel over the protected tokens), and token_map[t] = index of token t in its part, bit 31 set
 // for protected tokens.
 //
-// The split is walked in chunks of 64 tokens (two groups), every invocation busy in every phase:
+// The split is walked in chunks of 64 tokens (two 32-token blocks, "groups" below; with VG > 32 a
+// value chunk never straddles two value groups), every invocation busy in every phase:
 // - keys: the chunk's code words and scales are copied to shared memory (every load of the copy
 //   issued before the first wait); then, per (group, head), the scales and mins fold into the
 //   query: score_t = sum_j A_j code_tj + sum_s B_s bit_ts + C with A_j = q_j s_jg, B_s = 2 w_s s_sg,
@@ -37,6 +39,11 @@ layout(constant_id = 5) const uint STREAMS = 64u;    // coefficient streams (N h
 layout(constant_id = 6) const uint VALUE_MODE = 0u;
 layout(constant_id = 7) const uint FFT_FULL = 0u;
 layout(constant_id = 8) const uint SCOPE_LAYER = 0u;  // one channel list for all heads
+// Group sizes (32, 64 or 128) of the keys' and the values' scales. The kernel walks blocks of
+// G = 32 tokens whatever they are: only the addressing changes (a block's group is block / (KG /
+// G) or block / (VG / G)); KG = VG = 32 compiles to the code of before.
+layout(constant_id = 10) const uint KG = 32u;
+layout(constant_id = 11) const uint VG = 32u;
 
 const uint G = 32u;
 const uint CG = 2u;                       // groups per chunk
@@ -50,13 +57,19 @@ const uint CPARTS = WG / (CG * 8u);       // invocations per (group, head) summi
 const uint PROWS = G;                     // p rows per group
 const uint BB = (DIM * G + 4u) / 5u;      // bytes of one (head, group) trit block
 const uint PART_SLOTS = SPLIT + 3u * G;   // STP: both parts' groups that a split touches
+const uint KBPG = KG / G, VBPG = VG / G;  // blocks of 32 tokens per key / value group
+const uint VBB = (DIM * VG + 4u) / 5u;    // bytes of one (head, value group) trit block
+// Words of the trit stage: two 32-token groups' blocks, or (VG > 32, where a chunk never leaves its
+// group) the span of its group block from the chunk's first trit to channel DIM - 1's last.
+const uint TS = VG == G ? (CG * BB + 3u) / 4u + 3u : (3u + ((DIM - 1u) * VG + CT) / 5u + 1u) / 4u + 3u;
+const uint KSG = DIM >= VG ? DIM / VG : 1u;  // KIVI: scales per token row (D < VG: no KIVI, no empty arrays)
 
 // Words of the staging area, the largest of its uses.
 const uint ST_QUERY = RATIO * NORMAL + 2u * NORMAL;
 const uint ST_KEYS = 6u * K_ANOM + 4u * STREAMS;
-const uint ST_TRITS = (CG * BB + 3u) / 4u + 3u + DIM * CG;
+const uint ST_TRITS = TS + DIM * CG;
 const uint ST_B2 = 3u * DIM * CG;
-const uint ST_KIVI = CT * DIM / 16u + CT * DIM / 32u;
+const uint ST_KIVI = CT * DIM / 16u + CT * KSG;
 const uint ST_V = VALUE_MODE == 0u ? ST_TRITS : (VALUE_MODE == 1u ? ST_B2 : (VALUE_MODE == 2u ? ST_KIVI
                   : (ST_TRITS > ST_B2 ? ST_TRITS : ST_B2)));
 const uint ST_QK = ST_QUERY > ST_KEYS ? ST_QUERY : ST_KEYS;
@@ -140,6 +153,12 @@ uint half_bits(uint word, uint index) { return (word >> (16u * (index & 1u))) & 
 // chunk is loaded but stored to TRASH), all in one basic block: ACO schedules within a block, so
 // a load before each conditional store would wait each time; this way they are all in flight.
 uint to(bool valid, uint index) { return valid ? index : TRASH; }
+// Index of the scale of block g0 + gl (of `blocks`) of row `row` in a [rows][blocks / bpg] array
+// (bpg blocks per group). One block per group: the expression of before, so that groups of 32
+// compile to the same code.
+uint scale_index(uint row, uint blocks, uint g0, uint gl, uint bpg) {
+  return bpg == 1u ? row * blocks + g0 + gl : row * (blocks / bpg) + (g0 + gl) / bpg;
+}
 const uint LA = (4u * K_ANOM + WG - 1u) / WG, LS = (2u * STREAMS + WG - 1u) / WG, LM = (2u * K_ANOM + WG - 1u) / WG;
 void stage_keys(uint h, uint g0, uint cg, uint groups) {
   uint lid = gl_LocalInvocationID.x;
@@ -152,7 +171,7 @@ void stage_keys(uint h, uint g0, uint cg, uint groups) {
     }
     [[unroll]] for (uint k = 0u; k < LM; ++k) {
       uint i = lid + k * WG, j = min(i / 2u, K_ANOM - 1u), gl = min(i % 2u, cg - 1u);
-      uint sidx = (h * K_ANOM + j) * groups + g0 + gl;
+      uint sidx = scale_index(h * K_ANOM + j, groups, g0, gl, KBPG);
       sa[k] = ka_scales.data[sidx >> 1];
       ma[k] = ka_mins.data[sidx >> 1];
     }
@@ -161,8 +180,9 @@ void stage_keys(uint h, uint g0, uint cg, uint groups) {
     [[unroll]] for (uint k = 0u; k < LS; ++k) {
       uint i = lid + k * WG, s = min(i / 2u, STREAMS - 1u), gl = min(i % 2u, cg - 1u);
       uint sidx = (h * STREAMS + s) * groups + g0 + gl;
+      uint kidx = scale_index(h * STREAMS + s, groups, g0, gl, KBPG);  // codes by block, scales by group
       cn[k] = kn_codes.data[sidx];
-      sn[k] = kn_scales.data[sidx >> 1];
+      sn[k] = kn_scales.data[kidx >> 1];
     }
   }
   [[unroll]] for (uint k = 0u; k < LA; ++k) {
@@ -171,15 +191,15 @@ void stage_keys(uint h, uint g0, uint cg, uint groups) {
   }
   [[unroll]] for (uint k = 0u; k < LM; ++k) {
     uint i = lid + k * WG, j = i / 2u, gl = i % 2u;
-    uint sidx = (h * K_ANOM + j) * groups + g0 + gl;
+    uint sidx = scale_index(h * K_ANOM + j, groups, g0, gl, KBPG);
     stage[to(i < 2u * K_ANOM && gl < cg, AS + i)] = half_bits(sa[k], sidx) | (half_bits(ma[k], sidx) << 16);
   }
   [[unroll]] for (uint k = 0u; k < LS; ++k) {
     uint i = lid + k * WG, s = i / 2u, gl = i % 2u;
-    uint sidx = (h * STREAMS + s) * groups + g0 + gl;
+    uint kidx = scale_index(h * STREAMS + s, groups, g0, gl, KBPG);
     bool valid = i < 2u * STREAMS && gl < cg;
     stage[to(valid, NC + gl * STREAMS + s)] = cn[k];
-    stage[to(valid, NS + i)] = floatBitsToUint(half_at(sn[k], sidx));
+    stage[to(valid, NS + i)] = floatBitsToUint(half_at(sn[k], kidx));
   }
 }
 
@@ -329,19 +349,25 @@ vec4 group_sum(uint gl, uint v) {
   return s;
 }
 
-// Trits of groups g0 .. g0 + cg - 1 (of `groups`) of head h: the bytes from the chunk's first
-// block (word aligned down, 3 words of slack for the last channel's over-read) and the scales.
-const uint TS = (CG * BB + 3u) / 4u + 3u;    // first scale word of the trit stage
+// Trits of blocks g0 .. g0 + cg - 1 (of `groups`) of head h: the bytes from trit_base's byte (word
+// aligned down, 3 words of slack for the last channel's over-read) and the scales (TS: the first
+// scale word).
 const uint LT = (TS + WG - 1u) / WG, LC = (DIM * CG + WG - 1u) / WG;
+// The stage's first byte: the chunk's first block, or (VG > 32) its group block's byte holding
+// the chunk's first trit of channel 0.
+uint trit_base(uint h, uint g0, uint groups) {
+  if (VG == G) return (h * groups + g0) * BB;
+  return (h * (groups / VBPG) + g0 / VBPG) * VBB + (g0 % VBPG) * G / 5u;
+}
 void stage_trits(uint h, uint g0, uint cg, uint groups) {
   uint lid = gl_LocalInvocationID.x;
-  uint b0 = (h * groups + g0) * BB, w0 = b0 / 4u;
+  uint b0 = trit_base(h, g0, groups), w0 = b0 / 4u;
   uint last = v_codes.data.length() - 1u;
   uint words[LT], sc[LC];  // loads first (see stage_keys)
   [[unroll]] for (uint k = 0u; k < LT; ++k) words[k] = v_codes.data[min(w0 + min(lid + k * WG, TS - 1u), last)];
   [[unroll]] for (uint k = 0u; k < LC; ++k) {
     uint i = lid + k * WG, c = min(i / CG, DIM - 1u), gl = min(i % CG, cg - 1u);
-    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    uint sidx = scale_index(h * DIM + c, groups, g0, gl, VBPG);
     sc[k] = v_scales.data[sidx >> 1];
   }
   [[unroll]] for (uint k = 0u; k < LT; ++k) {
@@ -350,7 +376,7 @@ void stage_trits(uint h, uint g0, uint cg, uint groups) {
   }
   [[unroll]] for (uint k = 0u; k < LC; ++k) {
     uint i = lid + k * WG, c = i / CG, gl = i % CG;
-    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    uint sidx = scale_index(h * DIM + c, groups, g0, gl, VBPG);
     stage[to(i < DIM * CG && gl < cg, TS + i)] = floatBitsToUint(half_at(sc[k], sidx));
   }
 }
@@ -362,22 +388,23 @@ void stage_b2_channel(bool protected_part, uint h, uint g0, uint cg, uint groups
   uint c0[LC], c1[LC], sc[LC], mn[LC];  // loads first (see stage_keys)
   [[unroll]] for (uint k = 0u; k < LC; ++k) {
     uint i = lid + k * WG, c = min(i / CG, DIM - 1u), gl = min(i % CG, cg - 1u);
-    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    uint sidx = (h * DIM + c) * groups + g0 + gl;  // codes by block, scales by value group
+    uint vidx = scale_index(h * DIM + c, groups, g0, gl, VBPG);
     if (protected_part) {
       c0[k] = h_codes.data[2u * sidx];
       c1[k] = h_codes.data[2u * sidx + 1u];
-      sc[k] = h_scales.data[sidx >> 1];
-      mn[k] = h_mins.data[sidx >> 1];
+      sc[k] = h_scales.data[vidx >> 1];
+      mn[k] = h_mins.data[vidx >> 1];
     } else {
       c0[k] = v_codes.data[2u * sidx];
       c1[k] = v_codes.data[2u * sidx + 1u];
-      sc[k] = v_scales.data[sidx >> 1];
-      mn[k] = v_mins.data[sidx >> 1];
+      sc[k] = v_scales.data[vidx >> 1];
+      mn[k] = v_mins.data[vidx >> 1];
     }
   }
   [[unroll]] for (uint k = 0u; k < LC; ++k) {
     uint i = lid + k * WG, c = i / CG, gl = i % CG;
-    uint sidx = (h * DIM + c) * groups + g0 + gl;
+    uint sidx = scale_index(h * DIM + c, groups, g0, gl, VBPG);
     bool valid = i < DIM * CG && gl < cg;
     stage[to(valid, 2u * i)] = c0[k];
     stage[to(valid, 2u * i + 1u)] = c1[k];
@@ -385,16 +412,16 @@ void stage_b2_channel(bool protected_part, uint h, uint g0, uint cg, uint groups
   }
 }
 
-// KIVI: the chunk's tokens' code rows [t][D/16], then (scale, min) half pairs [t][D/32].
+// KIVI: the chunk's tokens' code rows [t][D/16], then (scale, min) half pairs [t][D/VG].
 const uint KIVI_SC = CT * DIM / 16u;
-const uint LK = (CT * DIM / 16u + WG - 1u) / WG, LKS = (CT * DIM / 32u + WG - 1u) / WG;
+const uint LK = (CT * DIM / 16u + WG - 1u) / WG, LKS = (CT * KSG + WG - 1u) / WG;
 void stage_kivi(uint h, uint t0, uint ct) {
   uint lid = gl_LocalInvocationID.x;
   uint row0 = h * params.tokens + t0;
   uint codes[LK], sc[LKS], mn[LKS];  // loads first (see stage_keys)
   [[unroll]] for (uint k = 0u; k < LK; ++k) codes[k] = v_codes.data[row0 * (DIM / 16u) + min(lid + k * WG, ct * (DIM / 16u) - 1u)];
   [[unroll]] for (uint k = 0u; k < LKS; ++k) {
-    uint sidx = row0 * (DIM / 32u) + min(lid + k * WG, ct * (DIM / 32u) - 1u);
+    uint sidx = row0 * KSG + min(lid + k * WG, ct * KSG - 1u);
     sc[k] = v_scales.data[sidx >> 1];
     mn[k] = v_mins.data[sidx >> 1];
   }
@@ -403,8 +430,8 @@ void stage_kivi(uint h, uint t0, uint ct) {
     stage[to(i < ct * (DIM / 16u), i)] = codes[k];
   }
   [[unroll]] for (uint k = 0u; k < LKS; ++k) {
-    uint i = lid + k * WG, sidx = row0 * (DIM / 32u) + i;
-    stage[to(i < ct * (DIM / 32u), KIVI_SC + i)] = half_bits(sc[k], sidx) | (half_bits(mn[k], sidx) << 16);
+    uint i = lid + k * WG, sidx = row0 * KSG + i;
+    stage[to(i < ct * KSG, KIVI_SC + i)] = half_bits(sc[k], sidx) | (half_bits(mn[k], sidx) << 16);
   }
 }
 
@@ -427,15 +454,18 @@ void init_trit_bits() {
 // Adds the staged trit groups to the accumulators: channel c's 32 trits of group gl are digits
 // phase .. phase + 31 (phase = 32 c mod 5, up to 4) of the 8 bytes from byte 32 c / 5 of its
 // block; their digit bits, 40 per sign, are shifted down by phase into a 32-bit mask per sign (bit t:
-// token t), and each nibble of the masks picks its subset sums.
-void trit_chunk(uint b0, uint cg) {
+// token t), and each nibble of the masks picks its subset sums. VG > 32: block gl's trits of
+// channel c are u = c VG + off0 + 32 gl .. + 31 of one group block (off0: the chunk's first
+// token within its group), the stage starting at that block's byte off0 / 5.
+void trit_chunk(uint b0, uint off0, uint cg) {
   uint L = gl_LocalInvocationID.x;
   uint shift = b0 & 3u;
   for (uint gl = 0u; gl < cg; ++gl) {
     [[unroll]] for (uint i = 0u; i < OWN; ++i) {
       uint c = L + i * WG;
-      uint first = gl * BB + shift + 32u * c / 5u;  // byte within the stage
-      uint phase = (32u * c) % 5u;
+      uint first = VG == G ? gl * BB + shift + 32u * c / 5u
+                           : shift + (c * VG + off0 + gl * G) / 5u - off0 / 5u;  // byte within the stage
+      uint phase = VG == G ? (32u * c) % 5u : (c * VG + off0 + gl * G) % 5u;
       // the 8 bytes (within 3 words)
       uint w0 = stage[first / 4u], w1 = stage[first / 4u + 1u], w2 = stage[first / 4u + 2u];
       uint sh = 8u * (first & 3u);
@@ -497,7 +527,7 @@ void kivi_chunk(uint cg) {
       for (uint t = 0u; t < G; ++t) {
         uint tc = gl * G + t;
         float code = float((stage[tc * (DIM / 16u) + c / 16u] >> (2u * (c & 15u))) & 3u);
-        vec2 sm = unpackHalf2x16(stage[KIVI_SC + tc * (DIM / 32u) + c / 32u]);
+        vec2 sm = unpackHalf2x16(stage[KIVI_SC + tc * KSG + c / VG]);
         float value = code * sm.x + sm.y;
         [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += pw((gl * PROWS + t) * RV + v) * value;
       }
@@ -509,14 +539,18 @@ void kivi_chunk(uint cg) {
 // v_* or STP's protected h_*) of `groups` groups, weights from slot first_slot + 32 gl + t.
 void channel_values(bool trits, bool protected_part, bool part_slots, uint first_slot, uint h, uint g_first,
                     uint count, uint groups) {
-  for (uint gc = 0u; gc < count; gc += CG) {
-    uint cg = min(CG, count - gc);
+  uint cg = 0u;
+  for (uint gc = 0u; gc < count; gc += VG == G ? CG : cg) {
+    cg = min(CG, count - gc);
+    if (VG > G) cg = min(cg, VBPG - (g_first + gc) % VBPG);  // a chunk stays in one value group
     barrier();  // the previous chunk's readers of stage and pw are done
     if (trits) stage_trits(h, g_first + gc, cg, groups);
     else stage_b2_channel(protected_part, h, g_first + gc, cg, groups);
     stage_weights(part_slots, first_slot + gc * G, cg, trits);
     barrier();
-    if (trits) trit_chunk((h * groups + g_first + gc) * BB, cg);
+    // (groups of 32: the expression of before, which compiles to the same code)
+    uint b0 = VG == G ? (h * groups + g_first + gc) * BB : trit_base(h, g_first + gc, groups);
+    if (trits) trit_chunk(b0, (g_first + gc) % VBPG * G, cg);
     else b2_channel_chunk(cg);
   }
 }

@@ -6,14 +6,14 @@
 // Decode attention straight from one packed VidKV segment, for subgroups of exactly 8 (see
 // attention_sg8.glsl for the structure and why). Same inputs, outputs and arithmetic as
 // attention_vidkv.comp, which GPUs run:
-// Keys (group size 32): K_ANOM anomalous channels at 2 bits, codes [h][j][T/16], scales/mins
-// [h][j][T/32]; STREAMS 1-bit coefficient streams of the normal channels' DFT, codes [h][s][T/32],
-// scales [h][s][T/32]. The prepared query (attention_query.comp) holds per query head the weights
+// Keys (group size KG): K_ANOM anomalous channels at 2 bits, codes [h][j][T/16], scales/mins
+// [h][j][T/KG]; STREAMS 1-bit coefficient streams of the normal channels' DFT, codes [h][s][T/32],
+// scales [h][s][T/KG]. The prepared query (attention_query.comp) holds per query head the weights
 // of the anomalous channels, then one weight per stream; a token's score is
 // sum_j q_j (code * s + mn) + sum_s w_s (+-s_sg).
-// Values, VALUE_MODE 0: trits 5 per byte (per (head, group) block, trit c * 32 + t), out_c =
-// sum_g s_cg (sum_t p_t d_tc - sum_t p_t) with digits d = code + 1; 1: 2 bits per channel, codes
-// [h][c][T/16]; 2: 2 bits per token (KIVI), codes [h][t][DIM/16], scales/mins [h][t][DIM/32];
+// Values (group size VG), VALUE_MODE 0: trits 5 per byte (per (head, group) block, trit c * VG + t),
+// out_c = sum_g s_cg (sum_t p_t d_tc - sum_t p_t) with digits d = code + 1; 1: 2 bits per channel,
+// codes [h][c][T/16]; 2: 2 bits per token (KIVI), codes [h][t][DIM/16], scales/mins [h][t][DIM/VG];
 // 3: semantic token protection: the trits of the T - n other tokens in bindings 6-7, the 2-bit
 // codes of the n protected tokens in bindings 10-12, and token_map[t] = index of token t in its
 // part (bit 31: protected).
@@ -24,6 +24,12 @@
 layout(constant_id = 4) const uint K_ANOM = 64u;     // anomalous channels
 layout(constant_id = 5) const uint STREAMS = 64u;    // coefficient streams (N half, 2N full)
 layout(constant_id = 6) const uint VALUE_MODE = 0u;
+// Group sizes (32, 64 or 128) of the keys' and the values' scales: the shader walks groups of G =
+// 32 tokens (blocks) whatever they are; only the addressing changes (block g's scales are those of
+// group g / (KG / G) or g / (VG / G)). KG = VG = 32 compiles to the code of before.
+layout(constant_id = 8) const uint KG = 32u;
+layout(constant_id = 9) const uint VG = 32u;
+const uint KBPG = KG / G, VBPG = VG / G;  // blocks per key / value group
 
 const uint KS = K_ANOM + STREAMS;
 const uint KPAGES = (K_ANOM + 63u) / 64u;   // query pages of 64 channels (8 chunks of 8)
@@ -105,9 +111,10 @@ void score_group(uint h, uint g, uint groups) {
     uint chunks = min(8u, (K_ANOM - 64u * p + 7u) / 8u);
     for (uint c = 0u; c < chunks; ++c) {
       uint sidx = (h * K_ANOM + min(64u * p + 8u * c + lane, K_ANOM - 1u)) * groups + g;
+      uint kidx = (h * K_ANOM + min(64u * p + 8u * c + lane, K_ANOM - 1u)) * (groups / KBPG) + g / KBPG;
       uvec2 cw = ka_codes.data[sidx];
-      float s = half_at(ka_scales.data[sidx >> 1], sidx);
-      float mn = half_at(ka_mins.data[sidx >> 1], sidx);
+      float s = half_at(ka_scales.data[kidx >> 1], kidx);
+      float mn = half_at(ka_mins.data[kidx >> 1], kidx);
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         if (64u * p + k < K_ANOM) {
           uint lo = subgroupShuffle(cw.x, k), hi = subgroupShuffle(cw.y, k);
@@ -126,8 +133,9 @@ void score_group(uint h, uint g, uint groups) {
     uint chunks = min(8u, (STREAMS - 64u * p + 7u) / 8u);
     for (uint c = 0u; c < chunks; ++c) {
       uint sidx = (h * STREAMS + min(64u * p + 8u * c + lane, STREAMS - 1u)) * groups + g;
+      uint kidx = (h * STREAMS + min(64u * p + 8u * c + lane, STREAMS - 1u)) * (groups / KBPG) + g / KBPG;
       uint w = kn_codes.data[sidx];
-      float s = half_at(kn_scales.data[sidx >> 1], sidx);
+      float s = half_at(kn_scales.data[kidx >> 1], kidx);
       [[unroll]] for (uint k = 0u; k < 8u; ++k) {
         if (64u * p + k < STREAMS) {
           uint wk = subgroupShuffle(w, k);
@@ -152,12 +160,59 @@ void score_group(uint h, uint g, uint groups) {
   }
 }
 
+// VG > 32 (trit_values): block g's trits of channel c are u = c VG + off .. u + 31 (off: the
+// block's first token within its group) of its group's (head, group) block, which no longer start
+// on a byte. Per channel, the 8 bytes from byte u / 5 are decoded into 2-bit digit fields, shifted
+// down by the phase u mod 5, so that token t's digit is at a constant place again (bits 2t, 2t + 1).
+void trit_values_wide(uint h, uint g, uint groups) {
+  uint lane = lane_id();
+  uint base = (h * (groups / VBPG) + g / VBPG) * trit_block_bytes(DIM, VG), off = (g % VBPG) * G;
+  uint last_word = v_codes.data.length() - 1u;
+  [[unroll]] for (uint b = 0u; b < TPASS; ++b) {
+    uint run = min(8u * b + lane, BLOCKS - 1u);
+    [[unroll]] for (uint i = 0u; i < 5u; ++i) {
+      uint c = min(5u * run + i, DIM - 1u);
+      uint u = c * VG + off, first = base + u / 5u, ps = 2u * (u % 5u), sh = 8u * (first & 3u);
+      uint wv[3];
+      [[unroll]] for (uint k = 0u; k < 3u; ++k) wv[k] = v_codes.data[min((first >> 2) + k, last_word)];
+      uint lo = sh == 0u ? wv[0] : (wv[0] >> sh) | (wv[1] << (32u - sh));
+      uint hi = sh == 0u ? wv[1] : (wv[1] >> sh) | (wv[2] << (32u - sh));
+      uint dw[3] = uint[3](0u, 0u, 0u);  // digit 5k + j of byte k at bits 2 (5k + j) of 80
+      [[unroll]] for (uint k = 0u; k < 8u; ++k) {
+        uint byte_value = ((k < 4u ? lo : hi) >> (8u * (k & 3u))) & 255u;
+        [[unroll]] for (uint j = 0u; j < 5u; ++j) {
+          uint pos = 5u * k + j;
+          dw[pos / 16u] |= trit_digit(byte_value, j) << (2u * (pos % 16u));
+        }
+      }
+      uint d0 = ps == 0u ? dw[0] : (dw[0] >> ps) | (dw[1] << (32u - ps));
+      uint d1 = ps == 0u ? dw[1] : (dw[1] >> ps) | (dw[2] << (32u - ps));
+      uint sidx = (h * DIM + c) * (groups / VBPG) + g / VBPG;
+      float s = half_at(v_scales.data[sidx >> 1], sidx);
+      float dsum[RATIO];
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) dsum[r] = 0.0;
+      [[unroll]] for (uint t = 0u; t < G; ++t) {
+        float d = float(((t < 16u ? d0 : d1) >> (2u * (t & 15u))) & 3u);
+        [[unroll]] for (uint r = 0u; r < RATIO; ++r) dsum[r] = fma(pb[t * RATIO + r], d, dsum[r]);
+      }
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+        uint o = (b * 5u + i) * RATIO + r;
+        outv[o] = fma(s, dsum[r] - grp_psum[r], outv[o] * grp_alpha[r]);
+      }
+    }
+  }
+}
+
 // Trits of group g (of `groups`) of the trit tensor, weighted by the last folded group's p.
 // Lane L of pass b owns the 5 channels of run 8b + L: their 5 x 32 trits are exactly the 32
 // bytes from byte 32 (8b + L) of the (head, group) block, so the byte and digit of every (token,
 // channel) is a constant of the unrolled loops. The scale goes on once per (channel, group):
 // out = alpha out + s (sum_t p_t d_t - sum_t p_t).
 void trit_values(uint h, uint g, uint groups) {
+  if (VG > G) {
+    trit_values_wide(h, g, groups);
+    return;
+  }
   uint lane = lane_id();
   uint base = (h * groups + g) * trit_block_bytes(DIM, G);
   uint last_word = v_codes.data.length() - 1u;
@@ -195,17 +250,18 @@ void b2_channel_values(bool protected_part, bool trit_channels, uint h, uint g, 
   [[unroll]] for (uint b = 0u; b < passes; ++b) {
     [[unroll]] for (uint i = 0u; i < per_pass; ++i) {
       uint c = trit_channels ? min(5u * min(8u * b + lane, BLOCKS - 1u) + i, DIM - 1u) : 32u * b + 8u * i + lane;
-      uint sidx = (h * DIM + c) * groups + g;
+      uint sidx = (h * DIM + c) * groups + g;  // codes by block, scales by value group
+      uint vidx = (h * DIM + c) * (groups / VBPG) + g / VBPG;
       uvec2 cw;
       float s, mn;
       if (protected_part) {
         cw = h_codes.data[sidx];
-        s = half_at(h_scales.data[sidx >> 1], sidx);
-        mn = half_at(h_mins.data[sidx >> 1], sidx);
+        s = half_at(h_scales.data[vidx >> 1], vidx);
+        mn = half_at(h_mins.data[vidx >> 1], vidx);
       } else {
         cw = uvec2(v_codes.data[2u * sidx], v_codes.data[2u * sidx + 1u]);
-        s = half_at(v_scales.data[sidx >> 1], sidx);
-        mn = half_at(v_mins.data[sidx >> 1], sidx);
+        s = half_at(v_scales.data[vidx >> 1], vidx);
+        mn = half_at(v_mins.data[vidx >> 1], vidx);
       }
       float csum[RATIO];
       [[unroll]] for (uint r = 0u; r < RATIO; ++r) csum[r] = 0.0;
@@ -234,7 +290,7 @@ void b2_token_values(uint h, uint g, uint T) {
       uint row = h * T + g * G + 8u * m + lane;
       w0[m] = v_codes.data[row * (DIM / 16u) + 2u * b];
       w1[m] = v_codes.data[row * (DIM / 16u) + 2u * b + 1u];
-      uint sidx = row * (DIM / 32u) + b;
+      uint sidx = row * (DIM / VG) + b / VBPG;  // pass b: channels 32b .. 32b + 31
       sc[m] = half_at(v_scales.data[sidx >> 1], sidx);
       mn[m] = half_at(v_mins.data[sidx >> 1], sidx);
     }

@@ -130,10 +130,22 @@ TEST_F(CacheBookkeeping, ConstructionChecks) {
   expect_error([&] { Cache(ctx, {0, 2, 4, 64}, s, 64); }, "layers 0");
   expect_error([&] { Cache(ctx, {1, 2, 4, 64}, s, 0); }, "max_tokens 0");
   expect_error([&] { Cache(ctx, {1, 8, 8, 256}, s, 1u << 20); }, "2^31");
-  CacheSettings g64 = preset("2bit");
-  g64.group_size = 64;
-  g64.keys.group_size = 64;
-  expect_error([&] { Cache(ctx, {1, 2, 4, 64}, g64, 64); }, "group_size 64");
+  // Group sizes the quantizers take (multiples of 32) but the fused attention does not read.
+  CacheSettings g96 = preset("2bit");
+  g96.group_size = 96;
+  g96.keys.group_size = 96;
+  g96.residual_length = 192;
+  expect_error([&] { Cache(ctx, {1, 2, 4, 64}, g96, 64); }, "group_size 96; the fused attention reads groups of 32, 64 or 128");
+  CacheSettings g256 = preset("k1.5-v1.58");
+  g256.group_size = 256;
+  g256.keys.group_size = 256;
+  g256.residual_length = 256;
+  expect_error([&] { Cache(ctx, {1, 2, 4, 64}, g256, 64); }, "group_size 256");
+  // KIVI groups channels: a group wider than head_dim is refused.
+  CacheSettings kivi128 = preset("kivi");
+  kivi128.group_size = 128;
+  kivi128.keys.group_size = 128;
+  expect_error([&] { Cache(ctx, {1, 2, 4, 64}, kivi128, 64); }, "head_dim 64 is not a multiple of group_size 128");
   // The original's configuration dictionary is accepted as settings.
   Cache dict(ctx, {1, 2, 4, 64},
              parse_settings("{'backend': 'QuantizedCacheVLM', 'nbits': [1.5, 1.58], 'q_group_size': 32, "

@@ -21,10 +21,11 @@ namespace {
 
 constexpr uint32_t kGroup = 32;
 
-KeySpec k15() { return KeySpec{1.5, kGroup, ChannelScope::head, FftLayout::half}; }
+KeySpec k15(uint32_t group = kGroup) { return KeySpec{1.5, group, ChannelScope::head, FftLayout::half}; }
 
 // `protected_count` positions of 0 .. tokens - 1: spread at random, or one contiguous run.
-TokenSplit random_split(uint32_t tokens, uint32_t protected_count, bool clustered, std::mt19937_64& rng) {
+TokenSplit random_split(uint32_t tokens, uint32_t protected_count, bool clustered, std::mt19937_64& rng,
+                        uint32_t group = kGroup) {
   std::vector<uint32_t> all(tokens);
   std::iota(all.begin(), all.end(), 0u);
   std::vector<uint32_t> chosen;
@@ -36,7 +37,7 @@ TokenSplit random_split(uint32_t tokens, uint32_t protected_count, bool clustere
     chosen.assign(all.begin(), all.begin() + protected_count);
     std::sort(chosen.begin(), chosen.end());
   }
-  return reference::split_from_list(chosen, tokens, kGroup);
+  return reference::split_from_list(chosen, tokens, group);
 }
 
 // One quantized segment: keys, and either STP-split values or plain trits (no protected token).
@@ -52,17 +53,17 @@ struct StpSegment {
 };
 
 StpSegment make_segment(const KvData& kv, uint32_t from, uint32_t count, uint32_t heads, uint32_t dim,
-                        const std::vector<ChannelSplit>& channels, const TokenSplit* split) {
+                        const std::vector<ChannelSplit>& channels, const TokenSplit* split, uint32_t group = kGroup) {
   const TensorShape shape{heads, count, dim};
   const TensorLayout thd = TensorLayout::thd(shape);
   const auto v = token_slice(kv.values, from, count, heads, dim);
   StpSegment s;
-  s.keys = quantize_key_slice(kv, from, count, heads, dim, k15(), channels);
+  s.keys = quantize_key_slice(kv, from, count, heads, dim, k15(group), channels);
   s.split = split != nullptr;
   if (s.split) {
-    s.stp = reference::quantize_values_stp(*split, kGroup, TernaryScale::lsq, shape, v.data(), thd);
+    s.stp = reference::quantize_values_stp(*split, group, TernaryScale::lsq, shape, v.data(), thd);
   } else {
-    s.trit_values = reference::quantize({QuantBits::b1_58, QuantAxis::channel, kGroup, TernaryScale::lsq}, shape,
+    s.trit_values = reference::quantize({QuantBits::b1_58, QuantAxis::channel, group, TernaryScale::lsq}, shape,
                                         v.data(), thd);
   }
   return s;
@@ -83,10 +84,11 @@ B2Segment make_b2_segment(const KvData& kv, uint32_t count, uint32_t heads, uint
 }
 
 struct StpCase {
-  uint32_t kv_heads, ratio, dim, tokens;  // tokens of the STP segment (a multiple of 32)
+  uint32_t kv_heads, ratio, dim, tokens;  // tokens of the STP segment (a multiple of the group)
   uint32_t protected_count;               // n
   bool clustered;                         // protected tokens in one run (else spread at random)
   uint32_t split_tokens;                  // GpuAttention split
+  uint32_t group = kGroup;                // key and value group size
 };
 
 class GpuAttentionStp : public VulkanTest, public ::testing::WithParamInterface<StpCase> {};
@@ -101,8 +103,8 @@ TEST_P(GpuAttentionStp, MatchesReference) {
   const AttentionGeometry g{c.kv_heads, c.kv_heads * c.ratio, c.dim};
   const KvData kv = random_kv(c.kv_heads, total, c.dim, seed);
   const auto q = realistic_query(kv.keys, total, c.kv_heads, g.q_heads, c.dim, seed + 11);
-  const TokenSplit split = random_split(c.tokens, c.protected_count, c.clustered, rng);
-  const StpSegment seg = make_segment(kv, 0, c.tokens, c.kv_heads, c.dim, {}, &split);
+  const TokenSplit split = random_split(c.tokens, c.protected_count, c.clustered, rng, c.group);
+  const StpSegment seg = make_segment(kv, 0, c.tokens, c.kv_heads, c.dim, {}, &split, c.group);
   const std::vector<AttentionSegment> host{seg.host()};
   const auto rk = token_slice(kv.keys, c.tokens, residual, c.kv_heads, c.dim);
   const auto rv = token_slice(kv.values, c.tokens, residual, c.kv_heads, c.dim);
@@ -131,6 +133,15 @@ std::vector<StpCase> stp_cases() {
   cases.push_back({2, 2, 256, 320, 64, false, 256});
   // GQA beyond 8: head chunks of 5 (one surplus head), 6 and 8
   for (uint32_t ratio : {9u, 12u, 16u}) cases.push_back({2, ratio, 128, 640, 128, false, 256});
+  // Groups of 64 and 128: part groups of several 32-token blocks, split edges inside them
+  // (splits of 64 and 192), protected runs that start mid-block.
+  for (uint32_t group : {64u, 128u}) {
+    for (uint32_t n : {0u, group, 3u * group, 1024u - group})
+      for (bool clustered : {false, true}) cases.push_back({2, 4, 128, 1024, n, clustered, 192, group});
+    cases.push_back({1, 7, 128, 1024, 2u * group, false, 64, group});
+    cases.push_back({2, 2, 64, 512, group, true, 256, group});
+    cases.push_back({1, 3, 256, 512, group, false, 1024, group});
+  }
   return cases;
 }
 
@@ -138,7 +149,7 @@ INSTANTIATE_TEST_SUITE_P(Splits, GpuAttentionStp, ::testing::ValuesIn(stp_cases(
   const StpCase& c = info.param;
   return "h" + std::to_string(c.kv_heads) + "_r" + std::to_string(c.ratio) + "_d" + std::to_string(c.dim) + "_t" +
          std::to_string(c.tokens) + "_n" + std::to_string(c.protected_count) + (c.clustered ? "_run" : "_spread") +
-         "_s" + std::to_string(c.split_tokens);
+         "_s" + std::to_string(c.split_tokens) + (c.group != kGroup ? "_g" + std::to_string(c.group) : "");
 });
 
 using GpuAttentionStpLayer = VulkanTest;

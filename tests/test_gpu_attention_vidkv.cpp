@@ -2,7 +2,7 @@
 // reference over the exactly decoded cache (reference::decode_segment, DecodeRounding::exact: the
 // values the codes and scales stand for, without the fp16 rounding of dequantize_keys/dequantize,
 // which alone moves attention by ~1e-3 with outlier key channels) plus the fp16 residual. Tokens
-// beyond the largest multiple of 32 are the fp16 residual (all of them below 32). Error measure:
+// beyond the largest multiple of the group size are the fp16 residual. Error measure:
 // per query head max|out - ref| / max|ref|, worst head, below 1e-3.
 #include <gtest/gtest.h>
 
@@ -20,20 +20,25 @@ struct VidkvCase {
   const char* keys;    // "k1.5", "k1.5full", "k2", "k1", "k1.5layer"
   const char* values;  // "v1.58", "v2", "kivi"
   uint32_t kv_heads, ratio, dim, tokens;
+  uint32_t group = 32;  // key and value group size
 };
 
-KeySpec key_spec(const std::string& name) {
+KeySpec key_spec(const std::string& name, uint32_t group = 32) {
   KeySpec s;
+  s.group_size = group;
   s.nbits = name == "k2" ? 2.0 : (name == "k1" ? 1.0 : 1.5);
   s.fft = name == "k1.5full" ? FftLayout::full : FftLayout::half;
   s.scope = name == "k1.5layer" ? ChannelScope::layer : ChannelScope::head;
   return s;
 }
 
-QuantSpec value_spec(const std::string& name) {
-  if (name == "v1.58") return {QuantBits::b1_58, QuantAxis::channel, 32};
-  return {QuantBits::b2, name == "kivi" ? QuantAxis::token : QuantAxis::channel, 32};
+QuantSpec value_spec(const std::string& name, uint32_t group = 32) {
+  if (name == "v1.58") return {QuantBits::b1_58, QuantAxis::channel, group};
+  return {QuantBits::b2, name == "kivi" ? QuantAxis::token : QuantAxis::channel, group};
 }
+
+// Whole groups of tokens (KIVI's values group channels: its keys still group tokens).
+uint32_t quantized_tokens(const VidkvCase& c) { return c.tokens / c.group * c.group; }
 
 // A quantized segment of tokens [from, from + count) with the given channel split (empty: chosen
 // from this segment), its trits packed when the values are ternary.
@@ -67,11 +72,11 @@ TEST_P(GpuAttentionVidkv, MatchesReference) {
   const AttentionGeometry g{c.kv_heads, c.kv_heads * c.ratio, c.dim};
   const KvData kv = random_kv(c.kv_heads, c.tokens, c.dim, seed);
   const auto q = realistic_query(kv.keys, c.tokens, c.kv_heads, g.q_heads, c.dim, seed + 7);
-  const uint32_t quantized = c.tokens / 32 * 32, residual = c.tokens - quantized;
+  const uint32_t quantized = quantized_tokens(c), residual = c.tokens - quantized;
   std::vector<Segment> segments;
   if (quantized > 0) {
-    segments.push_back(
-        quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys), value_spec(c.values), {}));
+    segments.push_back(quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys, c.group),
+                                        value_spec(c.values, c.group), {}));
   }
   std::vector<AttentionSegment> host;
   for (const auto& s : segments) host.push_back(host_segment(s));
@@ -114,12 +119,28 @@ std::vector<VidkvCase> vidkv_cases() {
     cases.push_back({"k2", "v2", 2, ratio, 128, 333});
     cases.push_back({"k2", "kivi", 2, ratio, 128, 333});
   }
+  // Groups of 64 and 128 (several 32-token blocks per scale) for every value format and key kind.
+  for (uint32_t group : {64u, 128u}) {
+    for (const char* values : {"v1.58", "v2", "kivi"}) {
+      for (uint32_t t : {group, 1000u}) cases.push_back({"k1.5", values, 2, 7, 128, t, group});
+      cases.push_back({"k2", values, 1, 4, 256, 600, group});
+    }
+    cases.push_back({"k1.5", "v1.58", 2, 4, 64, 700, group});
+    cases.push_back({"k1.5full", "v2", 2, 8, 64, 700, group});
+    cases.push_back({"k1", "v1.58", 2, 1, 128, 520, group});
+    cases.push_back({"k1.5layer", "v1.58", 2, 4, 128, 520, group});
+  }
+  cases.push_back({"k2", "kivi", 2, 4, 64, 640, 64});
+  // Both at once: GQA head chunks over groups of several blocks
+  cases.push_back({"k1.5", "v1.58", 2, 12, 128, 700, 64});
+  cases.push_back({"k2", "kivi", 2, 16, 128, 520, 128});
   return cases;
 }
 
 std::string case_name(const VidkvCase& c) {
   std::string n = std::string(c.keys) + "_" + c.values + "_h" + std::to_string(c.kv_heads) + "_r" +
                   std::to_string(c.ratio) + "_d" + std::to_string(c.dim) + "_t" + std::to_string(c.tokens);
+  if (c.group != 32) n += "_g" + std::to_string(c.group);
   for (char& ch : n)
     if (ch == '.') ch = 'p';
   return n;
@@ -145,9 +166,10 @@ TEST_P(GpuAttentionPortable, MatchesReference) {
   const AttentionGeometry g{c.kv_heads, c.kv_heads * c.ratio, c.dim};
   const KvData kv = random_kv(c.kv_heads, c.tokens, c.dim, seed);
   const auto q = realistic_query(kv.keys, c.tokens, c.kv_heads, g.q_heads, c.dim, seed + 13);
-  const uint32_t quantized = c.tokens / 32 * 32, residual = c.tokens - quantized;
+  const uint32_t quantized = quantized_tokens(c), residual = c.tokens - quantized;
   std::vector<Segment> segs;
-  segs.push_back(quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys), value_spec(c.values), {}));
+  segs.push_back(quantize_segment(kv, 0, quantized, c.kv_heads, c.dim, key_spec(c.keys, c.group),
+                                  value_spec(c.values, c.group), {}));
   std::vector<AttentionSegment> host;
   for (const auto& s : segs) host.push_back(host_segment(s));
   const auto rk = token_slice(kv.keys, quantized, residual, c.kv_heads, c.dim);
@@ -181,6 +203,19 @@ std::vector<PortableCase> portable_cases() {
     cases.push_back({{"k2", "v2", 2, ratio, 128, 333}, 256});
     cases.push_back({{"k2", "kivi", 2, ratio, 128, 333}, 256});
   }
+  // Groups of 64 and 128: chunks of two 32-token blocks inside one group, splits ending inside a
+  // group (64, 192) or past the end, every head dim the format allows.
+  for (uint32_t group : {64u, 128u}) {
+    for (uint32_t split : {64u, 192u, 1024u})
+      for (const char* values : {"v1.58", "v2", "kivi"}) cases.push_back({{"k1.5", values, 2, 4, 128, 640 + 7, group}, split});
+    for (uint32_t dim : {64u, 256u})
+      for (const char* values : {"v1.58", "v2"}) cases.push_back({{"k2", values, 1, 7, dim, 512 + 40, group}, 256});
+    cases.push_back({{"k1", "kivi", 1, 8, 256, 512, group}, 128});
+    cases.push_back({{"k1.5full", "v1.58", 2, 7, 64, 384, group}, 128});
+  }
+  // Both at once: GQA head chunks over groups of several blocks
+  cases.push_back({{"k1.5", "v1.58", 2, 12, 128, 700, 64}, 192});
+  cases.push_back({{"k1.5", "v2", 2, 16, 128, 520, 128}, 256});
   return cases;
 }
 

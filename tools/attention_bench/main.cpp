@@ -49,6 +49,7 @@ struct Options {
   // --causal N: also, per case, causal attention of the newest N tokens (one set of dispatches,
   // workgroup z = query) beside N single-token attentions recorded one after another.
   uint32_t causal = 0;
+  uint32_t group = 32;  // --group: the quantized layers' key and value group size (32, 64 or 128)
   bool wanted(const std::string& name) const {
     return only.empty() || std::find(only.begin(), only.end(), name) != only.end();
   }
@@ -125,8 +126,8 @@ struct Layer {
 };
 
 // Random trit bytes for `shape` (5 digits per byte, as trit_pack writes them).
-std::vector<uint8_t> random_trits(const TensorShape& shape, std::mt19937_64& rng) {
-  std::vector<uint8_t> bytes(trit_packed_bytes(shape, 32));
+std::vector<uint8_t> random_trits(const TensorShape& shape, uint32_t group, std::mt19937_64& rng) {
+  std::vector<uint8_t> bytes(trit_packed_bytes(shape, group));
   uint64_t draw = 0;
   uint32_t left = 0;
   for (auto& d : bytes) {
@@ -145,13 +146,14 @@ std::vector<uint8_t> random_trits(const TensorShape& shape, std::mt19937_64& rng
   return bytes;
 }
 
-// One quantized segment of all tokens (a multiple of 32) plus T mod 32 residual tokens. For
-// ternary_stp, a fifth of the segment's tokens (whole groups), spread at random, are protected.
+// One quantized segment of all tokens (a multiple of the group size G) plus T mod G residual
+// tokens. For ternary_stp, a fifth of the segment's tokens (whole groups), spread at random, are
+// protected.
 Layer make_layer(const std::shared_ptr<rt::Context>& ctx, const Options& o, double nbits, ValueFormat values,
                  std::mt19937_64& rng) {
   Layer l;
-  const uint32_t H = o.kv_heads, D = o.dim, Tq = o.tokens / 32 * 32, R = o.tokens - Tq;
-  l.buffers.keys = KeySpec{nbits, 32, ChannelScope::head, FftLayout::half};
+  const uint32_t H = o.kv_heads, D = o.dim, G = o.group, Tq = o.tokens / G * G, R = o.tokens - Tq;
+  l.buffers.keys = KeySpec{nbits, G, ChannelScope::head, FftLayout::half};
   l.buffers.values = values;
   const uint32_t k = anomalous_channel_count(l.buffers.keys, D), S = coefficient_streams(FftLayout::half, D - k);
   std::vector<uint32_t> channels;
@@ -169,28 +171,28 @@ Layer make_layer(const std::shared_ptr<rt::Context>& ctx, const Options& o, doub
   seg.tokens = Tq;
   if (Tq > 0) {
     if (k > 0) {
-      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, 32}, {H, Tq, k});
+      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, G}, {H, Tq, k});
       seg.key_anomalous = {add(b.codes, false), add(b.scales, true), add(b.mins, true)};
     }
     if (S > 0) {
-      const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, 32}, {H, Tq, S});
+      const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, G}, {H, Tq, S});
       seg.key_normal = {add(b.codes, false), add(b.scales, true), {}};
     }
-    const uint32_t n = values == ValueFormat::ternary_stp ? uint32_t(std::lround(0.2 * Tq / 32)) * 32 : 0;
+    const uint32_t n = values == ValueFormat::ternary_stp ? uint32_t(std::lround(0.2 * Tq / G)) * G : 0;
     const TensorShape vshape{H, Tq - n, D};
     if (values == ValueFormat::ternary_trits || values == ValueFormat::ternary_stp) {
-      const std::vector<uint8_t> digits = random_trits(vshape, rng);
+      const std::vector<uint8_t> digits = random_trits(vshape, G, rng);
       l.owned.push_back(std::make_unique<rt::Buffer>(ctx, std::max<uint64_t>((digits.size() + 3) / 4 * 4, 16)));
       if (!digits.empty()) l.owned.back()->upload(digits.data(), digits.size());
       l.bytes += digits.size();
       seg.values.codes = l.owned.back()->view();
-      seg.values.scales = add(packed_bytes({QuantBits::b1_58, QuantAxis::channel, 32}, vshape).scales, true);
+      seg.values.scales = add(packed_bytes({QuantBits::b1_58, QuantAxis::channel, G}, vshape).scales, true);
     } else {
-      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, 32}, vshape);
+      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, G}, vshape);
       seg.values = {add(b.codes, false), add(b.scales, true), add(b.mins, true)};
     }
     if (n > 0) {
-      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, 32}, {H, n, D});
+      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, G}, {H, n, D});
       seg.values_high = {add(b.codes, false), add(b.scales, true), add(b.mins, true)};
       std::vector<uint32_t> order(Tq), map(Tq);
       for (uint32_t t = 0; t < Tq; ++t) order[t] = t;
@@ -247,13 +249,14 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--policies") o.policies = true;
     else if (a == "--markdown") o.markdown = true;
     else if (a == "--causal") ok = value(o.causal) && o.causal > 0 && o.causal <= 65535;
+    else if (a == "--group") ok = value(o.group) && (o.group == 32 || o.group == 64 || o.group == 128);
     else ok = false;
     if (!ok) {
       std::fprintf(stderr,
                    "vidkv-attention-bench: bad option or value at '%s'\n"
                    "usage: vidkv-attention-bench [--tokens N] [--runs N] [--split N] [--kv-heads N] [--q-heads N] "
                    "[--dim N] [--case PRESET]... [--portable] [--policies] [--layers N (1..%u)] "
-                   "[--cycle-bytes BYTES (e.g. 256M)] [--causal N] [--markdown]\n",
+                   "[--cycle-bytes BYTES (e.g. 256M)] [--causal N] [--group 32|64|128] [--markdown]\n",
                    a.c_str(), kMaxLayers);
       return false;
     }
@@ -277,8 +280,8 @@ int main(int argc, char** argv) {
     if (o.split != 0) attention.set_split_tokens(o.split);
     std::printf("shaders: %s\n", attention.subgroup8_path() ? "subgroup-of-8 path (attention_*_sg8.comp)"
                                                              : "portable path (attention_fp16.comp, attention_vidkv.comp)");
-    std::printf("layer: %u KV heads, %u query heads, dim %u, %u tokens, split %u, median of %u runs\n",
-                o.kv_heads, o.q_heads, o.dim, o.tokens, attention.split_tokens(), o.runs);
+    std::printf("layer: %u KV heads, %u query heads, dim %u, %u tokens, group %u, split %u, median of %u runs\n",
+                o.kv_heads, o.q_heads, o.dim, o.tokens, o.group, attention.split_tokens(), o.runs);
 
     // Cycling: every case reads distinct copies of its layer until their bytes exceed the bound.
     // 256 MiB is more than any current GPU's L2 or Infinity Cache; on a CPU device 64 MiB keeps

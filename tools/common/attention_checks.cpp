@@ -67,21 +67,20 @@ std::vector<uint16_t> token_slice(const std::vector<uint16_t>& tensor, uint32_t 
 
 namespace {
 
-constexpr uint32_t kGroup = 32;  // the group size the attention shaders read
-
-KeySpec key_spec_of(const std::string& keys) {
+KeySpec key_spec_of(const std::string& keys, uint32_t group) {
   KeySpec s;
+  s.group_size = group;
   s.nbits = keys == "k2" ? 2.0 : (keys == "k1" ? 1.0 : 1.5);
   s.fft = keys == "k1.5full" ? FftLayout::full : FftLayout::half;
   s.scope = keys == "k1.5layer" ? ChannelScope::layer : ChannelScope::head;
   return s;
 }
 
-QuantSpec value_spec_of(ValueFormat format) {
+QuantSpec value_spec_of(ValueFormat format, uint32_t group) {
   switch (format) {
-    case ValueFormat::ternary_trits: return {QuantBits::b1_58, QuantAxis::channel, kGroup, TernaryScale::lsq};
-    case ValueFormat::b2_channel: return {QuantBits::b2, QuantAxis::channel, kGroup};
-    case ValueFormat::b2_token: return {QuantBits::b2, QuantAxis::token, kGroup};
+    case ValueFormat::ternary_trits: return {QuantBits::b1_58, QuantAxis::channel, group, TernaryScale::lsq};
+    case ValueFormat::b2_channel: return {QuantBits::b2, QuantAxis::channel, group};
+    case ValueFormat::b2_token: return {QuantBits::b2, QuantAxis::token, group};
     case ValueFormat::ternary_stp:
       // Two formats per segment (stp.hpp), not one QuantSpec; the STP attention checks are the
       // tests' (test_gpu_attention_stp.cpp), not this matrix's.
@@ -137,6 +136,7 @@ std::string attention_case_name(const AttentionCheckCase& c) {
   n += "_h" + std::to_string(c.kv_heads) + "r" + std::to_string(c.ratio) + "d" + std::to_string(c.dim) + "t" +
        std::to_string(c.tokens);
   if (c.segments > 1) n += "_seg" + std::to_string(c.segments);
+  if (c.group != 32) n += "_g" + std::to_string(c.group);
   if (c.portable) n += "_portable";
   for (char& ch : n)
     if (ch == '.') ch = 'p';
@@ -192,6 +192,18 @@ std::vector<AttentionCheckCase> attention_check_matrix() {
   }
   add("fp16", ValueFormat::ternary_trits, 2, 12, 128, 300, 1, true);
   add("k1.5", ValueFormat::ternary_trits, 2, 12, 128, 300, 1, true);
+  // Groups of 64 and 128 (the shaders walk 32-token blocks and read each block's group scales):
+  // every value format on both paths, with segments and a residual.
+  for (uint32_t group : {64u, 128u}) {
+    for (bool portable : {false, true}) {
+      for (ValueFormat f : formats) {
+        add("k1.5", f, 2, 7, 128, 1000, 2, portable);
+        cases.back().group = group;
+      }
+      add("k2", ValueFormat::ternary_trits, 1, 4, 64, 700, 1, portable);
+      cases.back().group = group;
+    }
+  }
   return cases;
 }
 
@@ -208,12 +220,13 @@ std::vector<CheckResult> run_attention_check(GpuAttention& gpu, const AttentionC
   std::vector<ReferenceSegment> segments;
   uint32_t quantized = 0;
   if (c.keys != "fp16") {
-    const KeySpec ks = key_spec_of(c.keys);
-    const QuantSpec vs = value_spec_of(c.values);
-    for (uint32_t groups : segment_groups(c.tokens / kGroup, c.segments)) {
+    const KeySpec ks = key_spec_of(c.keys, c.group);
+    const QuantSpec vs = value_spec_of(c.values, c.group);
+    // (KIVI's values group channels; its keys still group tokens)
+    for (uint32_t groups : segment_groups(c.tokens / c.group, c.segments)) {
       const std::vector<ChannelSplit> splits = segments.empty() ? std::vector<ChannelSplit>{} : segments[0].keys.splits;
-      segments.push_back(quantize_segment(kv, quantized, groups * kGroup, c.kv_heads, c.dim, ks, vs, splits));
-      quantized += groups * kGroup;
+      segments.push_back(quantize_segment(kv, quantized, groups * c.group, c.kv_heads, c.dim, ks, vs, splits));
+      quantized += groups * c.group;
     }
   }
   std::vector<AttentionSegment> host;

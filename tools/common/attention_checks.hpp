@@ -1,7 +1,7 @@
 #pragma once
 // Decode attention on the device (GpuAttention::fp16_host / vidkv_host) against the float64
 // reference (attention_reference.hpp) on fresh random inputs, shared by vidkv-conformance and the
-// tests. The VidKV cases quantize whole groups of 32 tokens with the CPU reference into one or more
+// tests. The VidKV cases quantize whole groups (32, 64 or 128 tokens) with the CPU reference into one or more
 // segments (later segments keep the first one's key channels, as the cache does) and keep the
 // remaining tokens as the fp16 residual; the reference decodes the segments exactly
 // (DecodeRounding::exact). Every output and scratch buffer is poisoned first, with 0x00 and then
@@ -44,13 +44,15 @@ struct AttentionCheckCase {
   uint32_t kv_heads = 2, ratio = 4, dim = 128, tokens = 300;
   uint32_t segments = 1;  // quantized segments the whole groups are cut into
   bool portable = false;  // GpuAttention::set_portable(true): the portable shaders, which GPUs take anyway
+  uint32_t group = 32;    // key and value group size (32, 64 or 128)
 };
 std::string attention_case_name(const AttentionCheckCase& c);
 inline void PrintTo(const AttentionCheckCase& c, std::ostream* os) { *os << attention_case_name(c); }
 // fp16 and every value format (trits, 2-bit per channel, 2-bit per token) with GQA 1, 4, 7 and
 // D 64, 128; token counts 1 to 1000 around the group and split edges; every key variant; layers of
 // three segments; a few cases on the portable path forced, so that a device whose default is the
-// subgroup-of-8 path (GpuAttention::subgroup8_default) runs both paths' shaders.
+// subgroup-of-8 path (GpuAttention::subgroup8_default) runs both paths' shaders; groups of 64 and
+// 128 for every value format on both paths.
 std::vector<AttentionCheckCase> attention_check_matrix();
 // Results "<case>/output" (the error measure, both poisons) and "<case>/repeatable" (the two
 // poisoned runs give bit-identical outputs: nothing reads an unwritten scratch byte).

@@ -362,6 +362,7 @@ class LayerChecker {
 std::string cache_case_name(const CacheCheckCase& c) {
   std::string n = "cache_" + c.preset + "_h" + std::to_string(c.kv_heads) + "r" + std::to_string(c.ratio) + "d" +
                   std::to_string(c.dim);
+  if (c.group != 32) n += "_g" + std::to_string(c.group);
   for (char& ch : n)
     if (ch == '.') ch = 'p';
   return n;
@@ -382,13 +383,21 @@ std::vector<CacheCheckCase> cache_check_matrix() {
   // STP: every prefill carries scores for its visual tokens; 600 tokens protect 128, 129 protect
   // 32, 33 protect none (stp.hpp rounds to whole groups).
   cases.push_back({"k1.5-v1.58-stp", 2, 4, 128, {{600, 130, 129, false}, {33, 3, 64, true}}});
+  // Groups of 64 and 128: a long prefill then a flush, a prefill shorter than a group.
+  for (uint32_t group : {64u, 128u}) {
+    for (const char* p : {"k1.5-v1.58", "kivi"}) {
+      cases.push_back({p, 2, 4, 128, {{600, 130, 129, false}, {100, 120, 0, false}}, group});
+    }
+    cases.push_back({"k1.5-v1.58-stp", 2, 4, 128, {{600, 130, 129, false}}, group});
+  }
   return cases;
 }
 
 CacheCheckOutcome run_cache_check(const std::shared_ptr<rt::Context>& ctx, GpuKeyQuantizer& keys,
                                   const CacheCheckCase& c, uint64_t seed) {
   const std::string name = cache_case_name(c);
-  const CacheSettings settings = preset(c.preset);
+  CacheSettings settings = preset(c.preset);
+  settings.group_size = settings.keys.group_size = c.group;
   const CacheGeometry g{2, c.kv_heads, c.kv_heads * c.ratio, c.dim};
   uint32_t max_tokens = 1;
   for (const auto& s : c.sequences) max_tokens = std::max({max_tokens, s.prefill + s.appended, s.device_prefill});

@@ -45,13 +45,15 @@ struct CacheCheckCase {
   std::string preset;  // a preset name (presets.hpp)
   uint32_t kv_heads = 2, ratio = 4, dim = 128;
   std::vector<CacheSequenceCase> sequences;
+  uint32_t group = 32;  // the preset's group_size (and its keys'), 32, 64 or 128
 };
 std::string cache_case_name(const CacheCheckCase& c);
 inline void PrintTo(const CacheCheckCase& c, std::ostream* os) { *os << cache_case_name(c); }
 // Every preset (fp16, 2bit, kivi, k1.5-v2, k1.5-v1.58, k1.5-v1.58-stp) as GQA 4 with D 128 (a
 // long prefill then a flush, a prefill shorter than a group whose first flush chooses the
 // channels -- not with STP, whose protected tokens come from the prefill --, a short one); kivi
-// and k1.5-v1.58 also as GQA 7 with D 64.
+// and k1.5-v1.58 also as GQA 7 with D 64; k1.5-v1.58, kivi and k1.5-v1.58-stp with groups of 64
+// and 128.
 std::vector<CacheCheckCase> cache_check_matrix();
 // What one case gave: its checks, and the checks it could not run with the reason (attention
 // over STP segments while the cache rejects it as not available yet).

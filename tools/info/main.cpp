@@ -1,5 +1,6 @@
 // vidkv-info: every Vulkan device vidkv can see, with what matters for its shaders.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -42,7 +43,8 @@ static json::Value to_json(const rt::DeviceInfo& d) {
 
 // --pipelines: one context on the chosen device that captures what the driver reports of each
 // pipeline; nothing is allocated or submitted, so RADV's null devices work.
-static int show_pipelines(bool as_json, const std::string& selector, const std::string& dump_dir) {
+static int show_pipelines(bool as_json, const std::string& selector, const std::string& dump_dir,
+                          uint32_t group_size) {
   rt::ContextOptions options = rt::ContextOptions::from_environment();
   if (!selector.empty()) options.device_selector = selector;
   options.capture_pipeline_statistics = true;
@@ -58,7 +60,7 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
     context = rt::Context::create(options);
   }
   const AttentionGeometry geometry = info::benchmark_geometry();
-  const auto reports = info::collect_pipelines(context, geometry);
+  const auto reports = info::collect_pipelines(context, geometry, group_size);
   // Each pipeline's disassembly as DIR/<label>.s (what the model's loop table is read from).
   if (!dump_dir.empty()) {
     for (const auto& r : reports) {
@@ -68,7 +70,10 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
       if (!out) throw Error(ErrorCode::io_error, "cannot write " + path);
     }
   }
-  const info::ModelResult model = info::run_model(context->info(), reports, geometry);
+  // The model's loop trip tables are written for groups of 32: other group sizes get the table only.
+  info::ModelResult model;
+  if (group_size == 32) model = info::run_model(context->info(), reports, geometry);
+  else model.note = "the model's loop tables are written for groups of 32";
   const size_t messages = context->validation_message_count();
   if (as_json) {
     json::Value doc = json::Value::object();
@@ -84,7 +89,7 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
   } else {
     info::print_pipelines(context->info(), reports);
     if (!no_statistics.empty()) std::printf("no statistics: %s\n", no_statistics.c_str());
-    info::print_model(model);
+    if (group_size == 32) info::print_model(model);
   }
   if (messages > 0) {
     std::fprintf(stderr, "vidkv-info: %zu validation message(s), the first: %s\n", messages,
@@ -97,6 +102,7 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
 int main(int argc, char** argv) {
   bool as_json = false, pipelines = false;
   std::string selector, dump_dir;
+  uint32_t group_size = 32;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--json") == 0) {
       as_json = true;
@@ -104,18 +110,24 @@ int main(int argc, char** argv) {
       pipelines = true;
     } else if (std::strcmp(argv[i], "--dump-asm") == 0 && i + 1 < argc) {
       dump_dir = argv[++i];
+    } else if (std::strcmp(argv[i], "--group") == 0 && i + 1 < argc) {
+      group_size = uint32_t(std::strtoul(argv[++i], nullptr, 10));
+      if (group_size != 32 && group_size != 64 && group_size != 128) {
+        std::fprintf(stderr, "vidkv-info: --group takes 32, 64 or 128\n");
+        return 2;
+      }
     } else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
       selector = argv[++i];
     } else if (std::strcmp(argv[i], "--version") == 0) {
       std::printf("vidkv-info %s\n", VIDKV_VERSION_STRING);
       return 0;
     } else {
-      std::fprintf(stderr, "usage: vidkv-info [--json] [--version] [--pipelines [--device SELECTOR] [--dump-asm DIR]]\n");
+      std::fprintf(stderr, "usage: vidkv-info [--json] [--version] [--pipelines [--device SELECTOR] [--dump-asm DIR] [--group 32|64|128]]\n");
       return 2;
     }
   }
   try {
-    if (pipelines) return show_pipelines(as_json, selector, dump_dir);
+    if (pipelines) return show_pipelines(as_json, selector, dump_dir, group_size);
     const auto devices = rt::enumerate_devices();
     if (as_json) {
       json::Value list = json::Value::array();

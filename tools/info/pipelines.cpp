@@ -48,14 +48,15 @@ std::string lower(std::string s) {
 AttentionGeometry benchmark_geometry() { return {4, 28, 128, 0.0f}; }
 
 std::vector<PipelineReport> collect_pipelines(const std::shared_ptr<rt::Context>& context,
-                                              const AttentionGeometry& g) {
+                                              const AttentionGeometry& g, uint32_t group_size) {
   GpuAttention attention(context);
   GpuQuantizer quantizer(context);
   GpuKeyQuantizer key_quantizer(context);
   std::vector<std::pair<std::string, rt::PreparedPipeline>> made;  // (preset, pipeline)
   for (const auto& p : attention.prepare_pipelines_fp16(g)) made.emplace_back("fp16", p);
   for (const std::string& name : preset_names()) {
-    const CacheSettings s = preset(name);
+    CacheSettings s = preset(name);
+    s.group_size = s.keys.group_size = group_size;
     if (s.key_mode == CacheSettings::KeyMode::fp16 || s.value_mode == CacheSettings::ValueMode::fp16) continue;
     for (const auto& p : attention.prepare_pipelines(g, key_spec_of(s), value_format_of(s))) made.emplace_back(name, p);
     // Keys: the prefill selects the channels, later blocks reuse them (the forward FFT is VkFFT's

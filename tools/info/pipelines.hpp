@@ -21,9 +21,10 @@ struct PipelineReport {
 };
 
 // Creates every pipeline on `context` (made with capture_pipeline_statistics) and reads what was
-// captured; one report per distinct (shader, specialization), in order of first use.
+// captured; one report per distinct (shader, specialization), in order of first use. The quantized
+// presets take `group_size` (32, 64 or 128) as their key and value group size.
 std::vector<PipelineReport> collect_pipelines(const std::shared_ptr<rt::Context>& context,
-                                              const AttentionGeometry& geometry);
+                                              const AttentionGeometry& geometry, uint32_t group_size = 32);
 
 // Sum of the statistics whose name says "spill" (RADV: Spilled SGPRs, Spilled VGPRs); -1 when the
 // driver reports none such.

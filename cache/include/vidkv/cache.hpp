@@ -61,7 +61,7 @@
 // hold Context::lock_queue() around them.
 //
 // Not supported yet (clear errors): ternary values in 2-bit fields (trits_base3 = false), group
-// sizes other than 32 for quantized presets (the fused attention reads groups of 32).
+// sizes other than 32, 64 and 128 for quantized presets (the fused attention reads no other).
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -39,11 +39,11 @@ struct Fp16KvBuffers {
   rt::BufferView values;
 };
 
-// How a segment's values are stored (all with group size 32).
+// How a segment's values are stored (group size G = QuantizedLayerBuffers' value group: 32, 64 or 128).
 enum class ValueFormat {
   ternary_trits,  // 1.58-bit per channel, trits 5 per byte (ternary_pack.hpp); scales only
-  b2_channel,     // 2-bit per channel: codes [h][c][T/16], scales and mins [h][c][T/32]
-  b2_token,       // 2-bit per token (KIVI): codes [h][t][D/16], scales and mins [h][t][D/32]
+  b2_channel,     // 2-bit per channel: codes [h][c][T/16], scales and mins [h][c][T/G]
+  b2_token,       // 2-bit per token (KIVI): codes [h][t][D/16], scales and mins [h][t][D/G]
   // Semantic token protection (stp.hpp): per segment, the n protected tokens' values at 2 bits
   // per channel (values_high, as b2_channel over {H, n, D}) and the other T - n tokens' as
   // ternary_trits over {H, T - n, D} (values), both gathered in increasing position, with a
@@ -55,12 +55,12 @@ VIDKV_API const char* value_format_name(ValueFormat format) noexcept;
 
 // One quantized segment on the device, in the layouts QuantizedKeys / QuantizedTensor use.
 struct QuantizedSegmentBuffers {
-  uint32_t tokens = 0;           // a multiple of 32
+  uint32_t tokens = 0;           // a multiple of the layer's key and value group sizes
   PackedBuffers key_anomalous;   // 2-bit part, shape {kv_heads, tokens, k}; ignored when k = 0
   PackedBuffers key_normal;      // 1-bit streams {kv_heads, tokens, streams}; mins ignored; ignored when k = dim
   PackedBuffers values;          // codes hold the trit bytes for ternary_trits (and ternary_stp); mins ignored then
   // ValueFormat::ternary_stp only (ignored otherwise and when protected_tokens is 0):
-  uint32_t protected_tokens = 0;  // n, a multiple of 32, at most tokens
+  uint32_t protected_tokens = 0;  // n, a multiple of the value group size, at most tokens
   PackedBuffers values_high;      // 2-bit per channel over the protected tokens, shape {kv_heads, n, dim}
   // uint32 [tokens]: for token t, its index among the protected tokens with bit 31 set, or its
   // index among the others. Both parts keep sequence order, so it is a bijection onto the two
@@ -73,8 +73,11 @@ struct QuantizedSegmentBuffers {
 };
 
 struct QuantizedLayerBuffers {
-  KeySpec keys;                  // group_size 32
+  KeySpec keys;                  // group_size 32, 64 or 128
   ValueFormat values = ValueFormat::ternary_trits;
+  // Group size of the values (tokens per group; KIVI: channels per group): 32, 64 or 128; 0 means
+  // keys.group_size. The kernels walk 32 tokens at a time whatever the group sizes.
+  uint32_t value_group_size = 0;
   // uint32 [units][dim]: per unit the k anomalous channels, then the dim - k normal channels, each
   // list increasing; units = kv_heads (ChannelScope::head) or 1 (ChannelScope::layer).
   rt::BufferView channels;
@@ -208,8 +211,9 @@ class VIDKV_API GpuAttention {
   // A VidKV layer with these keys and values: attention_query, attention_vidkv for each value
   // mode the format takes (ternary_stp: with and without protected tokens), attention_fp16 for
   // the residual and attention_reduce.
+  // value_group_size 0: keys.group_size (as in QuantizedLayerBuffers).
   std::vector<PreparedPipeline> prepare_pipelines(const AttentionGeometry& geometry, const KeySpec& keys,
-                                                  ValueFormat values);
+                                                  ValueFormat values, uint32_t value_group_size = 0);
 
  private:
   void check_geometry(const AttentionGeometry& geometry) const;
@@ -219,7 +223,12 @@ class VIDKV_API GpuAttention {
   void check_shared_memory(uint64_t bytes, const char* what) const;
   uint64_t shared_common(uint32_t ratio, uint32_t split = 0) const;
   uint64_t shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode,
-                       uint32_t split) const;
+                       uint32_t split, uint32_t value_group) const;
+  // The key and value group sizes of a layer (checked: 32, 64 or 128).
+  static uint32_t value_group_of(const QuantizedLayerBuffers& layer) {
+    return layer.value_group_size != 0 ? layer.value_group_size : layer.keys.group_size;
+  }
+  static void check_group_sizes(uint32_t key_group, uint32_t value_group);
   void check_segment(const AttentionGeometry& geometry, const QuantizedLayerBuffers& layer, size_t index) const;
   void record_fp16_splits(VkCommandBuffer cmd, const AttentionGeometry& geometry, const Fp16KvBuffers& kv,
                           const rt::BufferView& q, const rt::BufferView& partials, uint32_t slot_base, int32_t limit,
@@ -252,7 +261,8 @@ class VIDKV_API GpuAttention {
                           uint32_t causal = 0) const;
   uint64_t prepared_offset(const rt::BufferView& partials, uint64_t slot_bytes) const;
   uint32_t splits_of(uint32_t tokens) const { return (tokens + split_tokens() - 1) / split_tokens(); }
-  uint32_t mode_split(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t mode) const;
+  uint32_t mode_split(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t mode,
+                      uint32_t value_group) const;
   // The tokens a segment holds for attention: its visible ones (a truncated cache), else all.
   static uint32_t visible_tokens(const QuantizedSegmentBuffers& segment) {
     return segment.visible != 0 ? segment.visible : segment.tokens;
@@ -270,7 +280,7 @@ class VIDKV_API GpuAttention {
   uint32_t reduce_blocks(const AttentionGeometry& geometry) const;
   rt::PipelineDesc query_desc(const AttentionGeometry& geometry, const KeySpec& keys) const;
   rt::PipelineDesc vidkv_desc(const AttentionGeometry& geometry, const KeySpec& keys, uint32_t value_mode,
-                              uint32_t split) const;
+                              uint32_t split, uint32_t value_group) const;
 
   std::shared_ptr<rt::Context> context_;
   rt::PipelineSet pipelines_;

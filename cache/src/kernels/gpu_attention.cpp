@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "kernels/gpu_attention_internal.hpp"
 #include "kernels/gpu_common.hpp"
@@ -15,7 +16,7 @@ namespace vidkv {
 
 namespace {
 
-constexpr uint32_t kGroup = 32;     // key and value group size the shaders are written for
+constexpr uint32_t kBlock = 32;     // tokens the shaders walk at a time (groups are 1, 2 or 4 blocks)
 // Query heads per KV head. A workgroup keeps at most kChunkHeads of them in registers and shared
 // memory (what every attention kernel was sized for); more are served by ceil(ratio / kChunkHeads)
 // workgroups per KV head, each taking an equal chunk (attention_heads.glsl).
@@ -200,6 +201,17 @@ void GpuAttention::check_geometry(const AttentionGeometry& g) const {
   }
 }
 
+// The shaders address groups of 1, 2 or 4 blocks; the portable one stages a chunk's span of a
+// value group's trit block, whose size grows with the group (so no larger groups).
+void GpuAttention::check_group_sizes(uint32_t key_group, uint32_t value_group) {
+  for (const auto& [what, size] : {std::pair{"key", key_group}, std::pair{"value", value_group}}) {
+    if (size != 32 && size != 64 && size != 128) {
+      throw Error(ErrorCode::bad_group_size, std::string(what) + " group size " + str(size) +
+                                                 " is not 32, 64 or 128 (the fused attention reads no other)");
+    }
+  }
+}
+
 void GpuAttention::check_common(const AttentionGeometry& g, const rt::BufferView& q, const rt::BufferView& out,
                                 uint32_t causal) const {
   check_geometry(g);
@@ -224,22 +236,24 @@ uint64_t GpuAttention::shared_common(uint32_t ratio, uint32_t split) const {
 }
 
 // Shared memory of attention_vidkv.comp (portable) for one segment in value mode `mode`: the
-// common parts and the shader's own arrays, sized as its constants size them (CG = 2 groups per
-// chunk, CP = 64 key indices per pass, heads padded to vec4s).
+// common parts and the shader's own arrays, sized as its constants size them (CG = 2 blocks per
+// chunk, CP = 64 key indices per pass, heads padded to vec4s; TS: the trit stage, which for value
+// groups above 32 spans a group block from the chunk's first trit to the last channel's).
 uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, uint32_t streams, uint32_t mode,
-                                   uint32_t split) const {
-  const uint64_t wg = gpu::kWorkgroupSize, cg = 2, ct = cg * kGroup, ks = k + streams, normal = dim - k;
-  const uint64_t rv = (ratio + 3) / 4, cparts = wg / (cg * 8), block = (dim * kGroup + 4) / 5;
+                                   uint32_t split, uint32_t vg) const {
+  const uint64_t wg = gpu::kWorkgroupSize, cg = 2, ct = cg * kBlock, ks = k + streams, normal = dim - k;
+  const uint64_t rv = (ratio + 3) / 4, cparts = wg / (cg * 8), block = (dim * kBlock + 4) / 5;
   const uint64_t st_query = ratio * normal + 2 * normal, st_keys = 6 * k + 4 * streams;
-  const uint64_t st_trits = (cg * block + 3) / 4 + 3 + dim * cg, st_b2 = 3 * dim * cg;
-  const uint64_t st_kivi = ct * dim / 16 + ct * dim / 32;
+  const uint64_t ts = vg == kBlock ? (cg * block + 3) / 4 + 3 : (3 + (uint64_t(dim - 1) * vg + ct) / 5 + 1) / 4 + 3;
+  const uint64_t st_trits = ts + dim * cg, st_b2 = 3 * dim * cg;
+  const uint64_t st_kivi = ct * dim / 16 + ct * std::max<uint64_t>(dim / vg, 1);  // (the shader's KSG)
   const uint64_t st_v = mode == 0 ? st_trits : mode == 1 ? st_b2 : mode == 2 ? st_kivi : std::max(st_trits, st_b2);
   const uint64_t stage = std::max({st_query, st_keys, st_v}) + 1;  // + the TRASH word
   // big: the key coefficients (64 key indices folded per pass), and in the value phase STP's part
   // slots followed by the value arrays (p rows for 2 bits and KIVI, subset-sum tables for trits)
   const bool trits = mode == 0 || mode == 3;
-  const uint64_t coef = cg * (64 * rv + 1), slots = mode == 3 ? (uint64_t(ratio) * (split + 3 * kGroup) + 3) / 4 : 0;
-  const uint64_t rows = mode == 0 ? 0 : cg * kGroup * rv, tables = trits ? cg * (kGroup / 4) * 16 * rv : 0;
+  const uint64_t coef = cg * (64 * rv + 1), slots = mode == 3 ? (uint64_t(ratio) * (split + 3 * kBlock) + 3) / 4 : 0;
+  const uint64_t rows = mode == 0 ? 0 : cg * kBlock * rv, tables = trits ? cg * (kBlock / 4) * 16 * rv : 0;
   const uint64_t big = std::max(coef, slots + std::max(rows, tables));
   const uint64_t digit_bits = trits ? 256 : 1;  // the byte -> digit bits table
   const uint64_t vec4s = big + cg * rv * cparts;
@@ -252,23 +266,23 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
 // lavapipe; GPUs with 48 KB or more keep the default at the benchmark geometry); on the
 // subgroup-of-8 path an STP segment's scores by part slot (ratio x (split + 96) floats, its only
 // shared memory).
-uint32_t GpuAttention::mode_split(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode) const {
+uint32_t GpuAttention::mode_split(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode, uint32_t vg) const {
   const uint64_t limit = context_->info().max_shared_memory;
   if (!subgroup8_path()) {
     const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
     uint32_t split = split_tokens();
-    while (split > 64 && shared_vidkv(chunk_ratio(g), g.dim, k, S, mode, split) > limit) split -= 64;
+    while (split > 64 && shared_vidkv(chunk_ratio(g), g.dim, k, S, mode, split, vg) > limit) split -= 64;
     return split;
   }
   if (mode != 3) return split_tokens();
   const uint64_t slots = limit / (4ull * chunk_ratio(g));
-  const uint64_t fit = slots > 3 * kGroup + 64 ? (slots - 3 * kGroup) / 64 * 64 : 64;
+  const uint64_t fit = slots > 3 * kBlock + 64 ? (slots - 3 * kBlock) / 64 * 64 : 64;
   return uint32_t(std::min<uint64_t>(split_tokens(), fit));
 }
 
 uint32_t GpuAttention::segment_split(const AttentionGeometry& g, const QuantizedLayerBuffers& layer,
                                      const QuantizedSegmentBuffers& seg) const {
-  return mode_split(g, layer.keys, value_mode(layer.values, seg.protected_tokens));
+  return mode_split(g, layer.keys, value_mode(layer.values, seg.protected_tokens), value_group_of(layer));
 }
 
 void GpuAttention::check_shared_memory(uint64_t bytes, const char* what) const {
@@ -347,17 +361,19 @@ rt::PipelineDesc GpuAttention::query_desc(const AttentionGeometry& g, const KeyS
 }
 
 rt::PipelineDesc GpuAttention::vidkv_desc(const AttentionGeometry& g, const KeySpec& ks, uint32_t mode,
-                                          uint32_t split) const {
+                                          uint32_t split, uint32_t vg) const {
   const uint32_t k = anomalous_channel_count(ks, g.dim), S = coefficient_streams(ks.fft, g.dim - k);
   if (subgroup8_path()) {
-    return gpu::pipeline("attention_vidkv_sg8", {g.dim, chunk_ratio(g), split, k, S, mode, ratio_of(g)},
+    // constants 7: the full ratio (attention_heads.glsl), 8 and 9: key and value group sizes
+    return gpu::pipeline("attention_vidkv_sg8", {g.dim, chunk_ratio(g), split, k, S, mode, ratio_of(g), ks.group_size, vg},
                          kVidkvBindings, sizeof(VidkvPush));
   }
   // The portable shader transforms the query itself: it needs the spectrum layout and channel scope.
   const uint32_t fft_full = ks.fft == FftLayout::full ? 1u : 0u;
   const uint32_t scope_layer = ks.scope == ChannelScope::layer ? 1u : 0u;
   return gpu::pipeline("attention_vidkv",
-                       {g.dim, chunk_ratio(g), split, k, S, mode, fft_full, scope_layer, ratio_of(g)},
+                       // constants 9: the full ratio, 10 and 11: key and value group sizes
+                       {g.dim, chunk_ratio(g), split, k, S, mode, fft_full, scope_layer, ratio_of(g), ks.group_size, vg},
                        kVidkvPortableBindings, sizeof(VidkvPush));
 }
 
@@ -419,32 +435,36 @@ void GpuAttention::check_segment(const AttentionGeometry& g, const QuantizedLaye
   const std::string name = "segment " + str(index);
   const uint32_t H = g.kv_heads, D = g.dim;
   const uint32_t k = anomalous_channel_count(layer.keys, D), S = coefficient_streams(layer.keys.fft, D - k);
-  if (seg.tokens == 0 || seg.tokens % kGroup != 0) {
-    throw Error(ErrorCode::bad_group_size, name + " tokens " + str(seg.tokens) + " is not a positive multiple of 32");
+  const uint32_t kg = layer.keys.group_size, vg = value_group_of(layer);
+  // KIVI groups channels, not tokens
+  const uint32_t token_group = layer.values == ValueFormat::b2_token ? kg : std::max(kg, vg);
+  if (seg.tokens == 0 || seg.tokens % token_group != 0) {
+    throw Error(ErrorCode::bad_group_size, name + " tokens " + str(seg.tokens) + " is not a positive multiple of " +
+                                               str(token_group) + " (the layer's group size)");
   }
   if (seg.visible > seg.tokens) {
     throw Error(ErrorCode::invalid_argument,
                 name + " visible tokens " + str(seg.visible) + " exceed its " + str(seg.tokens) + " tokens");
   }
   if (k > 0) {
-    const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, seg.tokens, k});
+    const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kg}, {H, seg.tokens, k});
     check_view(seg.key_anomalous.codes, b.codes, name + " anomalous key codes");
     check_view(seg.key_anomalous.scales, b.scales, name + " anomalous key scales");
     check_view(seg.key_anomalous.mins, b.mins, name + " anomalous key mins");
   }
   if (S > 0) {
-    const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, kGroup}, {H, seg.tokens, S});
+    const PackedBytes b = packed_bytes({QuantBits::b1, QuantAxis::channel, kg}, {H, seg.tokens, S});
     check_view(seg.key_normal.codes, b.codes, name + " key stream codes");
     check_view(seg.key_normal.scales, b.scales, name + " key stream scales");
   }
   uint32_t trit_tokens = seg.tokens;  // tokens whose values are trits
   if (layer.values == ValueFormat::ternary_stp && seg.protected_tokens > 0) {
     const uint32_t n = seg.protected_tokens;
-    if (n % kGroup != 0 || n > seg.tokens) {
-      throw Error(ErrorCode::bad_group_size, name + " protected tokens " + str(n) +
-                                                 " is not a multiple of 32 in 0.." + str(seg.tokens));
+    if (n % vg != 0 || n > seg.tokens) {
+      throw Error(ErrorCode::bad_group_size, name + " protected tokens " + str(n) + " is not a multiple of " +
+                                                 str(vg) + " in 0.." + str(seg.tokens));
     }
-    const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, kGroup}, {H, n, D});
+    const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, vg}, {H, n, D});
     check_view(seg.values_high.codes, b.codes, name + " protected value codes");
     check_view(seg.values_high.scales, b.scales, name + " protected value scales");
     check_view(seg.values_high.mins, b.mins, name + " protected value mins");
@@ -454,12 +474,12 @@ void GpuAttention::check_segment(const AttentionGeometry& g, const QuantizedLaye
   if (layer.values == ValueFormat::ternary_trits || layer.values == ValueFormat::ternary_stp) {
     if (trit_tokens == 0) return;  // every token protected: no trits
     const TensorShape shape{H, trit_tokens, D};
-    check_view(seg.values.codes, words(trit_packed_bytes(shape, kGroup)), name + " value trits");
-    check_view(seg.values.scales, packed_bytes({QuantBits::b1_58, QuantAxis::channel, kGroup}, shape).scales,
+    check_view(seg.values.codes, words(trit_packed_bytes(shape, vg)), name + " value trits");
+    check_view(seg.values.scales, packed_bytes({QuantBits::b1_58, QuantAxis::channel, vg}, shape).scales,
                name + " value scales");
   } else {
     const QuantAxis axis = layer.values == ValueFormat::b2_token ? QuantAxis::token : QuantAxis::channel;
-    const PackedBytes b = packed_bytes({QuantBits::b2, axis, kGroup}, {H, seg.tokens, D});
+    const PackedBytes b = packed_bytes({QuantBits::b2, axis, vg}, {H, seg.tokens, D});
     check_view(seg.values.codes, b.codes, name + " value codes");
     check_view(seg.values.scales, b.scales, name + " value scales");
     check_view(seg.values.mins, b.mins, name + " value mins");
@@ -474,9 +494,11 @@ void GpuAttention::check_vidkv(const AttentionGeometry& g, const QuantizedLayerB
   check_common(g, q, out, causal);
   const KeySpec& ks = layer.keys;
   if (keys_always || !layer.segments.empty()) {
-    validate(ks, {g.kv_heads, kGroup, g.dim});  // nbits and group size
-    if (ks.group_size != kGroup) {
-      throw Error(ErrorCode::bad_group_size, "key group size " + str(ks.group_size) + " is not 32");
+    validate(ks, {g.kv_heads, ks.group_size, g.dim});  // nbits and group size
+    check_group_sizes(ks.group_size, value_group_of(layer));
+    if (layer.values == ValueFormat::b2_token && g.dim % value_group_of(layer) != 0) {
+      throw Error(ErrorCode::bad_group_size, "value group size " + str(value_group_of(layer)) +
+                                                 " does not divide head dim " + str(g.dim) + " (b2_token values)");
     }
   }
   const uint32_t H = g.kv_heads, D = g.dim, ratio = chunk_ratio(g);
@@ -500,7 +522,7 @@ void GpuAttention::check_vidkv(const AttentionGeometry& g, const QuantizedLayerB
   if (!subgroup8_path()) {
     for (const QuantizedSegmentBuffers& seg : layer.segments) {
       check_shared_memory(shared_vidkv(ratio, D, k, S, value_mode(layer.values, seg.protected_tokens),
-                                       segment_split(g, layer, seg)),
+                                       segment_split(g, layer, seg), value_group_of(layer)),
                           "attention_vidkv");
     }
     if (layer.residual.tokens > 0) check_shared_memory(shared_common(ratio) + 4ull * ratio * D, "attention_fp16");
@@ -565,7 +587,7 @@ uint32_t GpuAttention::record_passes(VkCommandBuffer cmd, const AttentionGeometr
                        seg.visible != 0 ? seg.visible : seg.tokens, causal_limit(total, causal, at), query_slots};
     // Splits over the groups holding visible tokens only (a masked tail's whole groups get none).
     const uint32_t split = segment_split(g, layer, seg), splits = (attended_tokens(seg) + split - 1) / split;
-    const auto& pipeline = pipelines_.get(vidkv_desc(g, ks, mode, split));
+    const auto& pipeline = pipelines_.get(vidkv_desc(g, ks, mode, split, value_group_of(layer)));
     const bool mins = mode == 1 || mode == 2;
     // the sg8 shader reads the transformed query (binding 0), the portable one q and the channels
     const rt::BufferView views[kVidkvPortableBindings] = {sg8 ? prepared : q,

@@ -93,8 +93,9 @@ namespace {
 
 // token_map of QuantizedSegmentBuffers for a split (checked first: in range, increasing, disjoint,
 // whole groups): part index of every token, bit 31 for the protected part.
-std::vector<uint32_t> token_map_of(const TokenSplit& split, uint32_t tokens, const std::string& name) {
-  if (reference::split_from_list(split.protected_tokens, tokens, 32).other_tokens != split.other_tokens) {
+std::vector<uint32_t> token_map_of(const TokenSplit& split, uint32_t tokens, uint32_t group,
+                                   const std::string& name) {
+  if (reference::split_from_list(split.protected_tokens, tokens, group).other_tokens != split.other_tokens) {
     throw Error(ErrorCode::invalid_argument, name + " STP split's other tokens are not the complement of its "
                                                     "protected tokens");
   }
@@ -135,6 +136,13 @@ QuantizedLayerBuffers upload_layer(Uploads& up, const AttentionGeometry& g, cons
                       " do not match kv_heads " + std::to_string(g.kv_heads) + ", dim " + std::to_string(g.dim));
     }
     ValueFormat format = ValueFormat::ternary_stp;
+    // the values' group size (STP: both parts'), one per layer
+    const uint32_t vg = s.stp != nullptr ? s.stp->low.spec.group_size : s.values->spec.group_size;
+    if (s.stp != nullptr && s.stp->high.spec.group_size != vg) {
+      throw Error(ErrorCode::invalid_argument, name + " STP parts have group sizes " +
+                                                   std::to_string(s.stp->high.spec.group_size) + " and " +
+                                                   std::to_string(vg));
+    }
     if (s.stp != nullptr) {
       if (format_of(s.stp->high) != ValueFormat::b2_channel || format_of(s.stp->low) != ValueFormat::ternary_trits ||
           s.stp->split.protected_tokens.size() != s.stp->high.shape.tokens ||
@@ -153,12 +161,17 @@ QuantizedLayerBuffers upload_layer(Uploads& up, const AttentionGeometry& g, cons
     if (i == 0) {
       layer.keys = k.spec;
       layer.values = format;
+      layer.value_group_size = vg;
       layer.channels = up.vec(attention_channel_table(k));
     } else {
       const QuantizedKeys& first = *segments[0].keys;
       if (k.spec.nbits != first.spec.nbits || k.spec.fft != first.spec.fft || k.spec.scope != first.spec.scope ||
           k.spec.group_size != first.spec.group_size || attention_channel_table(k) != attention_channel_table(first)) {
         throw Error(ErrorCode::invalid_argument, name + " keys differ from segment 0's spec or channel lists");
+      }
+      if (vg != layer.value_group_size) {
+        throw Error(ErrorCode::invalid_argument, name + " values have group size " + std::to_string(vg) +
+                                                     ", segment 0's " + std::to_string(layer.value_group_size));
       }
       if (format != layer.values) {
         throw Error(ErrorCode::invalid_argument, name + " values are " + value_format_name(format) +
@@ -171,7 +184,7 @@ QuantizedLayerBuffers upload_layer(Uploads& up, const AttentionGeometry& g, cons
     seg.key_normal = up.packed(k.normal);
     if (s.stp != nullptr) {
       const StpQuantizedValues& stp = *s.stp;
-      seg.token_map = up.vec(token_map_of(stp.split, seg.tokens, name));
+      seg.token_map = up.vec(token_map_of(stp.split, seg.tokens, vg, name));
       seg.protected_tokens = uint32_t(stp.split.protected_tokens.size());
       seg.values = up.packed(stp.low);
       if (stp.low.shape.tokens > 0) {

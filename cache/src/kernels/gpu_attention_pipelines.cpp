@@ -32,9 +32,12 @@ std::vector<GpuAttention::PreparedPipeline> GpuAttention::prepare_pipelines_fp16
 }
 
 std::vector<GpuAttention::PreparedPipeline> GpuAttention::prepare_pipelines(const AttentionGeometry& g,
-                                                                           const KeySpec& keys, ValueFormat values) {
+                                                                           const KeySpec& keys, ValueFormat values,
+                                                                           uint32_t value_group_size) {
   check_geometry(g);
   validate(keys, {g.kv_heads, keys.group_size, g.dim});
+  const uint32_t vg = value_group_size != 0 ? value_group_size : keys.group_size;
+  check_group_sizes(keys.group_size, vg);
   std::vector<PreparedPipeline> out;
   auto add = [&](const std::string& label, const rt::PipelineDesc& desc) { out.push_back(pipelines_.prepare(label, desc)); };
   // Keys decide the query transform's and the attention's shape: k anomalous channels, S streams.
@@ -46,7 +49,7 @@ std::vector<GpuAttention::PreparedPipeline> GpuAttention::prepare_pipelines(cons
   std::vector<uint32_t> modes = {value_mode(values, 1)};
   if (values == ValueFormat::ternary_stp) modes.push_back(value_mode(values, 0));
   for (uint32_t mode : modes) {
-    const rt::PipelineDesc desc = vidkv_desc(g, keys, mode, mode_split(g, keys, mode));
+    const rt::PipelineDesc desc = vidkv_desc(g, keys, mode, mode_split(g, keys, mode, vg), vg);
     add(std::string(desc.shader->name) + "[" + mode_label(mode) + ", " + key_part + "]", desc);
   }
   add(fp16_desc(g).shader->name + std::string("[residual]"), fp16_desc(g));

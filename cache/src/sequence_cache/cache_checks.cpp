@@ -43,10 +43,10 @@ void settings(const CacheSettings& s, const CacheGeometry& g) {
                                                  ": fp16 must be both keys and values or neither");
   }
   if (fp16_keys) return;
-  if (s.group_size != 32) {
+  if (s.group_size != 32 && s.group_size != 64 && s.group_size != 128) {
     throw Error(ErrorCode::bad_group_size, "cache settings " + s.name + ": group_size " +
                                                std::to_string(s.group_size) +
-                                               "; the fused attention reads groups of 32 only");
+                                               "; the fused attention reads groups of 32, 64 or 128 only");
   }
   if (s.value_mode == CacheSettings::ValueMode::per_channel_ternary && !s.trits_base3) {
     throw Error(ErrorCode::unsupported_bits, "cache settings " + s.name +

@@ -341,6 +341,7 @@ void Cache::Impl::record_attention(VkCommandBuffer cmd, const Layer& layer, cons
 QuantizedLayerBuffers Cache::Impl::layer_buffers(const Layer& layer) const {
   QuantizedLayerBuffers l;
   l.keys = key_spec();
+  l.value_group_size = settings.group_size;
   l.residual = {layer.residual, layer.residual_keys ? layer.residual_keys->view() : rt::BufferView{},
                 layer.residual_values ? layer.residual_values->view() : rt::BufferView{}};
   if (layer.segments.empty()) return l;
