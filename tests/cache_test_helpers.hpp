@@ -10,6 +10,7 @@
 #include "attention_test_data.hpp"
 #include "vidkv/attention_reference.hpp"
 #include "vidkv/cache.hpp"
+#include "vidkv/fp16.hpp"
 #include "vidkv/stp.hpp"
 
 namespace vidkv::test {
@@ -40,6 +41,37 @@ inline std::vector<double> reference_over_cache(const Cache& cache, uint32_t seq
   cache.residual_host(seq, layer, rk, rv);
   const uint32_t residual = uint32_t(rk.size() / (size_t(g.kv_heads) * g.head_dim));
   return reference::attention_layer(q, g.q_heads, host, rk, rv, residual, g.kv_heads, g.head_dim);
+}
+
+// The float64 reference over the tokens a layer holds after a truncation: each segment decoded
+// exactly, only its first visible[i] tokens (all of it past the list's end), then the fp16 residual.
+inline std::vector<double> reference_kept(const Cache& cache, uint32_t seq, uint32_t layer,
+                                          const std::vector<float>& q, const std::vector<uint32_t>& visible = {}) {
+  const CacheGeometry& g = cache.geometry();
+  std::vector<double> keys, values;
+  const size_t row = size_t(g.kv_heads) * g.head_dim;
+  for (uint32_t i = 0; i < cache.segment_count(seq, layer); ++i) {
+    const CacheSegmentHost s = cache.segment_host(seq, layer, i);
+    StpQuantizedValues stp;
+    AttentionSegment a{&s.keys, &s.values, s.trits.empty() ? nullptr : &s.trits};
+    if (!s.split.protected_tokens.empty()) {
+      stp.shape = s.keys.shape;
+      stp.split = s.split;
+      stp.high = s.values_high;
+      stp.low = s.values;
+      a = {&s.keys, nullptr, nullptr, &stp};
+    }
+    std::vector<double> k, v;
+    reference::decode_segment(a, reference::DecodeRounding::exact, k, v);
+    const size_t kept = (i < visible.size() ? visible[i] : s.keys.shape.tokens) * row;
+    keys.insert(keys.end(), k.begin(), k.begin() + kept);
+    values.insert(values.end(), v.begin(), v.begin() + kept);
+  }
+  std::vector<uint16_t> rk, rv;
+  cache.residual_host(seq, layer, rk, rv);
+  for (uint16_t h : rk) keys.push_back(fp16::to_float(h));
+  for (uint16_t h : rv) values.push_back(fp16::to_float(h));
+  return reference::attention(q, g.q_heads, keys, values, uint32_t(keys.size() / row), g.kv_heads, g.head_dim);
 }
 
 inline bool same_stats(const CacheStats& a, const CacheStats& b) {

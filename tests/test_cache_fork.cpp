@@ -84,36 +84,6 @@ void expect_same(Cache& x, uint32_t a, Cache& y, uint32_t b, const std::vector<f
   }
 }
 
-// The float64 reference over the tokens a layer holds: each segment decoded exactly, only its first
-// visible[i] tokens (all of it past the list's end), then the fp16 residual.
-std::vector<double> reference_kept(const Cache& c, uint32_t seq, uint32_t layer, const std::vector<float>& q,
-                                   const std::vector<uint32_t>& visible) {
-  std::vector<double> keys, values;
-  const size_t row = size_t(H) * D;
-  for (uint32_t i = 0; i < c.segment_count(seq, layer); ++i) {
-    const CacheSegmentHost s = c.segment_host(seq, layer, i);
-    StpQuantizedValues stp;
-    AttentionSegment a{&s.keys, &s.values, s.trits.empty() ? nullptr : &s.trits};
-    if (!s.split.protected_tokens.empty()) {
-      stp.shape = s.keys.shape;
-      stp.split = s.split;
-      stp.high = s.values_high;
-      stp.low = s.values;
-      a = {&s.keys, nullptr, nullptr, &stp};
-    }
-    std::vector<double> k, v;
-    reference::decode_segment(a, reference::DecodeRounding::exact, k, v);
-    const size_t kept = (i < visible.size() ? visible[i] : s.keys.shape.tokens) * row;
-    keys.insert(keys.end(), k.begin(), k.begin() + kept);
-    values.insert(values.end(), v.begin(), v.begin() + kept);
-  }
-  std::vector<uint16_t> rk, rv;
-  c.residual_host(seq, layer, rk, rv);
-  for (uint16_t h : rk) keys.push_back(fp16::to_float(h));
-  for (uint16_t h : rv) values.push_back(fp16::to_float(h));
-  return reference::attention(q, H * kRatio, keys, values, uint32_t(keys.size() / row), H, D);
-}
-
 // Fork after a prefill and some appends, then different appends on source and fork: each equals
 // a cache fed its tokens directly. Freeing the source keeps the fork intact.
 TEST_F(CacheFork, ForkThenDifferentAppendsEqualsCachesFedDirectly) {

@@ -69,6 +69,16 @@ LayerData make_layer(const BatchCase& c, const std::vector<uint32_t>& segments, 
   return l;
 }
 
+// The batch's host layers and a realistic query per layer, side by side.
+void batch_inputs(const std::vector<LayerData>& data, const AttentionGeometry& g, uint64_t seed,
+                  std::vector<GpuAttention::HostLayer>& layers, std::vector<float>& q) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    layers.push_back(data[i].host());
+    const auto qi = realistic_query(data[i].rk, data[i].residual, g.kv_heads, g.q_heads, g.dim, seed + 10 + i);
+    q.insert(q.end(), qi.begin(), qi.end());
+  }
+}
+
 double max_relative(const std::vector<float>& a, const std::vector<float>& b) {
   double worst = 0.0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -100,11 +110,7 @@ TEST_F(GpuAttentionBatch, EqualsEachLayerAloneOnBothPaths) {
     data.push_back(make_layer(c, {1024, 128, 128}, 100, H, D, seed + 4));
     std::vector<GpuAttention::HostLayer> layers;
     std::vector<float> q;
-    for (size_t i = 0; i < data.size(); ++i) {
-      layers.push_back(data[i].host());
-      const auto qi = realistic_query(data[i].rk, data[i].residual, H, g.q_heads, D, seed + 10 + i);
-      q.insert(q.end(), qi.begin(), qi.end());
-    }
+    batch_inputs(data, g, seed, layers, q);
     const size_t row = size_t(g.q_heads) * D;
     for (bool portable : {false, true}) {
       SCOPED_TRACE(portable ? "portable" : "default path");
@@ -146,11 +152,7 @@ TEST_F(GpuAttentionBatch, LayersOfDifferentKeyLayoutsInOneBatch) {
                                        make_layer(head, {}, 9, H, D, seed + 3), make_layer(layer, {64}, 30, H, D, seed + 4)};
   std::vector<GpuAttention::HostLayer> layers;
   std::vector<float> q;
-  for (size_t i = 0; i < data.size(); ++i) {
-    layers.push_back(data[i].host());
-    const auto qi = realistic_query(data[i].rk, data[i].residual, H, g.q_heads, D, seed + 10 + i);
-    q.insert(q.end(), qi.begin(), qi.end());
-  }
+  batch_inputs(data, g, seed, layers, q);
   GpuAttention gpu(ctx);
   const std::vector<float> batch = gpu.batch_host(g, q, layers);
   ASSERT_EQ(batch.size(), q.size());
