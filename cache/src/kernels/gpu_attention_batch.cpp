@@ -27,8 +27,9 @@ uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 // `prepared_stride` after the previous one's (every layer has one, read or not); otherwise each
 // layer with segments has its own, transformed on its own.
 struct GpuAttention::BatchLayout {
-  uint64_t slot_end = 0, ranges_at = 0, bytes = 0;
-  bool folded = false;       // one query transform for the batch
+  uint64_t slot_end = 0, bytes = 0;  // the ranges start at slot_end
+  bool folded = false;       // one query transform for the batch (some layer has segments)
+  size_t keyed = 0;          // folded: a layer with segments, whose keys the transform takes
   uint64_t tables_at = 0;    // folded: channel tables, table_uints each
   uint32_t table_uints = 0;
   uint64_t prepared_stride = 0;
@@ -42,18 +43,23 @@ GpuAttention::BatchLayout GpuAttention::batch_layout(const AttentionGeometry& g,
   uint64_t slots = 0;
   for (const QuantizedLayerBuffers& l : layers) slots += slot_count(g, l);
   b.slot_end = align_up(slots * g.q_heads * (g.dim + 2) * 4, align);
-  b.ranges_at = b.slot_end;
-  b.bytes = b.ranges_at + layers.size() * 8;
+  b.bytes = b.slot_end + layers.size() * 8;
   b.prepared_at.assign(layers.size(), 0);
   if (!subgroup8_path()) return b;
   const QuantizedLayerBuffers* first = nullptr;
   b.folded = true;
-  for (const QuantizedLayerBuffers& l : layers) {
-    if (l.segments.empty()) continue;
-    if (first == nullptr) first = &l;
-    b.folded = b.folded && query_desc(g, first->keys).specialization == query_desc(g, l.keys).specialization;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].segments.empty()) continue;
+    if (first == nullptr) {
+      first = &layers[i];
+      b.keyed = i;
+    }
+    b.folded = b.folded && query_desc(g, first->keys).specialization == query_desc(g, layers[i].keys).specialization;
   }
-  if (first == nullptr) return b;
+  if (first == nullptr) {
+    b.folded = false;
+    return b;
+  }
   if (b.folded) {
     b.table_uints = (first->keys.scope == ChannelScope::layer ? 1 : g.kv_heads) * g.dim;
     b.tables_at = align_up(b.bytes, align);
@@ -127,7 +133,7 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
     slots += n;
   }
   const rt::BufferView slot_view{partials.buffer, partials.offset, std::max<uint64_t>(b.slot_end, 4)};
-  const rt::BufferView range_view{partials.buffer, partials.offset + b.ranges_at, ranges.size() * 4};
+  const rt::BufferView range_view{partials.buffer, partials.offset + b.slot_end, ranges.size() * 4};
   std::vector<rt::BufferView> prepared(layers.size(), q);
   for (size_t i = 0; i < layers.size(); ++i) {
     if (b.prepared_at[i] == 0) continue;
@@ -139,10 +145,9 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
   // query transform reads the channel tables copied beside them (a layer without segments has
   // none: zeros, whose transform nobody reads).
   vkCmdUpdateBuffer(cmd, range_view.buffer, range_view.offset, range_view.size, ranges.data());
-  const bool any_segments = std::any_of(layers.begin(), layers.end(), [](const QuantizedLayerBuffers& l) { return !l.segments.empty(); });
   const uint64_t table_bytes = uint64_t(b.table_uints) * 4;
   const rt::BufferView tables{partials.buffer, partials.offset + b.tables_at, std::max<uint64_t>(table_bytes * layers.size(), 4)};
-  if (b.folded && any_segments) {
+  if (b.folded) {
     for (size_t i = 0; i < layers.size(); ++i) {
       const rt::BufferView dst{partials.buffer, tables.offset + i * table_bytes, table_bytes};
       if (layers[i].segments.empty()) {
@@ -154,14 +159,13 @@ void GpuAttention::record_batch(VkCommandBuffer cmd, const AttentionGeometry& g,
   }
   rt::transfer_to_compute_barrier(cmd);
   bool transformed = false;
-  if (b.folded && any_segments) {
-    const QuantizedLayerBuffers& keyed = *std::find_if(layers.begin(), layers.end(), [](const QuantizedLayerBuffers& l) { return !l.segments.empty(); });
+  if (b.folded) {
     const rt::BufferView all_prepared{partials.buffer, partials.offset + b.prepared_at[0], b.prepared_stride * layers.size()};
-    record_query_batch(cmd, g, keyed.keys, uint32_t(layers.size()), q, tables, b.table_uints, all_prepared, b.prepared_stride);
+    record_query_batch(cmd, g, layers[b.keyed].keys, uint32_t(layers.size()), q, tables, b.table_uints, all_prepared, b.prepared_stride);
     transformed = true;
   } else {
     for (size_t i = 0; i < layers.size(); ++i) {
-      if (layers[i].segments.empty() || b.prepared_at[i] == 0) continue;
+      if (b.prepared_at[i] == 0) continue;  // no segments, or not the subgroup-of-8 path
       record_query(cmd, g, layers[i], q_of(i), prepared[i]);
       transformed = true;
     }
