@@ -16,7 +16,10 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint DIM = 128u;
 
 const uint WG = gl_WorkGroupSize.x;
-const uint BLOCK = 32u;              // channels per workgroup (DIM is a multiple)
+const uint BLOCK = 32u;              // channels per workgroup
+// DIM a multiple of 16 but not of 32 (80, 112): the last workgroup's upper quads read the row's
+// last 4 channels and store nothing.
+const bool WHOLE = DIM % BLOCK == 0u;
 const uint QUADS = BLOCK / 4u;       // invocations per slot lane
 const uint LANES = WG / QUADS;       // slot lanes
 const uint UNROLL = 4u;              // slots in flight per invocation
@@ -65,6 +68,7 @@ void main() {
 
   uint lane = lid / QUADS;
   uint c = c0 + 4u * (lid % QUADS);
+  uint cr = WHOLE ? c : min(c, DIM - 4u);  // the channels read
   float l = 0.0;
   vec4 acc = vec4(0.0);
   for (uint first = lane; first < slots; first += LANES * UNROLL) {
@@ -75,8 +79,8 @@ void main() {
       uint o = base + min(first + u * LANES, slots - 1u) * stride;
       mi[u] = partials.data[o];
       li[u] = partials.data[o + 1u];
-      oi[u] = vec4(partials.data[o + 2u + c], partials.data[o + 3u + c], partials.data[o + 4u + c],
-                   partials.data[o + 5u + c]);
+      oi[u] = vec4(partials.data[o + 2u + cr], partials.data[o + 3u + cr], partials.data[o + 4u + cr],
+                   partials.data[o + 5u + cr]);
     }
     [[unroll]] for (uint u = 0u; u < UNROLL; ++u) {
       float w = first + u * LANES < slots ? exp(mi[u] - top) : 0.0;
@@ -87,7 +91,7 @@ void main() {
   sum_buf[lid] = acc;
   if (lid % QUADS == 0u) l_buf[lane] = l;
   barrier();
-  if (lid < QUADS) {
+  if (lid < QUADS && (WHOLE || c < DIM)) {
     float total_l = 0.0;
     vec4 total = vec4(0.0);
     for (uint k = 0u; k < LANES; ++k) {

@@ -52,7 +52,13 @@ const uint KS = K_ANOM + STREAMS;
 const uint NORMAL = DIM - K_ANOM;
 const uint RP = (RATIO + 3u) / 4u * 4u;   // heads padded to whole vec4s
 const uint RV = RP / 4u;                  // vec4s per (token or coefficient)
-const uint OWN = DIM / WG;                // value channels per invocation (DIM is a multiple of WG)
+// Value channels per invocation: channel L + i * WG of invocation L. Where DIM is not a multiple of
+// WG (head_dim 80, 96, 112) the last round's channels past DIM read channel DIM - 1 and are not
+// stored (owned_channel, channel_stored).
+const uint OWN = (DIM + WG - 1u) / WG;
+const bool WHOLE_ROUNDS = DIM % WG == 0u;
+uint owned_channel(uint L, uint i) { return WHOLE_ROUNDS ? L + i * WG : min(L + i * WG, DIM - 1u); }
+bool channel_stored(uint L, uint i) { return WHOLE_ROUNDS || L + i * WG < DIM; }
 const uint CPARTS = WG / (CG * 8u);       // invocations per (group, head) summing C and sum p
 const uint PROWS = G;                     // p rows per group
 const uint BB = (DIM * G + 4u) / 5u;      // bytes of one (head, group) trit block
@@ -462,7 +468,7 @@ void trit_chunk(uint b0, uint off0, uint cg) {
   uint shift = b0 & 3u;
   for (uint gl = 0u; gl < cg; ++gl) {
     [[unroll]] for (uint i = 0u; i < OWN; ++i) {
-      uint c = L + i * WG;
+      uint c = owned_channel(L, i);
       uint first = VG == G ? gl * BB + shift + 32u * c / 5u
                            : shift + (c * VG + off0 + gl * G) / 5u - off0 / 5u;  // byte within the stage
       uint phase = VG == G ? (32u * c) % 5u : (c * VG + off0 + gl * G) % 5u;
@@ -501,7 +507,7 @@ void b2_channel_chunk(uint cg) {
   uint L = gl_LocalInvocationID.x;
   for (uint gl = 0u; gl < cg; ++gl) {
     [[unroll]] for (uint i = 0u; i < OWN; ++i) {
-      uint c = L + i * WG, e = c * CG + gl;
+      uint c = owned_channel(L, i), e = c * CG + gl;
       uint w0 = stage[2u * e], w1 = stage[2u * e + 1u];
       vec4 sum[RV];
       [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
@@ -523,7 +529,7 @@ void kivi_chunk(uint cg) {
   uint L = gl_LocalInvocationID.x;
   for (uint gl = 0u; gl < cg; ++gl) {
     [[unroll]] for (uint i = 0u; i < OWN; ++i) {
-      uint c = L + i * WG;
+      uint c = owned_channel(L, i);
       for (uint t = 0u; t < G; ++t) {
         uint tc = gl * G + t;
         float code = float((stage[tc * (DIM / 16u) + c / 16u] >> (2u * (c & 15u))) & 3u);
@@ -636,6 +642,8 @@ void main() {
       partials.data[o] = stat_m[r];
       partials.data[o + 1u] = stat_l[r];
     }
-    [[unroll]] for (uint i = 0u; i < OWN; ++i) partials.data[o + 2u + lid + i * WG] = accum[i * RV + r / 4u][r & 3u];
+    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+      if (channel_stored(lid, i)) partials.data[o + 2u + lid + i * WG] = accum[i * RV + r / 4u][r & 3u];
+    }
   }
 }

@@ -36,7 +36,10 @@ const uint KPAGES = (K_ANOM + 63u) / 64u;   // query pages of 64 channels (8 chu
 const uint SPAGES = (STREAMS + 63u) / 64u;
 const uint BLOCKS = (DIM + 4u) / 5u;        // runs of 5 channels: 32 bytes of trits per group
 const uint TPASS = (BLOCKS + 7u) / 8u;      // passes of 8 lanes x 5 channels
-const uint VPASS = DIM / 32u;               // 2-bit values: passes of 8 lanes x 4 channels
+// 2-bit values: passes of 8 lanes x 4 channels; at head dims that are not a multiple of 32 (80,
+// 112) the last pass has channels past DIM, which read channel DIM - 1 and are not stored.
+const uint VPASS = (DIM + 31u) / 32u;
+const bool VWHOLE = DIM % 32u == 0u;
 const bool TRIT_CHANNELS = VALUE_MODE == 0u || VALUE_MODE == 3u;
 const uint OUTS = TRIT_CHANNELS ? TPASS * 5u : VPASS * 4u;  // output channels per lane
 
@@ -249,7 +252,8 @@ void b2_channel_values(bool protected_part, bool trit_channels, uint h, uint g, 
   uint passes = trit_channels ? TPASS : VPASS, per_pass = trit_channels ? 5u : 4u;
   [[unroll]] for (uint b = 0u; b < passes; ++b) {
     [[unroll]] for (uint i = 0u; i < per_pass; ++i) {
-      uint c = trit_channels ? min(5u * min(8u * b + lane, BLOCKS - 1u) + i, DIM - 1u) : 32u * b + 8u * i + lane;
+      uint c = trit_channels ? min(5u * min(8u * b + lane, BLOCKS - 1u) + i, DIM - 1u)
+                             : (VWHOLE ? 32u * b + 8u * i + lane : min(32u * b + 8u * i + lane, DIM - 1u));
       uint sidx = (h * DIM + c) * groups + g;  // codes by block, scales by value group
       uint vidx = (h * DIM + c) * (groups / VBPG) + g / VBPG;
       uvec2 cw;

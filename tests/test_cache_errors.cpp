@@ -126,7 +126,10 @@ TEST_F(CacheBookkeeping, ConstructionChecks) {
   expect_error([&] { Cache(ctx, {1, 2, 7, 64}, s, 64); }, "q_heads 7");
   expect_error([&] { Cache(ctx, {1, 1, 17, 64}, s, 64); }, "17 query heads per KV head; the attention serves at most 16");
   expect_error([&] { Cache(ctx, {1, 2, 34, 64}, s, 64); }, "q_heads 34 is 17 query heads per KV head");
-  expect_error([&] { Cache(ctx, {1, 2, 4, 96}, s, 64); }, "head_dim 96");
+  // head_dim: a multiple of 16 from 64 to 256
+  expect_error([&] { Cache(ctx, {1, 2, 4, 72}, s, 64); }, "head_dim 72 (a multiple of 16 from 64 to 256 accepted)");
+  expect_error([&] { Cache(ctx, {1, 2, 4, 48}, s, 64); }, "head_dim 48");
+  expect_error([&] { Cache(ctx, {1, 2, 4, 272}, s, 64); }, "head_dim 272");
   expect_error([&] { Cache(ctx, {0, 2, 4, 64}, s, 64); }, "layers 0");
   expect_error([&] { Cache(ctx, {1, 2, 4, 64}, s, 0); }, "max_tokens 0");
   expect_error([&] { Cache(ctx, {1, 8, 8, 256}, s, 1u << 20); }, "2^31");
@@ -146,6 +149,7 @@ TEST_F(CacheBookkeeping, ConstructionChecks) {
   kivi128.group_size = 128;
   kivi128.keys.group_size = 128;
   expect_error([&] { Cache(ctx, {1, 2, 4, 64}, kivi128, 64); }, "head_dim 64 is not a multiple of group_size 128");
+  expect_error([&] { Cache(ctx, {1, 2, 4, 80}, preset("kivi"), 64); }, "head_dim 80 is not a multiple of group_size 32");
   // The original's configuration dictionary is accepted as settings.
   Cache dict(ctx, {1, 2, 4, 64},
              parse_settings("{'backend': 'QuantizedCacheVLM', 'nbits': [1.5, 1.58], 'q_group_size': 32, "

@@ -74,6 +74,11 @@ std::vector<Fp16Case> fp16_cases() {
   cases.push_back({1, 2, 256, 513});
   // GQA beyond 8: head chunks of 5 (9: one surplus head masked), 6 and 8 per workgroup
   for (uint32_t ratio : {9u, 12u, 16u}) cases.push_back({2, ratio, 128, 333});
+  // head dims that are not a multiple of 64 (of the lanes that own channels)
+  for (uint32_t dim : {80u, 96u, 112u}) {
+    cases.push_back({2, 4, dim, 300});
+    cases.push_back({1, 16, dim, 129});
+  }
   return cases;
 }
 
@@ -183,7 +188,9 @@ TEST_F(GpuAttention_, BadArgumentsAreClearErrors) {
     }
   };
   expect_error({2, 7, 64}, std::vector<float>(7 * 64), 64, ErrorCode::invalid_argument, "kv_heads 2");
-  expect_error({2, 8, 96}, std::vector<float>(8 * 96), 64, ErrorCode::invalid_argument, "96");
+  expect_error({2, 8, 72}, std::vector<float>(8 * 72), 64, ErrorCode::invalid_argument,
+               "head dim 72 is not a multiple of 16 from 64 to 256");
+  expect_error({2, 8, 272}, std::vector<float>(8 * 272), 64, ErrorCode::invalid_argument, "head dim 272");
   expect_error({2, 8, 64}, std::vector<float>(8 * 64 - 1), 64, ErrorCode::invalid_argument, "511");
   expect_error({2, 8, 64}, q, 0, ErrorCode::invalid_argument, "empty");
   expect_error({2, 8, 64}, q, 65, ErrorCode::buffer_too_small, "65");

@@ -91,6 +91,26 @@ TEST_P(GpuAttentionVidkv, MatchesReference) {
   EXPECT_LT(error, 1e-3);
 }
 
+// Head dims that are not a multiple of the lane count (80, 96, 112: channels left over after whole
+// passes): every value format and key kind, GQA 1 to 16, groups 32 to 128. KIVI's value groups run
+// along the channels, so it needs head_dim a multiple of the group (96 at 32).
+std::vector<VidkvCase> odd_dim_cases() {
+  std::vector<VidkvCase> cases;
+  for (uint32_t dim : {80u, 96u, 112u}) {
+    cases.push_back({"k1.5", "v1.58", 2, 7, dim, 600});
+    cases.push_back({"k1.5", "v2", 2, 4, dim, 333});
+    cases.push_back({"k2", "v2", 1, 1, dim, 300});
+    cases.push_back({"k1.5full", "v1.58", 2, 8, dim, 352});
+    cases.push_back({"k1", "v2", 1, 16, dim, 300});
+    cases.push_back({"k1.5layer", "v1.58", 2, 3, dim, 300});
+    cases.push_back({"k1.5", "v1.58", 1, 12, dim, 700, 64});
+    cases.push_back({"k2", "v2", 1, 7, dim, 520, 128});
+  }
+  cases.push_back({"k1.5", "kivi", 2, 7, 96, 600});
+  cases.push_back({"k2", "kivi", 1, 16, 96, 333});
+  return cases;
+}
+
 std::vector<VidkvCase> vidkv_cases() {
   std::vector<VidkvCase> cases;
   for (uint32_t t : {1u, 31u, 32u, 33u, 127u, 128u, 129u, 1000u}) cases.push_back({"k1.5", "v1.58", 2, 4, 128, t});
@@ -134,6 +154,7 @@ std::vector<VidkvCase> vidkv_cases() {
   // Both at once: GQA head chunks over groups of several blocks
   cases.push_back({"k1.5", "v1.58", 2, 12, 128, 700, 64});
   cases.push_back({"k2", "kivi", 2, 16, 128, 520, 128});
+  for (const VidkvCase& c : odd_dim_cases()) cases.push_back(c);
   return cases;
 }
 
@@ -216,6 +237,7 @@ std::vector<PortableCase> portable_cases() {
   // Both at once: GQA head chunks over groups of several blocks
   cases.push_back({{"k1.5", "v1.58", 2, 12, 128, 700, 64}, 192});
   cases.push_back({{"k1.5", "v2", 2, 16, 128, 520, 128}, 256});
+  for (const VidkvCase& c : odd_dim_cases()) cases.push_back({c, 192});
   return cases;
 }
 

@@ -1,7 +1,8 @@
 # vidkv-info --pipelines --json on RADV's null devices (ctest pipelines_radv_null): with
 # RADV_FORCE_FAMILY each family's compiler runs with no GPU present. Fails when any attention
 # pipeline spills registers, when the device gives a validation message, or when the JSON lacks its
-# keys; at group sizes 32, 64 and 128 (--group; the model only at 32); skipped (the message says why) where no null device appears (no RADV in this Mesa).
+# keys; at group sizes 32, 64 and 128 (--group; the model only at 32) and at head_dim 80, 96 and 112
+# (--head-dim, group 32); skipped (the message says why) where no null device appears (no RADV in this Mesa).
 # Variables: TOOL (vidkv-info), FAMILIES (a list, e.g. navi21;gfx1100).
 foreach(var TOOL FAMILIES)
   if(NOT DEFINED ${var})
@@ -11,10 +12,18 @@ endforeach()
 
 set(ran 0)
 foreach(family IN LISTS FAMILIES)
- foreach(group IN ITEMS 32 64 128)
+ # (group, head_dim): 0 is the benchmark's head_dim 128, which alone gets the model
+ foreach(config IN ITEMS 32:0 64:0 128:0 32:80 32:96 32:112)
+  string(REPLACE ":" ";" pair "${config}")
+  list(GET pair 0 group)
+  list(GET pair 1 dim)
+  set(dim_args)
+  if(NOT dim EQUAL 0)
+    set(dim_args --head-dim ${dim})
+  endif()
   execute_process(
     COMMAND ${CMAKE_COMMAND} -E env RADV_FORCE_FAMILY=${family} VIDKV_VALIDATION=1
-            "${TOOL}" --pipelines --json --device "Null hardware" --group ${group}
+            "${TOOL}" --pipelines --json --device "Null hardware" --group ${group} ${dim_args}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     if(err MATCHES "no_device")
@@ -27,7 +36,7 @@ foreach(family IN LISTS FAMILIES)
   string(JSON device GET "${out}" device name)
   string(JSON count LENGTH "${out}" pipelines)
   string(JSON model_count LENGTH "${out}" model)
-  if(count EQUAL 0 OR (group EQUAL 32 AND model_count EQUAL 0))
+  if(count EQUAL 0 OR (group EQUAL 32 AND dim EQUAL 0 AND model_count EQUAL 0))
     message(FATAL_ERROR "${family} (${device}): ${count} pipelines, ${model_count} model entries")
   endif()
   math(EXPR last "${count} - 1")
@@ -36,18 +45,18 @@ foreach(family IN LISTS FAMILIES)
     string(JSON name GET "${out}" pipelines ${i} name)
     string(JSON spills GET "${out}" pipelines ${i} spills)
     string(JSON vgprs GET "${out}" pipelines ${i} stats VGPRs)
-    message(STATUS "${family} group ${group} ${name}: VGPRs ${vgprs}, spills ${spills}")
+    message(STATUS "${family} group ${group} head_dim ${dim} ${name}: VGPRs ${vgprs}, spills ${spills}")
     if(name MATCHES "^attention_")
       math(EXPR attention "${attention} + 1")
       if(NOT spills EQUAL 0)
-        message(FATAL_ERROR "${family} (${device}), group ${group}: ${name} spills ${spills} registers")
+        message(FATAL_ERROR "${family} (${device}), group ${group}, head_dim ${dim}: ${name} spills ${spills} registers")
       endif()
     endif()
   endforeach()
   if(attention EQUAL 0)
     message(FATAL_ERROR "${family}: no attention pipeline in the report")
   endif()
-  if(group EQUAL 32)
+  if(group EQUAL 32 AND dim EQUAL 0)
     foreach(key gpu preset tokens predicted_ms fp16_predicted_ms speedup_vs_fp16 bandwidth_fraction)
       string(JSON value GET "${out}" model 0 ${key})
     endforeach()

@@ -9,7 +9,7 @@
 // attention. cos and sin of 2 pi k / N come from a table in the staging area, indexed by
 // (f n) mod N kept incrementally: the same angles attention_query.comp evaluates.
 // Needs: qk (+ a trash slot), stage (RATIO N + 2 N words, + TRASH), query, channels, params.scale,
-// K_ANOM, STREAMS, KS, NORMAL, FFT_FULL, SCOPE_LAYER.
+// K_ANOM, STREAMS, KS, NORMAL, FFT_FULL, SCOPE_LAYER, OWN, owned_channel, channel_stored.
 
 void transform_query(uint h) {
   uint lid = gl_LocalInvocationID.x;
@@ -17,19 +17,21 @@ void transform_query(uint h) {
   const uint TW = RATIO * NORMAL;  // twiddles (cos, sin) after the normal channels' q
   // all loads first, in two round trips (channel indices, then q), and stores without branches
   // (ACO schedules within a basic block: a load before each conditional store waits each time)
-  const uint QJ = DIM / WG;  // channels per invocation (DIM is a multiple of WG)
+  // channels per invocation (DIM not a multiple of WG: see owned_channel)
+  const uint QJ = OWN;
   uint ch[QJ];
-  [[unroll]] for (uint k = 0u; k < QJ; ++k) ch[k] = channels.data[unit * DIM + lid + k * WG];
+  [[unroll]] for (uint k = 0u; k < QJ; ++k) ch[k] = channels.data[WHOLE_ROUNDS ? unit * DIM + lid + k * WG : unit * DIM + owned_channel(lid, k)];
   float qv[RATIO * QJ];
   [[unroll]] for (uint r = 0u; r < RATIO; ++r)
     [[unroll]] for (uint k = 0u; k < QJ; ++k) qv[r * QJ + k] = query.data[((gl_WorkGroupID.z * params.kv_heads + h) * Q_PER_KV + head_read(r)) * DIM + ch[k]];
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
     [[unroll]] for (uint k = 0u; k < QJ; ++k) {
       uint j = lid + k * WG;
-      // both stores, one of them to a trash slot: no branch
+      // both stores, one of them to a trash slot: no branch (both to trash past DIM)
       float q = qv[r * QJ + k] * params.scale;
-      qk[j < K_ANOM ? r * KS + j : RATIO * KS] = q;
-      stage[j < K_ANOM ? TRASH : r * NORMAL + j - K_ANOM] = floatBitsToUint(q);
+      bool real = channel_stored(lid, k);
+      qk[j < K_ANOM && real ? r * KS + j : RATIO * KS] = q;
+      stage[j < K_ANOM || !real ? TRASH : r * NORMAL + j - K_ANOM] = floatBitsToUint(q);
     }
   }
   for (uint k = lid; k < NORMAL; k += WG) {

@@ -74,6 +74,35 @@ def test_attention_matches_float64_reference_over_dequantize(rng, settings, q_he
     assert checks == 3
 
 
+@pytest.mark.parametrize("settings", ["fp16", "2bit", "k1.5-v1.58"])
+@pytest.mark.parametrize("head_dim", [80, 112])
+def test_head_dims_of_today_s_models(rng, settings, head_dim):
+    """head_dim 80 and 112 (any multiple of 16 from 64 to 256): prefill, appends across a flush."""
+    cache = make_cache(settings, q_heads=8, head_dim=head_dim)
+    seq = cache.create_sequence()
+    k, v = random_kv(rng, 150, KV_HEADS, head_dim)
+    cache.prefill(seq, 0, k, v)
+    k1, v1 = random_kv(rng, 110, KV_HEADS, head_dim)
+    for t in range(110):
+        cache.append(seq, 0, k1[t], v1[t])
+    dk, dv = cache.dequantize(seq, 0)
+    q = realistic_query(rng, dk, 8)
+    out = cache.attention(seq, 0, q)
+    assert out.shape == (8, head_dim)
+    tolerance = ATTENTION_TOLERANCE.get(settings, QUANTIZED_ATTENTION_TOLERANCE)
+    assert attention_error(out, reference_attention(q, dk, dv)) < tolerance
+    if settings != "fp16":
+        assert cache.stats()["quantized_tokens"] == 256
+
+
+def test_head_dims_refused_name_the_rule():
+    with pytest.raises((vidkv.Error, ValueError), match="head_dim 72"):
+        make_cache("k1.5-v1.58", head_dim=72)
+    # KIVI quantizes each token in groups of channels: head_dim 80 holds no whole groups of 32
+    with pytest.raises((vidkv.Error, ValueError), match="head_dim 80 is not a multiple of group_size 32"):
+        make_cache("kivi", head_dim=80)
+
+
 @pytest.mark.parametrize("settings", ["fp16", "k1.5-v1.58"])
 def test_extend_equals_appends_and_causal_attention_matches_reference(rng, settings):
     extended, appended = make_cache(settings), make_cache(settings)

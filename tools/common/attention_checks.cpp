@@ -204,6 +204,17 @@ std::vector<AttentionCheckCase> attention_check_matrix() {
       cases.back().group = group;
     }
   }
+  // Head dims that are not a multiple of the lanes that own channels (80, 96, 112): the fp16
+  // baseline and every value format on both paths (KIVI's value groups run along the channels:
+  // 96 only), with segments and a residual.
+  for (uint32_t dim : {80u, 96u, 112u}) {
+    for (bool portable : {false, true}) {
+      add("fp16", ValueFormat::ternary_trits, 2, 7, dim, 300, 1, portable);
+      add("k1.5", ValueFormat::ternary_trits, 2, 7, dim, 700, 2, portable);
+      add("k2", ValueFormat::b2_channel, 1, 12, dim, 333, 1, portable);
+      if (dim == 96) add("k1.5layer", ValueFormat::b2_token, 2, 4, dim, 300, 1, portable);
+    }
+  }
   return cases;
 }
 

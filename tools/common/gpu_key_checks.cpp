@@ -70,6 +70,13 @@ std::vector<KeyCheckCase> key_check_matrix() {
   // head_dim 36: the token whose first 32 channels random_halves zeroes has near-zero normal
   // channels only (a row of tiny coefficients beside rows of ordinary ones).
   cases.push_back({{1.5, 32, ChannelScope::head, FftLayout::half}, {3, 32, 36}});
+  // The head dims of today's models beside 64/128/256 (FFTs of 40, 48 and 56 normal channels at
+  // 1.5 bits; 60 and 84 at 1.25), groups of 64 and 128 among them.
+  cases.push_back({{1.5, 64, ChannelScope::head, FftLayout::half}, {2, 128, 80}});
+  cases.push_back({{1.25, 32, ChannelScope::head, FftLayout::full}, {2, 64, 80}});
+  cases.push_back({{1.5, 32, ChannelScope::layer, FftLayout::half}, {4, 64, 96}});
+  cases.push_back({{1.5, 128, ChannelScope::head, FftLayout::full}, {2, 128, 112}});
+  cases.push_back({{1.25, 32, ChannelScope::head, FftLayout::half}, {2, 64, 112}});
   return cases;
 }
 

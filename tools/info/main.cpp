@@ -44,7 +44,7 @@ static json::Value to_json(const rt::DeviceInfo& d) {
 // --pipelines: one context on the chosen device that captures what the driver reports of each
 // pipeline; nothing is allocated or submitted, so RADV's null devices work.
 static int show_pipelines(bool as_json, const std::string& selector, const std::string& dump_dir,
-                          uint32_t group_size) {
+                          uint32_t group_size, uint32_t head_dim) {
   rt::ContextOptions options = rt::ContextOptions::from_environment();
   if (!selector.empty()) options.device_selector = selector;
   options.capture_pipeline_statistics = true;
@@ -59,7 +59,9 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
     options.capture_pipeline_statistics = false;
     context = rt::Context::create(options);
   }
-  const AttentionGeometry geometry = info::benchmark_geometry();
+  AttentionGeometry geometry = info::benchmark_geometry();
+  const bool model_geometry = group_size == 32 && (head_dim == 0 || head_dim == geometry.dim);
+  if (head_dim != 0) geometry.dim = head_dim;
   const auto reports = info::collect_pipelines(context, geometry, group_size);
   // Each pipeline's disassembly as DIR/<label>.s (what the model's loop table is read from).
   if (!dump_dir.empty()) {
@@ -70,10 +72,11 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
       if (!out) throw Error(ErrorCode::io_error, "cannot write " + path);
     }
   }
-  // The model's loop trip tables are written for groups of 32: other group sizes get the table only.
+  // The model's loop trip tables are written for groups of 32 and the benchmark's head_dim: other
+  // geometries get the pipeline table only.
   info::ModelResult model;
-  if (group_size == 32) model = info::run_model(context->info(), reports, geometry);
-  else model.note = "the model's loop tables are written for groups of 32";
+  if (model_geometry) model = info::run_model(context->info(), reports, geometry);
+  else model.note = "the model's loop tables are written for groups of 32 at head_dim 128";
   const size_t messages = context->validation_message_count();
   if (as_json) {
     json::Value doc = json::Value::object();
@@ -89,7 +92,7 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
   } else {
     info::print_pipelines(context->info(), reports);
     if (!no_statistics.empty()) std::printf("no statistics: %s\n", no_statistics.c_str());
-    if (group_size == 32) info::print_model(model);
+    if (model_geometry) info::print_model(model);
   }
   if (messages > 0) {
     std::fprintf(stderr, "vidkv-info: %zu validation message(s), the first: %s\n", messages,
@@ -102,7 +105,7 @@ static int show_pipelines(bool as_json, const std::string& selector, const std::
 int main(int argc, char** argv) {
   bool as_json = false, pipelines = false;
   std::string selector, dump_dir;
-  uint32_t group_size = 32;
+  uint32_t group_size = 32, head_dim = 0;  // head_dim 0: the benchmark's
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--json") == 0) {
       as_json = true;
@@ -116,18 +119,24 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "vidkv-info: --group takes 32, 64 or 128\n");
         return 2;
       }
+    } else if (std::strcmp(argv[i], "--head-dim") == 0 && i + 1 < argc) {
+      head_dim = uint32_t(std::strtoul(argv[++i], nullptr, 10));
+      if (head_dim < 64 || head_dim > 256 || head_dim % 16 != 0) {
+        std::fprintf(stderr, "vidkv-info: --head-dim takes a multiple of 16 from 64 to 256\n");
+        return 2;
+      }
     } else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
       selector = argv[++i];
     } else if (std::strcmp(argv[i], "--version") == 0) {
       std::printf("vidkv-info %s\n", VIDKV_VERSION_STRING);
       return 0;
     } else {
-      std::fprintf(stderr, "usage: vidkv-info [--json] [--version] [--pipelines [--device SELECTOR] [--dump-asm DIR] [--group 32|64|128]]\n");
+      std::fprintf(stderr, "usage: vidkv-info [--json] [--version] [--pipelines [--device SELECTOR] [--dump-asm DIR] [--group 32|64|128] [--head-dim D]]\n");
       return 2;
     }
   }
   try {
-    if (pipelines) return show_pipelines(as_json, selector, dump_dir, group_size);
+    if (pipelines) return show_pipelines(as_json, selector, dump_dir, group_size, head_dim);
     const auto devices = rt::enumerate_devices();
     if (as_json) {
       json::Value list = json::Value::array();

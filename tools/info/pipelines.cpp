@@ -58,6 +58,9 @@ std::vector<PipelineReport> collect_pipelines(const std::shared_ptr<rt::Context>
     CacheSettings s = preset(name);
     s.group_size = s.keys.group_size = group_size;
     if (s.key_mode == CacheSettings::KeyMode::fp16 || s.value_mode == CacheSettings::ValueMode::fp16) continue;
+    // KIVI's value groups run along the channels: a head_dim that is not a multiple of the group
+    // (80 or 112 at 32) has no such preset.
+    if (s.value_mode == CacheSettings::ValueMode::per_token_2bit && g.dim % group_size != 0) continue;
     for (const auto& p : attention.prepare_pipelines(g, key_spec_of(s), value_format_of(s))) made.emplace_back(name, p);
     // Keys: the prefill selects the channels, later blocks reuse them (the forward FFT is VkFFT's
     // own pipeline, not listed). Values are quantized from fp16 (the cache converts fp32 input).

@@ -81,7 +81,7 @@ struct CacheGeometry {
   uint32_t layers = 0;
   uint32_t kv_heads = 0;
   uint32_t q_heads = 0;   // a multiple of kv_heads, at most 16 query heads per KV head
-  uint32_t head_dim = 0;  // 64, 128 or 256
+  uint32_t head_dim = 0;  // a multiple of 16 from 64 to 256 (80, 96, 112 included)
 };
 
 // Bytes of one part (keys or values) of the quantized store, as allocated and used.
@@ -151,7 +151,7 @@ struct CacheFileContents;  // cache_file.hpp
 class VIDKV_API Cache {
  public:
   // Throws Error naming the bad value: geometry (zero layers or heads, q_heads not a multiple of
-  // kv_heads or more than 8 per KV head, head_dim not 64/128/256), settings (validate() plus the
+  // kv_heads or more than 16 per KV head, head_dim not a multiple of 16 in 64..256), settings (validate() plus the
   // limits above), max_tokens 0.
   Cache(std::shared_ptr<rt::Context> context, const CacheGeometry& geometry, const CacheSettings& settings,
         uint32_t max_tokens);

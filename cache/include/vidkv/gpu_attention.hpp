@@ -28,7 +28,7 @@ namespace vidkv {
 struct AttentionGeometry {
   uint32_t kv_heads = 0;
   uint32_t q_heads = 0;  // a multiple of kv_heads, at most 16 query heads per KV head
-  uint32_t dim = 0;      // 64, 128 or 256
+  uint32_t dim = 0;      // a multiple of 16 from 64 to 256
   float scale = 0.0f;    // softmax scale; 0 means 1 / sqrt(dim)
 };
 

@@ -180,8 +180,8 @@ void GpuAttention::set_split_tokens(uint32_t tokens) {
 }
 
 void GpuAttention::check_geometry(const AttentionGeometry& g) const {
-  if (g.dim != 64 && g.dim != 128 && g.dim != 256) {
-    throw Error(ErrorCode::invalid_argument, "head dim " + str(g.dim) + " is not 64, 128 or 256");
+  if (g.dim < 64 || g.dim > 256 || g.dim % 16 != 0) {
+    throw Error(ErrorCode::invalid_argument, "head dim " + str(g.dim) + " is not a multiple of 16 from 64 to 256");
   }
   if (g.kv_heads == 0 || g.q_heads == 0 || g.q_heads % g.kv_heads != 0) {
     throw Error(ErrorCode::invalid_argument, "q_heads " + str(g.q_heads) + " is not a positive multiple of kv_heads " +
@@ -340,7 +340,7 @@ rt::PipelineDesc GpuAttention::fp16_desc(const AttentionGeometry& g) const {
 
 // Workgroups per output row of the reduction: the portable shader's channel blocks, or one.
 uint32_t GpuAttention::reduce_blocks(const AttentionGeometry& g) const {
-  return subgroup8_path() ? 1u : g.dim / kReduceBlock;
+  return subgroup8_path() ? 1u : (g.dim + kReduceBlock - 1) / kReduceBlock;
 }
 
 rt::PipelineDesc GpuAttention::reduce_desc(const AttentionGeometry& g) const {

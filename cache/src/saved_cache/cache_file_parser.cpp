@@ -309,7 +309,7 @@ class Parser {
   }
 
   // Bounds that keep every size below 2^64 and match what a cache can be: the cache itself checks
-  // the exact limits (head_dim 64/128/256, at most 16 query heads per KV head) when it is created.
+  // the exact limits (head_dim a multiple of 16 in 64..256, at most 16 query heads per KV head) when it is created.
   static void check_geometry(const Cursor& in, const CacheFileContents& c) {
     const CacheGeometry& g = c.geometry;
     auto field = [&](const char* name, uint32_t v, uint32_t lo, uint32_t hi) {

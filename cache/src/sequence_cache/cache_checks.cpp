@@ -25,8 +25,8 @@ void geometry(const CacheGeometry& g) {
     throw bad("cache: q_heads " + std::to_string(g.q_heads) + " is " + std::to_string(g.q_heads / g.kv_heads) +
               " query heads per KV head; the attention serves at most 16");
   }
-  if (g.head_dim != 64 && g.head_dim != 128 && g.head_dim != 256) {
-    throw bad("cache: head_dim " + std::to_string(g.head_dim) + " (64, 128 or 256 accepted)");
+  if (g.head_dim < 64 || g.head_dim > 256 || g.head_dim % 16 != 0) {
+    throw bad("cache: head_dim " + std::to_string(g.head_dim) + " (a multiple of 16 from 64 to 256 accepted)");
   }
 }
 
