@@ -2,8 +2,8 @@
 #extension GL_GOOGLE_include_directive : require
 // Turns the FFT's half spectrum [heads * tokens][N/2 + 1] (complex fp32) into coefficient streams
 // [tokens][heads][streams] (fp32; the grouped 1-bit quantizer rounds them to half on load). The full
-// layout mirrors the upper bins: X_{N-f} = conj(X_f) for a real signal. One invocation per stream
-// value.
+// layout mirrors the upper bins: X_{N-f} = conj(X_f) for a real signal. One invocation per run of
+// 8 stream values.
 #include "key_streams.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -16,13 +16,8 @@ layout(push_constant) uniform Params {
   uint heads, tokens, n, streams, spectrum_row_stride;
 } params;
 
-void process(uint invocation) {
-  uint id = invocation;
-  if (id >= params.heads * params.tokens * params.streams) return;
-  uint s = id % params.streams;
-  uint ht = id / params.streams;
-  uint t = ht % params.tokens;
-  uint h = ht / params.tokens;
+// The stream value s of token t of head h.
+void store(uint h, uint t, uint s) {
   uint row = (h * params.tokens + t) * params.spectrum_row_stride;
   float value;
   if (FFT_FULL == 1u) {
@@ -39,9 +34,34 @@ void process(uint invocation) {
   streams.data[(t * params.heads + h) * params.streams + s] = value;
 }
 
-// Grid-stride over every item: the host caps the workgroup count at the 65535 every device
-// allows, and long contexts have more items than that many workgroups cover.
+// Values per invocation, consecutive in (head, token, stream) order: the position of the first
+// needs a division by the stream count and one by the token count, the rest follow by carrying
+// (divisions by a non-constant are a per-lane loop of scalar divides on CPU drivers).
+const uint RUN = 8u;
+
+void process_run(uint run, uint total) {
+  uint first = run * RUN;
+  uint count = min(RUN, total - first);
+  uint s = first % params.streams;
+  uint ht = first / params.streams;
+  uint t = ht % params.tokens;
+  uint h = ht / params.tokens;
+  for (uint i = 0u; i < count; ++i) {
+    store(h, t, s);
+    if (++s == params.streams) {
+      s = 0u;
+      if (++t == params.tokens) {
+        t = 0u;
+        ++h;
+      }
+    }
+  }
+}
+
+// Grid-stride over the runs: the host caps the workgroup count at the 65535 every device allows,
+// and long contexts have more runs than that many workgroups cover.
 void main() {
   uint total = params.heads * params.tokens * params.streams;
-  for (uint i = gl_GlobalInvocationID.x; i < total; i += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process(i);
+  uint runs = (total + RUN - 1u) / RUN;
+  for (uint r = gl_GlobalInvocationID.x; r < runs; r += gl_NumWorkGroups.x * gl_WorkGroupSize.x) process_run(r, total);
 }

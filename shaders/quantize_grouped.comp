@@ -95,6 +95,16 @@ uvec2 quantize_group(uint f) {
   precise float scale_f = f16_to_f32(range_h) * LEVEL_RCP;
   uint scale_h = f32_to_f16(scale_f);
   float s = f16_to_f32(scale_h);
+  // 2 bits without a division per element: code = round_even(clamp(half(d / s), 0, 3)) grows with
+  // d, and code >= k exactly when half(d / s) >= B_k, the half 0.5 / 1.5 / 2.5 itself for k = 2
+  // and the half above it for k = 1, 3 (round_even sends 0.5 to 0, 1.5 to 2, 2.5 to 2); that is
+  // when d / s lies above the rounding midpoint below B_k, or on it with B_k's mantissa even (the
+  // half rounding's ties). As in f16_divide_round, midpoint * s is exact in fp32, so the three
+  // comparisons decide what the division decides. An infinite d (x - min above 65504) is code 3
+  // whatever s; with an infinite s every finite d is code 0, as the comparisons give.
+  precise float t1 = f16_midpoint_up(0x3800u) * s;  // B_1 = 0x3801 (odd): strictly above
+  precise float t2 = f16_midpoint_up(0x3dffu) * s;  // B_2 = 0x3e00 = 1.5 (even): on it counts
+  precise float t3 = f16_midpoint_up(0x4100u) * s;  // B_3 = 0x4101 (odd): strictly above
   for (uint w = 0u; w < GROUP_SIZE / FIELDS_PER_WORD; ++w) {
     uint word = 0u;
     for (uint k = 0u; k < FIELDS_PER_WORD; ++k) {
@@ -102,8 +112,12 @@ uvec2 quantize_group(uint f) {
       if (s > 0.0) {
         float x = f16_to_f32(load_half(first + (w * FIELDS_PER_WORD + k) * step));
         float d = f16_to_f32(f32_to_f16(x - mn));
-        float qh = f16_to_f32(f16_divide_round(d, s));
-        code = round_even_small(clamp(qh, 0.0, float(MAX_CODE)));
+        if (MAX_CODE == 3u) {
+          code = isinf(d) ? 3u : uint(d > t1) + uint(d >= t2) + uint(d > t3);
+        } else {
+          float qh = f16_to_f32(f16_divide_round(d, s));
+          code = round_even_small(clamp(qh, 0.0, float(MAX_CODE)));
+        }
       }
       word |= code << (k * FIELD_BITS);
     }

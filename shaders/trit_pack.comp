@@ -27,14 +27,25 @@ void process(uint invocation) {
   uint block_bytes = trit_block_bytes(params.dim, GROUP_SIZE);
   uint groups = params.tokens / GROUP_SIZE;
   uint trits_per_block = params.dim * GROUP_SIZE;
+  // The word's first byte: its block (head h, group g) and offset, by division once per word (on
+  // CPU drivers a division by a non-constant is a per-lane loop of scalar divides); the other
+  // three bytes carry into the next block.
+  uint b0 = 4u * w;
+  uint block = b0 / block_bytes;
+  uint offset = b0 - block * block_bytes;
+  uint h = block / groups;
+  uint g = block - h * groups;
   uint word = 0u;
   for (uint k = 0u; k < 4u; ++k) {
-    uint b = 4u * w + k;
-    if (b >= params.total_bytes) break;
-    uint block = b / block_bytes;
-    uint h = block / groups;
-    uint g = block - h * groups;
-    uint first = 5u * (b - block * block_bytes);
+    if (b0 + k >= params.total_bytes) break;
+    if (offset == block_bytes) {
+      offset = 0u;
+      if (++g == groups) {
+        g = 0u;
+        ++h;
+      }
+    }
+    uint first = 5u * offset;
     uint v = 0u;
     for (uint i = 0u; i < 5u; ++i) {
       uint trit = first + i;
@@ -46,6 +57,7 @@ void process(uint invocation) {
       v = v * 3u + d;
     }
     word |= ((v * 256u + 242u) / 243u) << (8u * k);
+    ++offset;
   }
   packed.data[w] = word;
 }

@@ -19,6 +19,7 @@ struct ShapePush {
 // (RUN in each shader).
 constexpr uint64_t kKeyGatherRun = 8;
 constexpr uint64_t kKeyScatterRun = 4;
+constexpr uint64_t kKeyStreamsRun = 8;  // stream values per key_streams.comp invocation (its RUN)
 struct GatherPush {
   uint32_t heads, tokens, dim, head_stride, token_stride, k, normal_row_stride;
 };

@@ -143,7 +143,7 @@ void GpuKeyQuantizer::record_quantize(VkCommandBuffer cmd, const KeySpec& spec, 
     const StreamPush sp{H, T, N, S, N / 2 + 1};
     const rt::BufferView sviews[] = {w.spectrum->view(), w.streams->view()};
     m.pipelines.get(streams_pipeline(spec.fft))
-        .dispatch(cmd, sviews, &sp, rt::grid_workgroups(uint64_t(H) * T * S, gpu::kWorkgroupSize));
+        .dispatch(cmd, sviews, &sp, rt::grid_workgroups((uint64_t(H) * T * S + kKeyStreamsRun - 1) / kKeyStreamsRun, gpu::kWorkgroupSize));
     rt::compute_to_compute_barrier(cmd);
     m.grouped.record_quantize(cmd, stream_spec(spec), s_shape, TensorLayout::thd(s_shape), ElementType::f32,
                               w.streams->view(), output.normal);
