@@ -1,0 +1,152 @@
+// The score phase of attention_vidkv.comp (its header says how): a chunk's key words and scales
+// staged in shared memory, the query folded with the scales into per-(group, head) coefficients,
+// and one token scored per invocation. Included once, by attention_vidkv.comp, after its constants,
+// bindings and shared arrays (stage, TRASH, big, part_sum, qk, scores), its staging helpers
+// (half_at, half_bits, to, scale_index) and the query transform.
+
+const uint AC = 0u;                          // anomalous code words [w][j] (w: 16 tokens)
+const uint NC = AC + 4u * K_ANOM;            // stream words [gl][s]
+const uint AS = NC + 2u * STREAMS;           // anomalous (scale, min) half pairs [j][2]
+const uint NS = AS + 2u * K_ANOM;            // stream scales [s][2] (float bits)
+
+// Copies the key words and scales of groups g0 .. g0 + cg - 1 to the staging area. Every load
+// is issued before the first store (indices clamped into the chunk; what lies past a partial
+// chunk is loaded but stored to TRASH via `to`), all in one basic block: ACO schedules within a
+// block, so a load before each conditional store would wait each time; this way they are all in
+// flight.
+const uint LA = (4u * K_ANOM + WG - 1u) / WG, LS = (2u * STREAMS + WG - 1u) / WG, LM = (2u * K_ANOM + WG - 1u) / WG;
+void stage_keys(uint h, uint g0, uint cg, uint groups) {
+  uint lid = gl_LocalInvocationID.x;
+  uint ca[LA > 0u ? LA : 1u], cn[LS > 0u ? LS : 1u], sn[LS > 0u ? LS : 1u];
+  uint sa[LM > 0u ? LM : 1u], ma[LM > 0u ? LM : 1u];
+  if (K_ANOM > 0u) {
+    [[unroll]] for (uint k = 0u; k < LA; ++k) {
+      uint i = lid + k * WG, j = min(i / 4u, K_ANOM - 1u), w = min(i % 4u, 2u * cg - 1u);
+      ca[k] = ka_codes.data[(h * K_ANOM + j) * (2u * groups) + 2u * g0 + w];
+    }
+    [[unroll]] for (uint k = 0u; k < LM; ++k) {
+      uint i = lid + k * WG, j = min(i / 2u, K_ANOM - 1u), gl = min(i % 2u, cg - 1u);
+      uint sidx = scale_index(h * K_ANOM + j, groups, g0, gl, KBPG);
+      sa[k] = ka_scales.data[sidx >> 1];
+      ma[k] = ka_mins.data[sidx >> 1];
+    }
+  }
+  if (STREAMS > 0u) {
+    [[unroll]] for (uint k = 0u; k < LS; ++k) {
+      uint i = lid + k * WG, s = min(i / 2u, STREAMS - 1u), gl = min(i % 2u, cg - 1u);
+      uint sidx = (h * STREAMS + s) * groups + g0 + gl;
+      uint kidx = scale_index(h * STREAMS + s, groups, g0, gl, KBPG);  // codes by block, scales by group
+      cn[k] = kn_codes.data[sidx];
+      sn[k] = kn_scales.data[kidx >> 1];
+    }
+  }
+  [[unroll]] for (uint k = 0u; k < LA; ++k) {
+    uint i = lid + k * WG, j = i / 4u, w = i % 4u;
+    stage[to(i < 4u * K_ANOM && w < 2u * cg, AC + w * K_ANOM + j)] = ca[k];
+  }
+  [[unroll]] for (uint k = 0u; k < LM; ++k) {
+    uint i = lid + k * WG, j = i / 2u, gl = i % 2u;
+    uint sidx = scale_index(h * K_ANOM + j, groups, g0, gl, KBPG);
+    stage[to(i < 2u * K_ANOM && gl < cg, AS + i)] = half_bits(sa[k], sidx) | (half_bits(ma[k], sidx) << 16);
+  }
+  [[unroll]] for (uint k = 0u; k < LS; ++k) {
+    uint i = lid + k * WG, s = i / 2u, gl = i % 2u;
+    uint kidx = scale_index(h * STREAMS + s, groups, g0, gl, KBPG);
+    bool valid = i < 2u * STREAMS && gl < cg;
+    stage[to(valid, NC + gl * STREAMS + s)] = cn[k];
+    stage[to(valid, NS + i)] = floatBitsToUint(half_at(sn[k], kidx));
+  }
+}
+
+// A and B of the pass's indices i0 .. i0 + CP - 1 (anomalous channels, then streams) for every
+// (group, head) into big, the pass's part of C in CPARTS parts into part_sum. Invocation
+// (gl, r, part) takes the indices i = i0 + part (mod CPARTS).
+void fold_coefficients(uint cg, uint i0) {
+  uint lid = gl_LocalInvocationID.x;
+  uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
+  if (r < RATIO && gl < cg) {
+    float c = 0.0;
+    uint row = gl * COEF_STRIDE + r / 4u, e = r & 3u;
+    for (uint j = i0 + part; j < min(i0 + CP, K_ANOM); j += CPARTS) {
+      float q = qk[r * KS + j];
+      vec2 sm = unpackHalf2x16(stage[AS + 2u * j + gl]);
+      big[row + (j - i0) * RV][e] = q * sm.x;
+      c += q * sm.y;
+    }
+    for (uint i = max(i0, K_ANOM) + part; i < min(i0 + CP, KS); i += CPARTS) {
+      float ws = qk[r * KS + i] * uintBitsToFloat(stage[NS + 2u * (i - K_ANOM) + gl]);
+      big[row + (i - i0) * RV][e] = 2.0 * ws;
+      c -= ws;
+    }
+    part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = c;
+  }
+}
+
+// Adds the pass's terms (indices i0 .. i0 + CP - 1) of the chunk's token t = invocation to acc.
+void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
+  uint t = gl_LocalInvocationID.x, gl = t / G;
+  if (t >= CT || gl >= cg) return;
+  [[unroll]] for (uint v = 0u; v < RV; ++v)
+    [[unroll]] for (uint p = 0u; p < CPARTS; ++p) acc[v] += part_sum[(gl * CPARTS + p) * RV + v];
+  uint shift2 = 2u * (t & 15u), bit = t & 31u;
+  uint ac = AC + (t / 16u) * K_ANOM, nc = NC + gl * STREAMS - K_ANOM;  // nc + i: stream i - K_ANOM
+  // big row of index i: base + i * RV
+  uint base = gl * COEF_STRIDE - i0 * RV;
+  uint end = min(i0 + CP, K_ANOM), j = i0;
+  // 4 indices per iteration, their loads written first: ACO then issues them together
+  for (; j + 4u <= end; j += 4u) {
+    uint w[4];
+    vec4 a[4 * RV];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[ac + j + u];
+    [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) a[u] = big[base + j * RV + u];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+      float code = float((w[u] >> shift2) & 3u);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += a[u * RV + v] * code;
+    }
+  }
+  for (; j < end; ++j) {
+    float code = float((stage[ac + j] >> shift2) & 3u);
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + j * RV + v] * code;
+  }
+  end = min(i0 + CP, KS);
+  uint i = max(i0, K_ANOM);
+  for (; i + 4u <= end; i += 4u) {
+    uint w[4];
+    vec4 b[4 * RV];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[nc + i + u];
+    [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) b[u] = big[base + i * RV + u];
+    [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+      float one = float((w[u] >> bit) & 1u);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += b[u * RV + v] * one;
+    }
+  }
+  for (; i < end; ++i) {
+    float one = float((stage[nc + i] >> bit) & 1u);
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + i * RV + v] * one;
+  }
+}
+
+// Scores of the split into scores[r * SPLIT + t]: per chunk, the keys staged once, then the
+// coefficients folded and applied CP indices at a time (bounded shared memory at any D and RATIO).
+void score_split(uint h, uint start, uint n) {
+  uint groups = params.tokens / G;
+  uint t = gl_LocalInvocationID.x;
+  for (uint c0 = 0u; c0 < n; c0 += CT) {
+    uint cg = min(CG, (n - c0) / G);
+    barrier();  // the previous chunk's readers of stage, big and part_sum are done
+    stage_keys(h, (start + c0) / G, cg, groups);
+    vec4 acc[RV];
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] = vec4(0.0);
+    for (uint i0 = 0u; i0 < KS; i0 += CP) {
+      barrier();  // the staged keys are in; the previous pass's readers of big are done
+      fold_coefficients(cg, i0);
+      barrier();
+      score_pass(cg, i0, acc);
+    }
+    if (t < CT && t / G < cg) {
+      bool seen = start + c0 + t < params.visible &&                           // a truncated cache
+                  int(start + c0 + t) < params.limit + int(gl_WorkGroupID.z);  // causal mask
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) scores[r * SPLIT + c0 + t] = seen ? acc[r / 4u][r & 3u] : -3.0e38;
+    }
+  }
+}
