@@ -58,22 +58,32 @@ uvec2 quantize_group(uint f) {
 
   if (MODE == MODE_1BIT || MODE == MODE_TERNARY) {
     uint mean_h = f16_divide_round(abs_sum, float(GROUP_SIZE));
-    float threshold = f16_to_f32(f32_to_f16(0.5 * f16_to_f32(mean_h)));
+    uint threshold_bits = f32_to_f16(0.5 * f16_to_f32(mean_h));
     precise float nz_sum = 0.0;
     uint nz_count = 0u;
     for (uint w = 0u; w < GROUP_SIZE / FIELDS_PER_WORD; ++w) {
       uint word = 0u;
       for (uint k = 0u; k < FIELDS_PER_WORD; ++k) {
-        uint h = load_half(first + (w * FIELDS_PER_WORD + k) * step);
+        uint e = first + (w * FIELDS_PER_WORD + k) * step;
+        uint h = load_half(e);
         uint code;
-        if (MODE == MODE_1BIT) {
+        if (MODE == MODE_1BIT && DATA_F32 == 1u) {
+          // the half's sign without rounding to a half: x >= 0, or x rounds to -0 (|x| <= 2^-25,
+          // the tie at 2^-25 going to the even 0)
+          uint b = src.data[e];
+          code = ((b & 0x80000000u) == 0u || (b & 0x7fffffffu) <= 0x33000000u) ? 1u : 0u;
+        } else if (MODE == MODE_1BIT) {
           // x >= 0, with -0 counted as non-negative
           code = ((h & 0x8000u) == 0u || (h & 0x7fffu) == 0u) ? 1u : 0u;
         } else {
-          float x = f16_to_f32(h);
-          code = x > threshold ? 2u : (x < -threshold ? 0u : 1u);
-          if (code != 1u) {
-            nz_sum += abs(x);
+          // x > t and x < -t (t = threshold, a non-negative half) in integers: a half's magnitude
+          // bits order like its magnitude, -0 has magnitude 0, and a NaN (magnitude above inf's)
+          // compares false both ways
+          uint mag = h & 0x7fffu;
+          bool beyond = mag > threshold_bits && mag <= 0x7c00u;
+          code = beyond ? ((h & 0x8000u) == 0u ? 2u : 0u) : 1u;
+          if (TERNARY_LSQ == 1u && code != 1u) {
+            nz_sum += f16_to_f32(mag);
             nz_count += 1u;
           }
         }
@@ -100,8 +110,11 @@ uvec2 quantize_group(uint f) {
   // and the half above it for k = 1, 3 (round_even sends 0.5 to 0, 1.5 to 2, 2.5 to 2); that is
   // when d / s lies above the rounding midpoint below B_k, or on it with B_k's mantissa even (the
   // half rounding's ties). As in f16_divide_round, midpoint * s is exact in fp32, so the three
-  // comparisons decide what the division decides. An infinite d (x - min above 65504) is code 3
-  // whatever s; with an infinite s every finite d is code 0, as the comparisons give.
+  // comparisons decide what the division decides (a half d never lies exactly on one: a midpoint
+  // has 12 significant bits ending in 1, so m * s has 12 or more, d at most 11; the tie rules are
+  // kept for the statement's sake). An infinite d (x - min above 65504) is code 3 whatever s; with
+  // an infinite s every finite d is code 0, as the comparisons give (the quantizer's range check
+  // refuses both before).
   precise float t1 = f16_midpoint_up(0x3800u) * s;  // B_1 = 0x3801 (odd): strictly above
   precise float t2 = f16_midpoint_up(0x3dffu) * s;  // B_2 = 0x3e00 = 1.5 (even): on it counts
   precise float t3 = f16_midpoint_up(0x4100u) * s;  // B_3 = 0x4101 (odd): strictly above

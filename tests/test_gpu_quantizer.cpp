@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <string>
 
 #include "common/gpu_checks.hpp"
 #include "common/random_data.hpp"
@@ -48,6 +50,57 @@ TEST(GpuQuantizerStaging, MatchesReferenceThroughStagingCopies) {
     }
   }
   EXPECT_GE(checked, 6u * 6u);
+  expect_no_validation_messages(*context, 0);
+}
+
+// Values at the edges of the shader's integer shortcuts, bit for bit against the reference: 1-bit
+// codes of fp32 input read from the float's bits (values that round to a half -0, the tie at
+// 2^-25, fp32 subnormals), ternary codes compared as half magnitudes (values on and around the
+// threshold, -0, subnormals) and 2-bit codes from three thresholds per group (wide and subnormal
+// ranges). NaN and infinite input, and ranges near the fp16 limit, are refused before.
+TEST(GpuQuantizerEdges, IntegerShortcutsMatchTheReference) {
+  rt::ContextOptions options = rt::ContextOptions::from_environment();
+  options.validation = true;
+  auto context = rt::Context::create(options);
+  GpuQuantizer quantizer(context);
+  const TensorShape shape{1, 64, 4};  // per channel: 4 rows of 2 groups of 32
+  const TensorLayout layout = TensorLayout::thd(shape);
+  auto bits = [](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  };
+  std::vector<float> f32;
+  const float specials[] = {-bits(0x33000000u), -bits(0x33000001u), -bits(0x32ffffffu), -bits(0x00000001u),
+                            -0.0f, 0.0f, bits(0x33000000u), -1e-30f, -6e-8f, -5.9604645e-08f,
+                            -bits(0x007fffffu), bits(0x00000010u), -2.0f, 3.0f, -16000.0f, 16000.0f};
+  for (size_t i = 0; i < layout.span(shape); ++i) f32.push_back(specials[i % 16] * (i % 5 == 0 ? 1.0f : 0.5f));
+  for (QuantBits bits_of : {QuantBits::b1, QuantBits::b1_58, QuantBits::b2}) {
+    const QuantSpec spec{bits_of, QuantAxis::channel, 32};
+    SCOPED_TRACE(bits_name(bits_of));
+    const QuantizedTensor want = reference::quantize(spec, shape, f32.data(), layout);
+    const QuantizedTensor got = quantizer.quantize_host(spec, shape, f32, layout);
+    EXPECT_EQ(got.codes, want.codes);
+    EXPECT_EQ(got.scales, want.scales);
+    EXPECT_EQ(got.mins, want.mins);
+  }
+  // fp16 input: ternary around its threshold and 2 bits over ranges that overflow a half
+  std::vector<uint16_t> f16;
+  const uint16_t halves[] = {0x3c00, 0xbc00, 0x3800, 0xb800, 0x37ff, 0xb801, 0x8000, 0x0000,
+                             0x7000, 0xf000, 0x3bff, 0xbbff, 0x0001, 0x8001, 0x3555, 0xb555};
+  for (size_t i = 0; i < layout.span(shape); ++i) f16.push_back(halves[(i * 7) % 16]);
+  // channel 0, tokens 0-31: 16 x 1.5 and 16 x +-0.5, so mean |x| = 1 and the ternary threshold is
+  // 0.5 exactly: the +-0.5 are code 1 (not beyond it)
+  for (uint32_t t = 0; t < 32; ++t) f16[t * shape.dim] = t < 16 ? 0x3e00 : (t % 2 ? 0x3800 : 0xb800);
+  for (QuantBits bits_of : {QuantBits::b1_58, QuantBits::b2}) {
+    const QuantSpec spec{bits_of, QuantAxis::channel, 32};
+    SCOPED_TRACE(std::string("fp16 ") + bits_name(bits_of));
+    const QuantizedTensor want = reference::quantize(spec, shape, f16.data(), layout);
+    const QuantizedTensor got = quantizer.quantize_host(spec, shape, f16, layout);
+    EXPECT_EQ(got.codes, want.codes);
+    EXPECT_EQ(got.scales, want.scales);
+    EXPECT_EQ(got.mins, want.mins);
+  }
   expect_no_validation_messages(*context, 0);
 }
 
