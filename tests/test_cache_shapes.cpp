@@ -116,7 +116,9 @@ TEST_P(CacheShapes, PrefillAppendsFlushesBatchForkTruncate) {
     append(cache, s, kv, t, t + 20);
     check(s, t + 20, "appends");
   }
-  if (!fp16) EXPECT_GE(cache.segment_count(s, 0), 2u);
+  if (!fp16) {
+    EXPECT_GE(cache.segment_count(s, 0), 2u);
+  }
   // Extend: many tokens at once, flushes included.
   cache.extend(s, 0, token_slice(kv.keys, P + A, E, H, D), token_slice(kv.values, P + A, E, H, D), E);
   check(s, P + A + E, "extend");
