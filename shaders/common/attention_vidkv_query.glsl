@@ -17,7 +17,9 @@ void transform_query(uint h) {
   const uint TW = RATIO * NORMAL;  // twiddles (cos, sin) after the normal channels' q
   // all loads first, in two round trips (channel indices, then q), and stores without branches
   // (ACO schedules within a basic block: a load before each conditional store waits each time)
-  // channels per invocation (DIM not a multiple of WG: see owned_channel)
+  // channels per invocation (DIM not a multiple of WG: see owned_channel). With whole rounds the
+  // index is written as before, unit * DIM + lid + k * WG: ACO folds k * WG into the load's
+  // offset only in that order, so D 64/128/256 keep their code.
   const uint QJ = OWN;
   uint ch[QJ];
   [[unroll]] for (uint k = 0u; k < QJ; ++k) ch[k] = channels.data[WHOLE_ROUNDS ? unit * DIM + lid + k * WG : unit * DIM + owned_channel(lid, k)];
