@@ -19,11 +19,9 @@ layout(push_constant) uniform Params {
 } params;
 
 #include "tensor_io.glsl"
+#include "index_runs.glsl"
 
-// Elements per invocation, consecutive in (head, token, channel) order. The position of the first
-// needs a division by dim and one by tokens; the rest follow by carrying, so the divisions (a
-// per-lane loop of scalar divides on CPU drivers) are paid once per run instead of per element.
-const uint RUN = 8u;
+const uint RUN = 8u;  // elements per invocation, consecutive in (head, token, channel) order
 
 void store(uint h, uint t, uint c) {
   float x = f16_to_f32(load_half_from(h * params.head_stride + t * params.token_stride + c));
@@ -39,19 +37,10 @@ void store(uint h, uint t, uint c) {
 void process_run(uint run, uint total) {
   uint first = run * RUN;
   uint count = min(RUN, total - first);
-  uint c = first % params.dim;
-  uint ht = first / params.dim;
-  uint t = ht % params.tokens;
-  uint h = ht / params.tokens;
+  uvec3 at = run_first(first, params.dim, params.tokens);  // (h, t, c)
   for (uint i = 0u; i < count; ++i) {
-    store(h, t, c);
-    if (++c == params.dim) {
-      c = 0u;
-      if (++t == params.tokens) {
-        t = 0u;
-        ++h;
-      }
-    }
+    store(at.x, at.y, at.z);
+    run_next(at, params.dim, params.tokens);
   }
 }
 

@@ -5,6 +5,7 @@
 // layout mirrors the upper bins: X_{N-f} = conj(X_f) for a real signal. One invocation per run of
 // 8 stream values.
 #include "key_streams.glsl"
+#include "index_runs.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint FFT_FULL = 0u;
@@ -34,27 +35,15 @@ void store(uint h, uint t, uint s) {
   streams.data[(t * params.heads + h) * params.streams + s] = value;
 }
 
-// Values per invocation, consecutive in (head, token, stream) order: the position of the first
-// needs a division by the stream count and one by the token count, the rest follow by carrying
-// (divisions by a non-constant are a per-lane loop of scalar divides on CPU drivers).
-const uint RUN = 8u;
+const uint RUN = 8u;  // values per invocation, consecutive in (head, token, stream) order
 
 void process_run(uint run, uint total) {
   uint first = run * RUN;
   uint count = min(RUN, total - first);
-  uint s = first % params.streams;
-  uint ht = first / params.streams;
-  uint t = ht % params.tokens;
-  uint h = ht / params.tokens;
+  uvec3 at = run_first(first, params.streams, params.tokens);  // (h, t, s)
   for (uint i = 0u; i < count; ++i) {
-    store(h, t, s);
-    if (++s == params.streams) {
-      s = 0u;
-      if (++t == params.tokens) {
-        t = 0u;
-        ++h;
-      }
-    }
+    store(at.x, at.y, at.z);
+    run_next(at, params.streams, params.tokens);
   }
 }
 
