@@ -124,11 +124,14 @@ layout(push_constant) uniform Params {
   uint query_slots;       // causal: slots per query (query z's slots start at z * query_slots)
 } params;
 
-shared float qk[RATIO * KS + 1u];  // transformed query of this KV head's query heads, + a trash slot
-shared uint stage[STAGE + 1u];  // + a word that takes the stores of out-of-range indices
-const uint TRASH = STAGE;
+// Every shared array is a whole number of vec4s (sizes rounded up), so that each starts
+// 16-byte aligned wherever the compiler places it: GPU compilers then read big's and part_sum's
+// vec4s with one 16-byte load (ds_load_b128) and fold their offsets into the instruction.
 shared vec4 big[BIG];
 shared vec4 part_sum[CG * RV * CPARTS];       // keys: C; values: sum p; [group][part][head]
+shared float qk[(RATIO * KS + 4u) / 4u * 4u];  // transformed query of this KV head's query heads, + a trash slot
+shared uint stage[(STAGE + 4u) / 4u * 4u];  // + a word that takes the stores of out-of-range indices
+const uint TRASH = STAGE;
 // In big from VAL0: the chunk's p, [group][row][head] (pw), or for trits the sum of p over each
 // subset of a nibble's 4 tokens, [group][nibble][subset][head] (ptab).
 #define pw(i) big[VAL0 + (i)]

@@ -36,8 +36,12 @@ shared float scores[RATIO * SPLIT];  // scores, then exp(s - m)
 // Reduction scratch, [entry][RATIO]: an entry's RATIO values side by side, so that the lanes of one
 // reduction step read consecutive words (no bank conflicts between query heads).
 shared float reduce_buf[RATIO * WG];
-shared float stat_m[RATIO];
-shared float stat_l[RATIO];
+// Padded to whole vec4s: the arrays a shader declares after these start 16-byte aligned, which
+// lets GPU compilers read their vec4s with one 16-byte load (scores and reduce_buf are multiples
+// of 16 bytes: SPLIT and WG are multiples of 4).
+const uint STATS = (RATIO + 3u) / 4u * 4u;
+shared float stat_m[STATS];
+shared float stat_l[STATS];
 
 // Tree over reduce_buf's first `count` entries (any count >= 1), every invocation taking a share of
 // each step's RATIO * half pairs; leaves the result in entry 0. `is_max`: max, else sum. Ends with

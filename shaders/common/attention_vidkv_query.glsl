@@ -8,8 +8,54 @@
 // hundreds of thousands) so that no latency-bound dispatch of q_heads workgroups precedes the
 // attention. cos and sin of 2 pi k / N come from a table in the staging area, indexed by
 // (f n) mod N kept incrementally: the same angles attention_query.comp evaluates.
+// One invocation per frequency bin takes all RATIO heads: a twiddle read serves RATIO heads' two
+// multiply-adds, the q of a channel n is one read that every lane shares ([n][RATIO] in the
+// staging area), and QU channels' reads are issued before the first wait (on GPUs this loop's
+// LDS round trips were a quarter of a split's serial chain, docs/gpu.md).
 // Needs: qk (+ a trash slot), stage (RATIO N + 2 N words, + TRASH), query, channels, params.scale,
 // K_ANOM, STREAMS, KS, NORMAL, FFT_FULL, SCOPE_LAYER, OWN, owned_channel, channel_stored.
+
+const uint BINS = FFT_FULL == 1u ? NORMAL : NORMAL / 2u + 1u;  // frequency bins of the query's DFT
+const uint QU = RATIO <= 8u ? 4u : 2u;  // normal channels per step of the DFT (loads in flight)
+
+// re[r], im[r] = sum_n q_rn (cos, -sin)(2 pi f n / N) over channels n0 <= n < n1, for bin f of
+// every head; k = (f n0) mod N.
+void dft_bin(uint f, uint n0, uint n1, uint k, inout float re[RATIO], inout float im[RATIO]) {
+  const uint TW = RATIO * NORMAL;
+  uint n = n0;
+  for (; n + QU <= n1; n += QU) {
+    uint kk[QU];
+    kk[0] = k;
+    [[unroll]] for (uint u = 1u; u < QU; ++u) {
+      uint next = kk[u - 1u] + f;
+      kk[u] = next >= NORMAL ? next - NORMAL : next;
+    }
+    uint next = kk[QU - 1u] + f;
+    k = next >= NORMAL ? next - NORMAL : next;
+    float q[QU * RATIO];
+    vec2 tw[QU];
+    [[unroll]] for (uint u = 0u; u < QU; ++u) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) q[u * RATIO + r] = uintBitsToFloat(stage[(n + u) * RATIO + r]);
+      tw[u] = vec2(uintBitsToFloat(stage[TW + 2u * kk[u]]), uintBitsToFloat(stage[TW + 2u * kk[u] + 1u]));
+    }
+    [[unroll]] for (uint u = 0u; u < QU; ++u) {
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+        re[r] += q[u * RATIO + r] * tw[u].x;
+        im[r] += q[u * RATIO + r] * tw[u].y;
+      }
+    }
+  }
+  for (; n < n1; ++n) {
+    vec2 tw = vec2(uintBitsToFloat(stage[TW + 2u * k]), uintBitsToFloat(stage[TW + 2u * k + 1u]));
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      float q = uintBitsToFloat(stage[n * RATIO + r]);
+      re[r] += q * tw.x;
+      im[r] += q * tw.y;
+    }
+    uint next = k + f;
+    k = next >= NORMAL ? next - NORMAL : next;
+  }
+}
 
 void transform_query(uint h) {
   uint lid = gl_LocalInvocationID.x;
@@ -33,7 +79,7 @@ void transform_query(uint h) {
       float q = qv[r * QJ + k] * params.scale;
       bool real = channel_stored(lid, k);
       qk[j < K_ANOM && real ? r * KS + j : RATIO * KS] = q;
-      stage[j < K_ANOM || !real ? TRASH : r * NORMAL + j - K_ANOM] = floatBitsToUint(q);
+      stage[j < K_ANOM || !real ? TRASH : (j - K_ANOM) * RATIO + r] = floatBitsToUint(q);
     }
   }
   for (uint k = lid; k < NORMAL; k += WG) {
@@ -42,25 +88,22 @@ void transform_query(uint h) {
     stage[TW + 2u * k + 1u] = floatBitsToUint(-sin(angle));
   }
   barrier();
-  // one invocation per (head, frequency bin): Re and Im of a bin share the loads and the angle
-  const uint BINS = FFT_FULL == 1u ? NORMAL : NORMAL / 2u + 1u;
-  for (uint i = lid; i < RATIO * BINS; i += WG) {
-    uint r = i / BINS, f = i % BINS;
-    float re = 0.0, im = 0.0;
-    uint k = 0u;  // (f n) mod N
-    for (uint n = 0u; n < NORMAL; ++n) {
-      float q = uintBitsToFloat(stage[r * NORMAL + n]);
-      re += q * uintBitsToFloat(stage[TW + 2u * k]);
-      im += q * uintBitsToFloat(stage[TW + 2u * k + 1u]);
-      k += f;
-      k = k >= NORMAL ? k - NORMAL : k;
+  // one invocation per frequency bin, all RATIO heads (Re and Im of a bin share the loads)
+  for (uint f = lid; f < BINS; f += WG) {
+    float re[RATIO], im[RATIO];
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      re[r] = 0.0;
+      im[r] = 0.0;
     }
+    dft_bin(f, 0u, NORMAL, 0u, re, im);
     float c = (FFT_FULL == 1u || f == 0u || 2u * f == NORMAL) ? 1.0 : 2.0;
     // streams: full Re f = 2f, Im f = 2f + 1; half Re 0 = 0, Re f = 2f - 1, Im f = 2f (f >= 1)
     uint s_re = FFT_FULL == 1u ? 2u * f : max(2u * f, 1u) - 1u;
     uint s_im = FFT_FULL == 1u ? 2u * f + 1u : 2u * f;
-    if (s_re < STREAMS) qk[r * KS + K_ANOM + s_re] = c * re / float(NORMAL);
-    if ((FFT_FULL == 1u || f > 0u) && s_im < STREAMS) qk[r * KS + K_ANOM + s_im] = c * im / float(NORMAL);
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      if (s_re < STREAMS) qk[r * KS + K_ANOM + s_re] = c * re[r] / float(NORMAL);
+      if ((FFT_FULL == 1u || f > 0u) && s_im < STREAMS) qk[r * KS + K_ANOM + s_im] = c * im[r] / float(NORMAL);
+    }
   }
   barrier();
 }

@@ -58,25 +58,52 @@ void stage_keys(uint h, uint g0, uint cg, uint groups) {
   }
 }
 
+// One index's coefficient (at big row `row`, component e) and its term of C, from its q and its
+// staged (scale, min) half pair (anomalous channel) or scale (stream).
+void fold_anomalous(float q, uint scale_min, uint row, uint e, inout float c) {
+  vec2 sm = unpackHalf2x16(scale_min);
+  big[row][e] = q * sm.x;
+  c += q * sm.y;
+}
+void fold_stream(float q, float scale, uint row, uint e, inout float c) {
+  float ws = q * scale;
+  big[row][e] = 2.0 * ws;
+  c -= ws;
+}
+
 // A and B of the pass's indices i0 .. i0 + CP - 1 (anomalous channels, then streams) for every
 // (group, head) into big, the pass's part of C in CPARTS parts into part_sum. Invocation
-// (gl, r, part) takes the indices i = i0 + part (mod CPARTS).
+// (gl, r, part) takes the indices i = i0 + part (mod CPARTS), 4 at a time with their reads issued
+// first (one shared-memory round trip per 4 indices, not per index).
 void fold_coefficients(uint cg, uint i0) {
   uint lid = gl_LocalInvocationID.x;
   uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
   if (r < RATIO && gl < cg) {
     float c = 0.0;
     uint row = gl * COEF_STRIDE + r / 4u, e = r & 3u;
-    for (uint j = i0 + part; j < min(i0 + CP, K_ANOM); j += CPARTS) {
-      float q = qk[r * KS + j];
-      vec2 sm = unpackHalf2x16(stage[AS + 2u * j + gl]);
-      big[row + (j - i0) * RV][e] = q * sm.x;
-      c += q * sm.y;
+    uint end = min(i0 + CP, K_ANOM), j = i0 + part;
+    for (; j + 3u * CPARTS < end; j += 4u * CPARTS) {
+      float q[4];
+      uint sm[4];
+      [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+        q[u] = qk[r * KS + j + u * CPARTS];
+        sm[u] = stage[AS + 2u * (j + u * CPARTS) + gl];
+      }
+      [[unroll]] for (uint u = 0u; u < 4u; ++u) fold_anomalous(q[u], sm[u], row + (j + u * CPARTS - i0) * RV, e, c);
     }
-    for (uint i = max(i0, K_ANOM) + part; i < min(i0 + CP, KS); i += CPARTS) {
-      float ws = qk[r * KS + i] * uintBitsToFloat(stage[NS + 2u * (i - K_ANOM) + gl]);
-      big[row + (i - i0) * RV][e] = 2.0 * ws;
-      c -= ws;
+    for (; j < end; j += CPARTS) fold_anomalous(qk[r * KS + j], stage[AS + 2u * j + gl], row + (j - i0) * RV, e, c);
+    end = min(i0 + CP, KS);
+    uint i = max(i0, K_ANOM) + part;
+    for (; i + 3u * CPARTS < end; i += 4u * CPARTS) {
+      float q[4], sn[4];
+      [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+        q[u] = qk[r * KS + i + u * CPARTS];
+        sn[u] = uintBitsToFloat(stage[NS + 2u * (i + u * CPARTS - K_ANOM) + gl]);
+      }
+      [[unroll]] for (uint u = 0u; u < 4u; ++u) fold_stream(q[u], sn[u], row + (i + u * CPARTS - i0) * RV, e, c);
+    }
+    for (; i < end; i += CPARTS) {
+      fold_stream(qk[r * KS + i], uintBitsToFloat(stage[NS + 2u * (i - K_ANOM) + gl]), row + (i - i0) * RV, e, c);
     }
     part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = c;
   }
@@ -93,19 +120,20 @@ void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
   // big row of index i: base + i * RV
   uint base = gl * COEF_STRIDE - i0 * RV;
   uint end = min(i0 + CP, K_ANOM), j = i0;
-  // 4 indices per iteration, their loads written first: ACO then issues them together
+  // 4 indices per iteration, their loads written first: ACO then issues them together. Codes by
+  // bitfieldExtract: one instruction (v_bfe_u32) where a shift and a mask take two.
   for (; j + 4u <= end; j += 4u) {
     uint w[4];
     vec4 a[4 * RV];
     [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[ac + j + u];
     [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) a[u] = big[base + j * RV + u];
     [[unroll]] for (uint u = 0u; u < 4u; ++u) {
-      float code = float((w[u] >> shift2) & 3u);
+      float code = float(bitfieldExtract(w[u], int(shift2), 2));
       [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += a[u * RV + v] * code;
     }
   }
   for (; j < end; ++j) {
-    float code = float((stage[ac + j] >> shift2) & 3u);
+    float code = float(bitfieldExtract(stage[ac + j], int(shift2), 2));
     [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + j * RV + v] * code;
   }
   end = min(i0 + CP, KS);
@@ -116,12 +144,12 @@ void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
     [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[nc + i + u];
     [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) b[u] = big[base + i * RV + u];
     [[unroll]] for (uint u = 0u; u < 4u; ++u) {
-      float one = float((w[u] >> bit) & 1u);
+      float one = float(bitfieldExtract(w[u], int(bit), 1));
       [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += b[u * RV + v] * one;
     }
   }
   for (; i < end; ++i) {
-    float one = float((stage[nc + i] >> bit) & 1u);
+    float one = float(bitfieldExtract(stage[nc + i], int(bit), 1));
     [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + i * RV + v] * one;
   }
 }

@@ -163,42 +163,70 @@ void init_trit_bits() {
 // token t), and each nibble of the masks picks its subset sums. VG > 32: block gl's trits of
 // channel c are u = c VG + off0 + 32 gl .. + 31 of one group block (off0: the chunk's first
 // token within its group), the stage starting at that block's byte off0 / 5.
+// NB: nibbles whose table reads are issued together (2 x RV vec4s each, held in registers until
+// used); OB: owned channels whose stage words and digit bits are. Fewer of both at head_dim
+// 208-256 (4 owned channels), where more would spill on RDNA3.
+const uint NB = RV <= 2u && OWN < 4u ? 4u : 2u;
+const uint OB = OWN >= 4u ? 1u : (OWN < 2u ? OWN : 2u);
 void trit_chunk(uint b0, uint off0, uint cg) {
   uint L = gl_LocalInvocationID.x;
   uint shift = b0 & 3u;
   for (uint gl = 0u; gl < cg; ++gl) {
-    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
-      uint c = owned_channel(L, i);
-      uint first = VG == G ? gl * BB + shift + 32u * c / 5u
-                           : shift + (c * VG + off0 + gl * G) / 5u - off0 / 5u;  // byte within the stage
-      uint phase = VG == G ? (32u * c) % 5u : (c * VG + off0 + gl * G) % 5u;
-      // the 8 bytes (within 3 words)
-      uint w0 = stage[first / 4u], w1 = stage[first / 4u + 1u], w2 = stage[first / 4u + 2u];
-      uint sh = 8u * (first & 3u);
-      uint lo = sh == 0u ? w0 : (w0 >> sh) | (w1 << (32u - sh));
-      uint hi = sh == 0u ? w1 : (w1 >> sh) | (w2 << (32u - sh));
-      uint bits[8];
-      [[unroll]] for (uint k = 0u; k < 8u; ++k) bits[k] = trit_bits[((k < 4u ? lo : hi) >> (8u * (k & 3u))) & 255u];
-      // digit positions 0..31 (bytes 0-6) and 32..39 (bytes 6-7) of each sign
-      uint plo = 0u, mlo = 0u;
-      [[unroll]] for (uint k = 0u; k < 7u; ++k) {
-        plo |= (bits[k] & 31u) << (5u * k);
-        mlo |= ((bits[k] >> 8) & 31u) << (5u * k);
+    [[unroll]] for (uint i0 = 0u; i0 < OWN; i0 += OB) {
+      // Each read below is issued before the first use of any of its kind (OB owned channels'
+      // stage words and scales, then their bytes' digit bits, then NB nibbles' table entries at a
+      // time): on GPUs every wait for shared memory is a round trip in a wave's serial chain.
+      uint w[3u * OB], phase[OB], sh[OB];
+      float s[OB];
+      [[unroll]] for (uint j = 0u; j < OB; ++j) {
+        uint c = owned_channel(L, min(i0 + j, OWN - 1u));
+        uint first = VG == G ? gl * BB + shift + 32u * c / 5u
+                             : shift + (c * VG + off0 + gl * G) / 5u - off0 / 5u;  // byte within the stage
+        phase[j] = VG == G ? (32u * c) % 5u : (c * VG + off0 + gl * G) % 5u;
+        sh[j] = 8u * (first & 3u);
+        // the 8 bytes (within 3 words)
+        [[unroll]] for (uint k = 0u; k < 3u; ++k) w[3u * j + k] = stage[first / 4u + k];
+        s[j] = uintBitsToFloat(stage[TS + c * CG + gl]);
       }
-      uint phi = ((bits[6] & 31u) >> 2) | ((bits[7] & 31u) << 3);
-      uint mhi = (((bits[6] >> 8) & 31u) >> 2) | (((bits[7] >> 8) & 31u) << 3);
-      uint plus = phase == 0u ? plo : (plo >> phase) | (phi << (32u - phase));
-      uint minus = phase == 0u ? mlo : (mlo >> phase) | (mhi << (32u - phase));
-      uint tb = gl * NIB * 16u * RV;
-      vec4 sum[RV];
-      [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
-      [[unroll]] for (uint n = 0u; n < NIB; ++n) {
-        uint pi = tb + (n * 16u + ((plus >> (4u * n)) & 15u)) * RV;
-        uint mi = tb + (n * 16u + ((minus >> (4u * n)) & 15u)) * RV;
-        [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += ptab(pi + v) - ptab(mi + v);
+      uint bits[8u * OB];
+      [[unroll]] for (uint j = 0u; j < OB; ++j) {
+        uint w0 = w[3u * j], w1 = w[3u * j + 1u], w2 = w[3u * j + 2u];
+        uint lo = sh[j] == 0u ? w0 : (w0 >> sh[j]) | (w1 << (32u - sh[j]));
+        uint hi = sh[j] == 0u ? w1 : (w1 >> sh[j]) | (w2 << (32u - sh[j]));
+        [[unroll]] for (uint k = 0u; k < 8u; ++k) bits[8u * j + k] = trit_bits[((k < 4u ? lo : hi) >> (8u * (k & 3u))) & 255u];
       }
-      float s = uintBitsToFloat(stage[TS + c * CG + gl]);
-      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += s * sum[v];
+      [[unroll]] for (uint j = 0u; j < OB; ++j) {
+        uint i = i0 + j;
+        if (i >= OWN) break;  // (OWN 3: the second batch has one channel; constant after unrolling)
+        // digit positions 0..31 (bytes 0-6) and 32..39 (bytes 6-7) of each sign
+        uint plo = 0u, mlo = 0u;
+        [[unroll]] for (uint k = 0u; k < 7u; ++k) {
+          plo |= (bits[8u * j + k] & 31u) << (5u * k);
+          mlo |= ((bits[8u * j + k] >> 8) & 31u) << (5u * k);
+        }
+        uint b6 = bits[8u * j + 6u], b7 = bits[8u * j + 7u];
+        uint phi = ((b6 & 31u) >> 2) | ((b7 & 31u) << 3);
+        uint mhi = (((b6 >> 8) & 31u) >> 2) | (((b7 >> 8) & 31u) << 3);
+        uint plus = phase[j] == 0u ? plo : (plo >> phase[j]) | (phi << (32u - phase[j]));
+        uint minus = phase[j] == 0u ? mlo : (mlo >> phase[j]) | (mhi << (32u - phase[j]));
+        uint tb = gl * NIB * 16u * RV;
+        vec4 sum[RV];
+        [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
+        [[unroll]] for (uint n0 = 0u; n0 < NIB; n0 += NB) {
+          vec4 tp[NB * RV], tm[NB * RV];
+          [[unroll]] for (uint n = 0u; n < NB; ++n) {
+            uint pi = tb + ((n0 + n) * 16u + bitfieldExtract(plus, int(4u * (n0 + n)), 4)) * RV;
+            uint mi = tb + ((n0 + n) * 16u + bitfieldExtract(minus, int(4u * (n0 + n)), 4)) * RV;
+            [[unroll]] for (uint v = 0u; v < RV; ++v) {
+              tp[n * RV + v] = ptab(pi + v);
+              tm[n * RV + v] = ptab(mi + v);
+            }
+          }
+          [[unroll]] for (uint n = 0u; n < NB; ++n)
+            [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += tp[n * RV + v] - tm[n * RV + v];
+        }
+        [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += s[j] * sum[v];
+      }
     }
   }
 }

@@ -89,13 +89,18 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   const double ks = s.anomalous + s.streams, normal = s.dim - s.anomalous, cp = 64, ct = 64;
   const double cparts = s.workgroup / 16.0;  // WG / (CG x 8) invocations per (group, head)
   // A pass's share of [lo, hi) of the key indices, averaged over the passes: the fold loops
-  // (CPARTS apart; lane 0's part), the score loops of 4 indices and their remainders.
+  // (CPARTS apart, 4 per step; lane 0's part) and their remainders, the score loops of 4 indices
+  // and their remainders.
   const double passes = ceil_div(ks, cp);
-  auto per_pass = [&](double lo, double hi, int what) {
+  enum Share { fold_steps, fold_rest, score_steps, score_rest };
+  auto per_pass = [&](double lo, double hi, Share what) {
     double sum = 0;
     for (double i0 = 0; i0 < ks; i0 += cp) {
       const double begin = std::max(i0, lo), len = std::max(0.0, std::min(i0 + cp, hi) - begin);
-      sum += what == 0 ? ceil_div(len, cparts) : what == 1 ? std::floor(len / 4) : std::fmod(len, 4);
+      const double lane0 = ceil_div(len, cparts);  // lane 0's indices
+      sum += what == fold_steps ? std::floor(lane0 / 4)
+             : what == fold_rest ? std::fmod(lane0, 4)
+             : what == score_steps ? std::floor(len / 4) : std::fmod(len, 4);
     }
     return passes > 0 ? sum / passes : 0;
   };
@@ -104,17 +109,22 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   // (the query's loads, channel indices then q, are unrolled: no loop)
   t.push_back({"transform_query: twiddles, k = lid; k < N; k += WG", ceil_div(normal, s.workgroup)});
   if (normal > 0) {
-    t.push_back({"transform_query: (head, bin), i = lid; i < RATIO * BINS; i += WG", ceil_div(s.ratio * bins, s.workgroup)});
-    t.push_back({"  DFT sum, n < N", normal});
+    // one invocation per bin for all RATIO heads; QU channels' loads per step (4, or 2 above GQA 8)
+    const double qu = s.ratio <= 8 ? 4 : 2;
+    t.push_back({"transform_query: bins, f = lid; f < BINS; f += WG", ceil_div(bins, s.workgroup)});
+    t.push_back({"  dft_bin: QU channels per step, n + QU <= N", std::floor(normal / qu)});
+    t.push_back({"  dft_bin: the rest, n < N", std::fmod(normal, qu)});
   }
   t.push_back({"score_split: chunks, c0 < n; c0 += CT", ceil_div(s.tokens, ct)});
   t.push_back({"  passes, i0 < KS; i0 += CP", passes});
-  t.push_back({"    fold_coefficients: anomalous, j += CPARTS", per_pass(0, s.anomalous, 0)});
-  t.push_back({"    fold_coefficients: streams, i += CPARTS", per_pass(s.anomalous, ks, 0)});
-  t.push_back({"    score_pass: anomalous, 4 per step", per_pass(0, s.anomalous, 1)});
-  t.push_back({"    score_pass: anomalous, the rest", per_pass(0, s.anomalous, 2)});
-  t.push_back({"    score_pass: streams, 4 per step", per_pass(s.anomalous, ks, 1)});
-  t.push_back({"    score_pass: streams, the rest", per_pass(s.anomalous, ks, 2)});
+  t.push_back({"    fold_coefficients: anomalous, j += 4 CPARTS", per_pass(0, s.anomalous, fold_steps)});
+  t.push_back({"    fold_coefficients: anomalous, the rest", per_pass(0, s.anomalous, fold_rest)});
+  t.push_back({"    fold_coefficients: streams, i += 4 CPARTS", per_pass(s.anomalous, ks, fold_steps)});
+  t.push_back({"    fold_coefficients: streams, the rest", per_pass(s.anomalous, ks, fold_rest)});
+  t.push_back({"    score_pass: anomalous, 4 per step", per_pass(0, s.anomalous, score_steps)});
+  t.push_back({"    score_pass: anomalous, the rest", per_pass(0, s.anomalous, score_rest)});
+  t.push_back({"    score_pass: streams, 4 per step", per_pass(s.anomalous, ks, score_steps)});
+  t.push_back({"    score_pass: streams, the rest", per_pass(s.anomalous, ks, score_rest)});
   softmax_rows(t, s);
 }
 

@@ -31,7 +31,8 @@ const char* mode_label(uint32_t mode) {
 
 // Shared memory of attention.glsl: scores, reductions, statistics (split 0: split_tokens()).
 uint64_t GpuAttention::shared_common(uint32_t ratio, uint32_t split) const {
-  return 4ull * ratio * ((split != 0 ? split : split_tokens()) + gpu::kWorkgroupSize + 2);
+  const uint64_t stats = (ratio + 3) / 4 * 4;  // stat_m, stat_l: padded to whole vec4s
+  return 4ull * ratio * ((split != 0 ? split : split_tokens()) + gpu::kWorkgroupSize) + 8 * stats;
 }
 
 // Shared memory of attention_vidkv.comp (portable) for one segment in value mode `mode`: the
@@ -47,7 +48,8 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
   const uint64_t st_trits = ts + dim * cg, st_b2 = 3 * dim * cg;
   const uint64_t st_kivi = ct * dim / 16 + ct * std::max<uint64_t>(dim / vg, 1);  // (the shader's KSG)
   const uint64_t st_v = mode == 0 ? st_trits : mode == 1 ? st_b2 : mode == 2 ? st_kivi : std::max(st_trits, st_b2);
-  const uint64_t stage = std::max({st_query, st_keys, st_v}) + 1;  // + the TRASH word
+  auto whole_vec4s = [](uint64_t words) { return (words + 3) / 4 * 4; };  // every array 16-byte aligned
+  const uint64_t stage = whole_vec4s(std::max({st_query, st_keys, st_v}) + 1);  // + the TRASH word
   // big: the key coefficients (64 key indices folded per pass), and in the value phase STP's part
   // slots followed by the value arrays (p rows for 2 bits and KIVI, subset-sum tables for trits)
   const bool trits = mode == 0 || mode == 3;
@@ -56,7 +58,8 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
   const uint64_t big = std::max(coef, slots + std::max(rows, tables));
   const uint64_t digit_bits = trits ? 256 : 1;  // the byte -> digit bits table
   const uint64_t vec4s = big + cg * rv * cparts;
-  return shared_common(ratio, split) + 4 * (uint64_t(ratio) * ks + 1 + stage + digit_bits) + 16 * vec4s;  // qk + its trash slot
+  const uint64_t qk = whole_vec4s(uint64_t(ratio) * ks + 1);  // + its trash slot
+  return shared_common(ratio, split) + 4 * (qk + stage + digit_bits) + 16 * vec4s;
 }
 
 // Tokens per split of a segment in value mode `mode`: split_tokens(), shortened (in steps of 64)
