@@ -49,6 +49,7 @@ const uint WORDS = DIM / 8u;  // 16-byte words per key or value row
 const uint TPL = SPLIT % (4u * WG) == 0u ? 4u : (SPLIT % (2u * WG) == 0u ? 2u : 1u);
 const uint ROWS = WG / WORDS;  // row groups in the value phase
 const uint VIF = 4u;           // value rows in flight per invocation
+const uint PU = 2u;            // value rows whose weights are read together (4 would spill)
 
 // Per-group value sums, added up group by group (RATIO x DIM floats, as attention_fp16 was sized).
 shared float out_sum[RATIO * DIM];
@@ -123,17 +124,27 @@ void main() {
           uint t = min(t0 + (u + VIF) * ROWS, n - 1u);
           vw[1u - hf][u] = vals.data[row0 + t * row_words + j];
         }
-        [[unroll]] for (uint u = 0u; u < VIF; ++u) {
-          uint t = t0 + u * ROWS;
-          float live = t < n ? 1.0 : 0.0;
-          t = min(t, n - 1u);
-          vec2 v[4];
-          [[unroll]] for (uint e = 0u; e < 4u; ++e) v[e] = unpackHalf2x16(vw[hf][u][e]);
-          [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-            float p = scores[r * SPLIT + t] * live;
-            [[unroll]] for (uint e = 0u; e < 4u; ++e) {
-              o[r * 8u + 2u * e] += p * v[e].x;
-              o[r * 8u + 2u * e + 1u] += p * v[e].y;
+        // PU rows' weights read before the first is used: one shared-memory round trip per PU
+        // rows, not one per few reads (on GPUs each is a wait in the wave's serial chain)
+        [[unroll]] for (uint u0 = 0u; u0 < VIF; u0 += PU) {
+          // (raw reads into pb: a multiply right after each read would wait for it there)
+          float pb[PU * RATIO], live[PU];
+          [[unroll]] for (uint du = 0u; du < PU; ++du) {
+            uint t = t0 + (u0 + du) * ROWS;
+            live[du] = t < n ? 1.0 : 0.0;
+            t = min(t, n - 1u);
+            [[unroll]] for (uint r = 0u; r < RATIO; ++r) pb[du * RATIO + r] = scores[r * SPLIT + t];
+          }
+          [[unroll]] for (uint du = 0u; du < PU; ++du) {
+            uint u = u0 + du;
+            vec2 v[4];
+            [[unroll]] for (uint e = 0u; e < 4u; ++e) v[e] = unpackHalf2x16(vw[hf][u][e]);
+            [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+              float p = pb[du * RATIO + r] * live[du];
+              [[unroll]] for (uint e = 0u; e < 4u; ++e) {
+                o[r * 8u + 2u * e] += p * v[e].x;
+                o[r * 8u + 2u * e + 1u] += p * v[e].y;
+              }
             }
           }
         }
@@ -141,14 +152,14 @@ void main() {
     }
   }
   // Sum the row groups: the last one stores, the others add in turn, group 0 writes the partial.
+  // (the running sums read before the first store: one round trip per row group)
   for (uint k = ROWS - 1u; k > 0u; --k) {
     if (g == k) {
-      [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-        [[unroll]] for (uint i = 0u; i < 8u; ++i) {
-          uint a = r * DIM + 8u * j + i;
-          out_sum[a] = k == ROWS - 1u ? o[r * 8u + i] : out_sum[a] + o[r * 8u + i];
-        }
-      }
+      float prev[RATIO * 8u];
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r)
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) prev[r * 8u + i] = k == ROWS - 1u ? 0.0 : out_sum[r * DIM + 8u * j + i];
+      [[unroll]] for (uint r = 0u; r < RATIO; ++r)
+        [[unroll]] for (uint i = 0u; i < 8u; ++i) out_sum[r * DIM + 8u * j + i] = prev[r * 8u + i] + o[r * 8u + i];
     }
     barrier();
   }

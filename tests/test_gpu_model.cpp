@@ -86,6 +86,32 @@ TEST(AcoDisassembly, FindsBlocksLoopsAndWaits) {
   EXPECT_EQ(d.loops[1].last, 2u);
 }
 
+// A store between two waits does not make the second one a round trip; a load does.
+TEST(AcoDisassembly, OnlyLoadsMakeAWaitARoundTrip) {
+  const info::Disassembly d = info::parse_disassembly(R"(
+BB0:
+	ds_load_b32 v1, v0
+	ds_load_b32 v2, v0 offset:4
+	s_waitcnt lgkmcnt(1)
+	ds_store_b32 v3, v1
+	s_waitcnt lgkmcnt(1)
+	ds_write_b32 v3, v2
+	s_waitcnt lgkmcnt(0)
+	ds_read_b32 v4, v0
+	s_waitcnt lgkmcnt(0)
+	s_buffer_load_dword s0, s[4:7], 0x0
+	s_waitcnt lgkmcnt(0)
+	s_endpgm
+)");
+  ASSERT_EQ(d.blocks.size(), 1u);
+  EXPECT_EQ(d.blocks[0].lgkm_waits, 3u);  // after the two loads, the ds_read, the s_buffer_load
+  EXPECT_TRUE(info::returns_data("ds_load_b128"));
+  EXPECT_TRUE(info::returns_data("ds_add_rtn_u32"));
+  EXPECT_TRUE(info::returns_data("ds_bpermute_b32"));
+  EXPECT_FALSE(info::returns_data("ds_store_b32"));
+  EXPECT_FALSE(info::returns_data("ds_add_u32"));
+}
+
 // ACO's code for attention_query (k 64, streams 64, D 128, ratio 7) on gfx1100, captured with
 // RADV_FORCE_FAMILY=gfx1100 vidkv-info --pipelines --dump-asm (Mesa 22.3.6). RADV reported
 // "Instructions" = 92 for it.
@@ -161,13 +187,14 @@ TEST(GpuModel, Fp16TripsFollowTheGeometry) {
     for (const info::LoopTrip& t : info::loop_trips("attention_fp16", shape)) v.push_back(t.trips);
     return v;
   };
-  // One subgroup per workgroup: its trees have one entry, no steps.
-  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 4, 0, 1, 4, 0, 1, 8, 3}));
+  // One subgroup per workgroup: its trees have one entry, no steps; the softmax passes take two
+  // tokens per step (256 / 128).
+  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 2, 0, 1, 2, 0, 1, 8, 3}));
   s.tokens = 128;  // the residual: 128 tokens of a 256-token split
-  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 2, 0, 1, 2, 0, 1, 4, 3}));
+  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 1, 0, 1, 1, 0, 1, 4, 3}));
   s.tokens = 256;
   s.wave = 32;  // two subgroups: one step of 7 pairs
-  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 4, 1, 1, 4, 1, 1, 8, 3}));
+  EXPECT_EQ(trips_of(s), (std::vector<double>{1, 8, 2, 1, 1, 2, 1, 1, 8, 3}));
   s.subgroup_reduce = false;  // a tree over all 64 invocations: 6 steps, 4 + 2 + 1 + 1 + 1 + 1 trips of lane 0
   const std::vector<double> tree = trips_of(s);
   EXPECT_EQ(tree[3], 6);
@@ -191,8 +218,8 @@ TEST(GpuModel, VidkvTripsFollowTheGeometry) {
   EXPECT_EQ(trips, (std::vector<double>{1, 1, 16, 0,  // twiddles; ceil(33 bins / 64); N = 64 in steps of 4, no rest
                                         4, 2,         // 256 / 64 chunks; 128 key indices / 64
                                         2, 0, 2, 0,   // fold: lane 0's 16 indices (4 lanes apart) in 4 steps of 4 in one pass, none in the other
-                                        8, 0, 8, 0,   // score: 16 steps of 4 in one pass, no rest
-                                        4, 6, tree, 4, 6, tree,  // softmax
+                                        4, 0, 4, 0,   // score: 8 steps of 8 in one pass, none in the other, no rest
+                                        2, 6, tree, 2, 6, tree,  // softmax (two tokens per step)
                                         4, 2}));                 // 8 groups in chunks of 2
   // Plain 2-bit keys (128 anomalous channels, no streams): no DFT loops; 2 bits per channel adds the
   // owned-channel loop and the token loop.

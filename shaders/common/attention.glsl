@@ -85,8 +85,16 @@ void split_softmax(uint n) {
   uint lid = gl_LocalInvocationID.x;
   float v[RATIO];
   [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = -3.0e38;
-  for (uint t = lid; t < n; t += WG) {
-    [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = max(v[r], scores[r * SPLIT + t]);
+  // Two tokens per step, both rows read before the first use (on GPUs each wait for shared memory
+  // is a round trip in the wave's serial chain). Past the end: the last score again.
+  for (uint t = lid; t < n; t += 2u * WG) {
+    uint t2 = min(t + WG, n - 1u);
+    float a[RATIO], b[RATIO];
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      a[r] = scores[r * SPLIT + t];
+      b[r] = scores[r * SPLIT + t2];
+    }
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) v[r] = max(v[r], max(a[r], b[r]));
   }
   attention_reduce_heads(v, true);
   float m[RATIO];
@@ -96,11 +104,22 @@ void split_softmax(uint n) {
   }
   if (lid < RATIO) stat_m[lid] = reduce_buf[lid];
   barrier();  // reduce_buf is written again below
-  for (uint t = lid; t < n; t += WG) {
+  // (two tokens per step as above; past the end the second is the first again, rewritten with its
+  // own value and not summed)
+  for (uint t = lid; t < n; t += 2u * WG) {
+    bool second = t + WG < n;
+    uint t2 = second ? t + WG : t;
+    float a[RATIO], b[RATIO];
     [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
-      float p = exp(scores[r * SPLIT + t] - m[r]);
-      scores[r * SPLIT + t] = p;
-      v[r] += p;
+      a[r] = scores[r * SPLIT + t];
+      b[r] = scores[r * SPLIT + t2];
+    }
+    [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
+      float pa = exp(a[r] - m[r]), pb = exp(b[r] - m[r]);
+      scores[r * SPLIT + t] = pa;
+      scores[r * SPLIT + t2] = pb;
+      v[r] += pa;
+      v[r] += second ? pb : 0.0;
     }
   }
   attention_reduce_heads(v, false);

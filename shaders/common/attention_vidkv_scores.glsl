@@ -110,24 +110,30 @@ void fold_coefficients(uint cg, uint i0) {
 }
 
 // Adds the pass's terms (indices i0 .. i0 + CP - 1) of the chunk's token t = invocation to acc.
+const uint SU = 8u;  // key indices per step of the score loops
 void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
   uint t = gl_LocalInvocationID.x, gl = t / G;
   if (t >= CT || gl >= cg) return;
+  // C's parts, all read before the first add (one round trip, not one per read)
+  vec4 parts[RV * CPARTS];
   [[unroll]] for (uint v = 0u; v < RV; ++v)
-    [[unroll]] for (uint p = 0u; p < CPARTS; ++p) acc[v] += part_sum[(gl * CPARTS + p) * RV + v];
+    [[unroll]] for (uint p = 0u; p < CPARTS; ++p) parts[v * CPARTS + p] = part_sum[(gl * CPARTS + p) * RV + v];
+  [[unroll]] for (uint v = 0u; v < RV; ++v)
+    [[unroll]] for (uint p = 0u; p < CPARTS; ++p) acc[v] += parts[v * CPARTS + p];
   uint shift2 = 2u * (t & 15u), bit = t & 31u;
   uint ac = AC + (t / 16u) * K_ANOM, nc = NC + gl * STREAMS - K_ANOM;  // nc + i: stream i - K_ANOM
   // big row of index i: base + i * RV
   uint base = gl * COEF_STRIDE - i0 * RV;
   uint end = min(i0 + CP, K_ANOM), j = i0;
-  // 4 indices per iteration, their loads written first: ACO then issues them together. Codes by
-  // bitfieldExtract: one instruction (v_bfe_u32) where a shift and a mask take two.
-  for (; j + 4u <= end; j += 4u) {
-    uint w[4];
-    vec4 a[4 * RV];
-    [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[ac + j + u];
-    [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) a[u] = big[base + j * RV + u];
-    [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+  // SU indices per iteration, their loads written first: ACO then issues them together (one
+  // shared-memory round trip per SU indices). Codes by bitfieldExtract: one instruction
+  // (v_bfe_u32) where a shift and a mask take two.
+  for (; j + SU <= end; j += SU) {
+    uint w[SU];
+    vec4 a[SU * RV];
+    [[unroll]] for (uint u = 0u; u < SU; ++u) w[u] = stage[ac + j + u];
+    [[unroll]] for (uint u = 0u; u < SU * RV; ++u) a[u] = big[base + j * RV + u];
+    [[unroll]] for (uint u = 0u; u < SU; ++u) {
       float code = float(bitfieldExtract(w[u], int(shift2), 2));
       [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += a[u * RV + v] * code;
     }
@@ -138,12 +144,12 @@ void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
   }
   end = min(i0 + CP, KS);
   uint i = max(i0, K_ANOM);
-  for (; i + 4u <= end; i += 4u) {
-    uint w[4];
-    vec4 b[4 * RV];
-    [[unroll]] for (uint u = 0u; u < 4u; ++u) w[u] = stage[nc + i + u];
-    [[unroll]] for (uint u = 0u; u < 4u * RV; ++u) b[u] = big[base + i * RV + u];
-    [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+  for (; i + SU <= end; i += SU) {
+    uint w[SU];
+    vec4 b[SU * RV];
+    [[unroll]] for (uint u = 0u; u < SU; ++u) w[u] = stage[nc + i + u];
+    [[unroll]] for (uint u = 0u; u < SU * RV; ++u) b[u] = big[base + i * RV + u];
+    [[unroll]] for (uint u = 0u; u < SU; ++u) {
       float one = float(bitfieldExtract(w[u], int(bit), 1));
       [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += b[u * RV + v] * one;
     }

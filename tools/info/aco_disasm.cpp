@@ -42,6 +42,22 @@ bool is_mnemonic(const std::string& word) {
 
 }  // namespace
 
+bool returns_data(const std::string& m) {
+  // Stores (ds_store / ds_write, s_store), cache controls and atomics without "_rtn" return nothing:
+  // a wait after them alone is not a round trip of a load (the counter also counts them, but
+  // nothing waits for their data).
+  if (starts_with(m, "ds_store") || starts_with(m, "ds_write") || starts_with(m, "s_store") ||
+      starts_with(m, "s_buffer_store") || starts_with(m, "s_dcache")) {
+    return false;
+  }
+  if (starts_with(m, "ds_load") || starts_with(m, "ds_read") || starts_with(m, "s_load") ||
+      starts_with(m, "s_buffer_load")) {
+    return true;
+  }
+  return m.find("_rtn") != std::string::npos || m.find("permute") != std::string::npos ||
+         m.find("swizzle") != std::string::npos || starts_with(m, "ds_append") || starts_with(m, "ds_consume");
+}
+
 const char* instr_class_name(InstrClass c) noexcept {
   switch (c) {
     case InstrClass::valu: return "valu";
@@ -121,7 +137,7 @@ Disassembly parse_disassembly(const std::string& text) {
     // (in program order): the first of "lgkmcnt(6) .. lgkmcnt(0)" after seven LDS loads waits for
     // the first load, the others for loads already on their way.
     if (c == InstrClass::vmem && mnemonic.find("load") != std::string::npos) vm_pending = true;
-    if (c == InstrClass::lds || c == InstrClass::smem) lgkm_pending = true;
+    if ((c == InstrClass::lds || c == InstrClass::smem) && returns_data(mnemonic)) lgkm_pending = true;
     if (c == InstrClass::waitcnt) {
       // gfx9-11 "s_waitcnt vmcnt(0) lgkmcnt(0)"; gfx12 "s_wait_loadcnt", "s_wait_dscnt", "s_wait_kmcnt".
       const bool vm = line.find("vmcnt") != std::string::npos || line.find("loadcnt") != std::string::npos;

@@ -25,14 +25,18 @@ const char* instr_class_name(InstrClass c) noexcept;  // "valu", "salu", ...
 
 // The class of one mnemonic (the instruction's first word).
 InstrClass classify(const std::string& mnemonic);
+// Whether an LDS or scalar-memory instruction returns data (loads, atomics "_rtn", permutes): only
+// those make the next wait of their counter a round trip.
+bool returns_data(const std::string& mnemonic);
 
 using ClassCounts = std::array<double, kInstrClasses>;
 
 struct Block {
   std::string label;          // "" for the code before the first label
   ClassCounts counts{};       // instructions of each class in the block
-  // Serial round trips: waits (s_waitcnt) for vector memory loads / for LDS or scalar memory,
-  // counted once per batch of loads issued since the previous wait of that kind.
+  // Serial round trips: waits (s_waitcnt) for vector memory loads / for LDS or scalar memory
+  // loads, counted once per batch of loads issued since the previous wait of that kind (stores
+  // between them do not make a wait one).
   uint32_t vm_waits = 0;
   uint32_t lgkm_waits = 0;
   std::vector<std::string> branch_targets;

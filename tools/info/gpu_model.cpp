@@ -74,11 +74,11 @@ void tree_rows(std::vector<LoopTrip>& t, const KernelShape& s, const char* outer
 // value per subgroup when SUBGROUP_REDUCE (attention_fp16's constant 4; one entry, no steps, for a
 // wave64 workgroup of 64), else over all WG invocations.
 void softmax_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
-  const double strided = ceil_div(s.tokens, s.workgroup);
+  const double strided = ceil_div(s.tokens, 2.0 * s.workgroup);  // two tokens per step
   const double entries = s.subgroup_reduce ? ceil_div(s.workgroup, s.wave) : double(s.workgroup);
-  t.push_back({"split_softmax: max, t = lid; t < n; t += WG", strided});
+  t.push_back({"split_softmax: max, t = lid; t < n; t += 2 WG", strided});
   tree_rows(t, s, "attention_tree (max): cur > 1, cur = ceil(cur / 2)", entries);
-  t.push_back({"split_softmax: exp and sum, t = lid; t < n; t += WG", strided});
+  t.push_back({"split_softmax: exp and sum, t = lid; t < n; t += 2 WG", strided});
   tree_rows(t, s, "attention_tree (sum): cur > 1, cur = ceil(cur / 2)", entries);
 }
 
@@ -89,9 +89,9 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   const double ks = s.anomalous + s.streams, normal = s.dim - s.anomalous, cp = 64, ct = 64;
   const double cparts = s.workgroup / 16.0;  // WG / (CG x 8) invocations per (group, head)
   // A pass's share of [lo, hi) of the key indices, averaged over the passes: the fold loops
-  // (CPARTS apart, 4 per step; lane 0's part) and their remainders, the score loops of 4 indices
+  // (CPARTS apart, 4 per step; lane 0's part) and their remainders, the score loops of SU indices
   // and their remainders.
-  const double passes = ceil_div(ks, cp);
+  const double passes = ceil_div(ks, cp), su = 8;  // su: score_pass's SU
   enum Share { fold_steps, fold_rest, score_steps, score_rest };
   auto per_pass = [&](double lo, double hi, Share what) {
     double sum = 0;
@@ -100,7 +100,7 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
       const double lane0 = ceil_div(len, cparts);  // lane 0's indices
       sum += what == fold_steps ? std::floor(lane0 / 4)
              : what == fold_rest ? std::fmod(lane0, 4)
-             : what == score_steps ? std::floor(len / 4) : std::fmod(len, 4);
+             : what == score_steps ? std::floor(len / su) : std::fmod(len, su);
     }
     return passes > 0 ? sum / passes : 0;
   };
@@ -121,9 +121,9 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   t.push_back({"    fold_coefficients: anomalous, the rest", per_pass(0, s.anomalous, fold_rest)});
   t.push_back({"    fold_coefficients: streams, i += 4 CPARTS", per_pass(s.anomalous, ks, fold_steps)});
   t.push_back({"    fold_coefficients: streams, the rest", per_pass(s.anomalous, ks, fold_rest)});
-  t.push_back({"    score_pass: anomalous, 4 per step", per_pass(0, s.anomalous, score_steps)});
+  t.push_back({"    score_pass: anomalous, SU per step", per_pass(0, s.anomalous, score_steps)});
   t.push_back({"    score_pass: anomalous, the rest", per_pass(0, s.anomalous, score_rest)});
-  t.push_back({"    score_pass: streams, 4 per step", per_pass(s.anomalous, ks, score_steps)});
+  t.push_back({"    score_pass: streams, SU per step", per_pass(s.anomalous, ks, score_steps)});
   t.push_back({"    score_pass: streams, the rest", per_pass(s.anomalous, ks, score_rest)});
   softmax_rows(t, s);
 }
