@@ -1,8 +1,9 @@
 # vidkv-info --pipelines --json on RADV's null devices (ctest pipelines_radv_null): with
 # RADV_FORCE_FAMILY each family's compiler runs with no GPU present. Fails when any attention
 # pipeline spills registers, when the device gives a validation message, or when the JSON lacks its
-# keys; at group sizes 32, 64 and 128 (--group; the model only at 32) and at head_dim 80, 96 and 112
-# (--head-dim, group 32); skipped (the message says why) where no null device appears (no RADV in this Mesa).
+# keys; at group sizes 32, 64 and 128 (--group; the model only at 32) and at head_dim 64, 80, 96, 112
+# and 256 (--head-dim, group 32; 256 is where the kernels' register use peaks); skipped (the message
+# says why) where no null device appears (no RADV in this Mesa).
 # Variables: TOOL (vidkv-info), FAMILIES (a list, e.g. navi21;gfx1100).
 foreach(var TOOL FAMILIES)
   if(NOT DEFINED ${var})
@@ -13,7 +14,7 @@ endforeach()
 set(ran 0)
 foreach(family IN LISTS FAMILIES)
  # (group, head_dim): 0 is the benchmark's head_dim 128, which alone gets the model
- foreach(config IN ITEMS 32:0 64:0 128:0 32:80 32:96 32:112)
+ foreach(config IN ITEMS 32:0 64:0 128:0 32:64 32:80 32:96 32:112 32:256)
   string(REPLACE ":" ";" pair "${config}")
   list(GET pair 0 group)
   list(GET pair 1 dim)
