@@ -16,14 +16,14 @@
 // K_ANOM, STREAMS, KS, NORMAL, FFT_FULL, SCOPE_LAYER, OWN, owned_channel, channel_stored.
 
 const uint BINS = FFT_FULL == 1u ? NORMAL : NORMAL / 2u + 1u;  // frequency bins of the query's DFT
-const uint QU = RATIO <= 8u ? 4u : 2u;  // normal channels per step of the DFT (loads in flight)
+const uint QU = 4u;  // normal channels per step of the DFT (loads in flight; RATIO <= 8)
 
-// re[r], im[r] = sum_n q_rn (cos, -sin)(2 pi f n / N) over channels n0 <= n < n1, for bin f of
-// every head; k = (f n0) mod N.
-void dft_bin(uint f, uint n0, uint n1, uint k, inout float re[RATIO], inout float im[RATIO]) {
+// re[r], im[r] = sum_n q_rn (cos, -sin)(2 pi f n / N) over the normal channels, for bin f of every
+// head (the twiddle's index k = (f n) mod N, kept incrementally).
+void dft_bin(uint f, inout float re[RATIO], inout float im[RATIO]) {
   const uint TW = RATIO * NORMAL;
-  uint n = n0;
-  for (; n + QU <= n1; n += QU) {
+  uint k = 0u, n = 0u;
+  for (; n + QU <= NORMAL; n += QU) {
     uint kk[QU];
     kk[0] = k;
     [[unroll]] for (uint u = 1u; u < QU; ++u) {
@@ -45,7 +45,7 @@ void dft_bin(uint f, uint n0, uint n1, uint k, inout float re[RATIO], inout floa
       }
     }
   }
-  for (; n < n1; ++n) {
+  for (; n < NORMAL; ++n) {
     vec2 tw = vec2(uintBitsToFloat(stage[TW + 2u * k]), uintBitsToFloat(stage[TW + 2u * k + 1u]));
     [[unroll]] for (uint r = 0u; r < RATIO; ++r) {
       float q = uintBitsToFloat(stage[n * RATIO + r]);
@@ -95,7 +95,7 @@ void transform_query(uint h) {
       re[r] = 0.0;
       im[r] = 0.0;
     }
-    dft_bin(f, 0u, NORMAL, 0u, re, im);
+    dft_bin(f, re, im);
     float c = (FFT_FULL == 1u || f == 0u || 2u * f == NORMAL) ? 1.0 : 2.0;
     // streams: full Re f = 2f, Im f = 2f + 1; half Re 0 = 0, Re f = 2f - 1, Im f = 2f (f >= 1)
     uint s_re = FFT_FULL == 1u ? 2u * f : max(2u * f, 1u) - 1u;

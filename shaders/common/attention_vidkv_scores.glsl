@@ -109,8 +109,32 @@ void fold_coefficients(uint cg, uint i0) {
   }
 }
 
-// Adds the pass's terms (indices i0 .. i0 + CP - 1) of the chunk's token t = invocation to acc.
+// Adds the terms of key indices from .. end - 1 of the chunk's token t to acc: index i's code is
+// the `width`-bit field at `shift` of staged word words + i, its coefficients big[base + i * RV ..].
+// SU indices per iteration, their loads written first: ACO then issues them together (one
+// shared-memory round trip per SU indices). Codes by bitfieldExtract: one instruction
+// (v_bfe_u32) where a shift and a mask take two.
 const uint SU = 8u;  // key indices per step of the score loops
+void score_indices(uint words, uint from, uint end, uint base, int shift, int width, inout vec4 acc[RV]) {
+  uint i = from;
+  for (; i + SU <= end; i += SU) {
+    uint w[SU];
+    vec4 c[SU * RV];
+    [[unroll]] for (uint u = 0u; u < SU; ++u) w[u] = stage[words + i + u];
+    [[unroll]] for (uint u = 0u; u < SU * RV; ++u) c[u] = big[base + i * RV + u];
+    [[unroll]] for (uint u = 0u; u < SU; ++u) {
+      float code = float(bitfieldExtract(w[u], shift, width));
+      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += c[u * RV + v] * code;
+    }
+  }
+  for (; i < end; ++i) {
+    float code = float(bitfieldExtract(stage[words + i], shift, width));
+    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + i * RV + v] * code;
+  }
+}
+
+// Adds the pass's terms (indices i0 .. i0 + CP - 1) of the chunk's token t = invocation to acc:
+// 2-bit codes of the anomalous channels, then 1-bit codes of the streams.
 void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
   uint t = gl_LocalInvocationID.x, gl = t / G;
   if (t >= CT || gl >= cg) return;
@@ -120,44 +144,10 @@ void score_pass(uint cg, uint i0, inout vec4 acc[RV]) {
     [[unroll]] for (uint p = 0u; p < CPARTS; ++p) parts[v * CPARTS + p] = part_sum[(gl * CPARTS + p) * RV + v];
   [[unroll]] for (uint v = 0u; v < RV; ++v)
     [[unroll]] for (uint p = 0u; p < CPARTS; ++p) acc[v] += parts[v * CPARTS + p];
-  uint shift2 = 2u * (t & 15u), bit = t & 31u;
   uint ac = AC + (t / 16u) * K_ANOM, nc = NC + gl * STREAMS - K_ANOM;  // nc + i: stream i - K_ANOM
-  // big row of index i: base + i * RV
-  uint base = gl * COEF_STRIDE - i0 * RV;
-  uint end = min(i0 + CP, K_ANOM), j = i0;
-  // SU indices per iteration, their loads written first: ACO then issues them together (one
-  // shared-memory round trip per SU indices). Codes by bitfieldExtract: one instruction
-  // (v_bfe_u32) where a shift and a mask take two.
-  for (; j + SU <= end; j += SU) {
-    uint w[SU];
-    vec4 a[SU * RV];
-    [[unroll]] for (uint u = 0u; u < SU; ++u) w[u] = stage[ac + j + u];
-    [[unroll]] for (uint u = 0u; u < SU * RV; ++u) a[u] = big[base + j * RV + u];
-    [[unroll]] for (uint u = 0u; u < SU; ++u) {
-      float code = float(bitfieldExtract(w[u], int(shift2), 2));
-      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += a[u * RV + v] * code;
-    }
-  }
-  for (; j < end; ++j) {
-    float code = float(bitfieldExtract(stage[ac + j], int(shift2), 2));
-    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + j * RV + v] * code;
-  }
-  end = min(i0 + CP, KS);
-  uint i = max(i0, K_ANOM);
-  for (; i + SU <= end; i += SU) {
-    uint w[SU];
-    vec4 b[SU * RV];
-    [[unroll]] for (uint u = 0u; u < SU; ++u) w[u] = stage[nc + i + u];
-    [[unroll]] for (uint u = 0u; u < SU * RV; ++u) b[u] = big[base + i * RV + u];
-    [[unroll]] for (uint u = 0u; u < SU; ++u) {
-      float one = float(bitfieldExtract(w[u], int(bit), 1));
-      [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += b[u * RV + v] * one;
-    }
-  }
-  for (; i < end; ++i) {
-    float one = float(bitfieldExtract(stage[nc + i], int(bit), 1));
-    [[unroll]] for (uint v = 0u; v < RV; ++v) acc[v] += big[base + i * RV + v] * one;
-  }
+  uint base = gl * COEF_STRIDE - i0 * RV;  // big row of index i: base + i * RV
+  score_indices(ac, i0, min(i0 + CP, K_ANOM), base, int(2u * (t & 15u)), 2, acc);
+  score_indices(nc, max(i0, K_ANOM), min(i0 + CP, KS), base, int(t & 31u), 1, acc);
 }
 
 // Scores of the split into scores[r * SPLIT + t]: per chunk, the keys staged once, then the

@@ -166,7 +166,7 @@ void init_trit_bits() {
 // NB: nibbles whose table reads are issued together (2 x RV vec4s each, held in registers until
 // used); OB: owned channels whose stage words and digit bits are. Fewer of both at head_dim
 // 208-256 (4 owned channels), where more would spill on RDNA3.
-const uint NB = RV <= 2u && OWN < 4u ? 4u : 2u;
+const uint NB = OWN < 4u ? 4u : 2u;
 const uint OB = OWN >= 4u ? 1u : (OWN < 2u ? OWN : 2u);
 void trit_chunk(uint b0, uint off0, uint cg) {
   uint L = gl_LocalInvocationID.x;

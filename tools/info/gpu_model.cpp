@@ -109,8 +109,8 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   // (the query's loads, channel indices then q, are unrolled: no loop)
   t.push_back({"transform_query: twiddles, k = lid; k < N; k += WG", ceil_div(normal, s.workgroup)});
   if (normal > 0) {
-    // one invocation per bin for all RATIO heads; QU channels' loads per step (4, or 2 above GQA 8)
-    const double qu = s.ratio <= 8 ? 4 : 2;
+    // one invocation per bin for all RATIO heads; QU = 4 channels' loads per step
+    const double qu = 4;
     t.push_back({"transform_query: bins, f = lid; f < BINS; f += WG", ceil_div(bins, s.workgroup)});
     t.push_back({"  dft_bin: QU channels per step, n + QU <= N", std::floor(normal / qu)});
     t.push_back({"  dft_bin: the rest, n < N", std::fmod(normal, qu)});

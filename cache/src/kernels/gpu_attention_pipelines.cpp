@@ -56,7 +56,7 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
   const uint64_t coef = cg * (64 * rv + 1), slots = mode == 3 ? (uint64_t(ratio) * (split + 3 * kBlock) + 3) / 4 : 0;
   const uint64_t rows = mode == 0 ? 0 : cg * kBlock * rv, tables = trits ? cg * (kBlock / 4) * 16 * rv : 0;
   const uint64_t big = std::max(coef, slots + std::max(rows, tables));
-  const uint64_t digit_bits = trits ? 256 : 1;  // the byte -> digit bits table
+  const uint64_t digit_bits = trits ? 256 : 4;  // the byte -> digit bits table (unused: one vec4)
   const uint64_t vec4s = big + cg * rv * cparts;
   const uint64_t qk = whole_vec4s(uint64_t(ratio) * ks + 1);  // + its trash slot
   return shared_common(ratio, split) + 4 * (qk + stage + digit_bits) + 16 * vec4s;
