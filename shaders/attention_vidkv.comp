@@ -23,13 +23,18 @@
 //   query: score_t = sum_j A_j code_tj + sum_s B_s bit_ts + C with A_j = q_j s_jg, B_s = 2 w_s s_sg,
 //   C = sum_j q_j mn_jg - sum_s w_s s_sg; then invocation t scores token t for all RATIO heads.
 // - values (after the split's softmax): the chunk's code block and scales are copied to shared
-//   memory beside the chunk's p (token-major, heads padded to a multiple of 4); invocation L owns channels L + i * WG and sums p * code over a group,
-//   then applies the group's scale and min once: out_c += s_cg * sum_t p_t code_tc + mn_cg * sum_t p_t.
-//   Trits take no multiply per token: the chunk's p go into subset-sum tables (per group, 4-token
-//   nibble and head: the sum of p over each of the 16 subsets of the nibble's tokens), and a
-//   channel's 32 trits become two 32-bit masks (tokens at +1, tokens at -1; a 256-entry byte table
-//   gives each byte's 5 digits as such bits), so a nibble costs two table reads per head vector:
-//   sum_t p_t trit_tc = sum_nibbles T[plus bits] - T[minus bits] (exact fp32 sums of up to 4 p).
+//   memory beside the chunk's weights; invocation L owns channels L + i * WG and sums p * code over
+//   a group, then applies the group's scale and min once:
+//   out_c += s_cg * sum_t p_t code_tc + mn_cg * sum_t p_t.
+//   Per-channel codes (trits, 2 bits) take no multiply per token: the chunk's p go into subset-sum
+//   tables (per group, 4-token nibble and head: the sum of p over each of the 16 subsets of the
+//   nibble's tokens), and a channel's 32 codes become two 32-bit masks (bit t: token t), so a
+//   nibble costs two table reads per head vector: trits, the tokens at +1 and at -1 (a 256-entry
+//   byte table gives each byte's 5 digits as such bits), sum_t p_t trit_tc = sum_nibbles
+//   T[plus bits] - T[minus bits]; 2 bits, the codes' low and high bits (an unshuffle of the two
+//   code words), sum_t p_t code_tc = sum_nibbles T[low bits] + 2 T[high bits] (exact fp32 sums of up
+//   to 4 p per entry). KIVI (per-token scales) multiplies p by each token's decoded value, 4 tokens'
+//   reads at a time, from token-major p rows.
 #define ATTENTION_Q_PER_KV_ID 9
 #include "attention.glsl"
 #include "trits.glsl"
@@ -86,12 +91,13 @@ const uint COEF_STRIDE = CP * RV + 1u;    // +1: the chunk's two groups fall in 
 const uint BIG_COEF = CG * COEF_STRIDE;
 const uint BIG_STP = VALUE_MODE == 3u ? (RATIO * PART_SLOTS + 3u) / 4u : 1u;
 const bool HAS_TRITS = VALUE_MODE == 0u || VALUE_MODE == 3u;
-const uint NIB = G / 4u;                  // 4-token nibbles per group (trit subset-sum tables)
+const bool HAS_TABLES = VALUE_MODE != 2u;  // per-channel value codes (trits, 2 bits): subset-sum tables
+const uint NIB = G / 4u;                  // 4-token nibbles per group (subset-sum tables)
 // The value phase's arrays, one at a time (each channel_values chunk opens with a barrier): the p
-// rows (2 bits, KIVI) or the trits' subset-sum tables. They live in big, past STP's part slots, or
+// rows (KIVI) or the subset-sum tables (trits, 2 bits per channel). They live in big, past STP's part slots, or
 // over the key coefficients, which are dead once the scores are taken.
-const uint VAL_PW = VALUE_MODE == 0u ? 0u : CG * PROWS * RV;
-const uint VAL_TAB = HAS_TRITS ? CG * NIB * 16u * RV : 0u;
+const uint VAL_PW = VALUE_MODE == 2u ? CG * PROWS * RV : 0u;
+const uint VAL_TAB = HAS_TABLES ? CG * NIB * 16u * RV : 0u;
 const uint VAL = VAL_PW > VAL_TAB ? VAL_PW : VAL_TAB;
 const uint VAL0 = VALUE_MODE == 3u ? BIG_STP : 0u;
 const uint BIG_V = VAL0 + VAL;
@@ -132,8 +138,8 @@ shared vec4 part_sum[CG * RV * CPARTS];       // keys: C; values: sum p; [group]
 shared float qk[(RATIO * KS + 4u) / 4u * 4u];  // transformed query of this KV head's query heads, + a trash slot
 shared uint stage[(STAGE + 4u) / 4u * 4u];  // + a word that takes the stores of out-of-range indices
 const uint TRASH = STAGE;
-// In big from VAL0: the chunk's p, [group][row][head] (pw), or for trits the sum of p over each
-// subset of a nibble's 4 tokens, [group][nibble][subset][head] (ptab).
+// In big from VAL0: the chunk's p, [group][row][head] (pw, KIVI), or the sum of p over each subset
+// of a nibble's 4 tokens, [group][nibble][subset][head] (ptab, per-channel codes).
 #define pw(i) big[VAL0 + (i)]
 #define ptab(i) big[VAL0 + (i)]
 // Per byte value its digits at 2 (bits 0-4) and at 0 (bits 8-12), digit d as bit d.

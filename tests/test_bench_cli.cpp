@@ -444,6 +444,16 @@ TEST_F(BenchCli, AttentionBenchCyclesLayerCopies) {
   }
   EXPECT_EQ(checked, 2) << r.out;
 
+  // KIVI (2-bit keys, 2-bit values per token) is a case too; a case it does not have is an error
+  // that names it and the cases there are (not a run that silently skips it).
+  r = attention_bench("--tokens 100 --runs 1 --layers 2 --case kivi --markdown");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("\n| kivi | 100 | 2 | "), std::string::npos) << r.out;
+  r = attention_bench("--case k1.5-v9");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("no case 'k1.5-v9'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("kivi"), std::string::npos) << r.err;
+
   for (const char* args : {"--layers 0", "--cycle-bytes x", "--cycle-bytes 1Q", "--bogus"}) {
     r = attention_bench(args);
     EXPECT_EQ(r.status, 2) << args;

@@ -61,6 +61,20 @@ TEST(AcoDisassembly, ClassifiesMnemonics) {
   EXPECT_EQ(info::classify("s_cbranch_execz"), InstrClass::branch);
   EXPECT_EQ(info::classify("s_branch"), InstrClass::branch);
   EXPECT_EQ(info::classify("s_barrier"), InstrClass::other);
+  // RDNA3's one-pass wave64 set: fp32 arithmetic only, in any encoding
+  EXPECT_TRUE(info::fp32_one_pass("v_fmac_f32_e32"));
+  EXPECT_TRUE(info::fp32_one_pass("v_fma_f32"));
+  EXPECT_TRUE(info::fp32_one_pass("v_add_f32_e64"));
+  EXPECT_TRUE(info::fp32_one_pass("v_subrev_f32_e32"));
+  EXPECT_FALSE(info::fp32_one_pass("v_fma_mix_f32"));
+  EXPECT_FALSE(info::fp32_one_pass("v_add_f32_dpp"));
+  EXPECT_FALSE(info::fp32_one_pass("v_add_nc_u32_e32"));
+  EXPECT_FALSE(info::fp32_one_pass("v_cvt_f32_u32_e32"));
+  EXPECT_FALSE(info::fp32_one_pass("v_exp_f32_e32"));
+  EXPECT_FALSE(info::fp32_one_pass("v_pk_fma_f16"));
+  const info::Disassembly d = info::parse_disassembly("v_fmac_f32_e32 v1, v2, v3\nv_bfe_u32 v4, v5, 0, 2\nv_mul_f32_e32 v1, v1, v1\n");
+  EXPECT_EQ(d.blocks[0].counts[size_t(InstrClass::valu)], 3);
+  EXPECT_EQ(d.blocks[0].fp32_valu, 2);
 }
 
 TEST(AcoDisassembly, FindsBlocksLoopsAndWaits) {
@@ -221,18 +235,25 @@ TEST(GpuModel, VidkvTripsFollowTheGeometry) {
                                         4, 0, 4, 0,   // score: 8 steps of 8 in one pass, none in the other, no rest
                                         2, 6, tree, 2, 6, tree,  // softmax (two tokens per step)
                                         4, 2}));                 // 8 groups in chunks of 2
-  // Plain 2-bit keys (128 anomalous channels, no streams): no DFT loops; 2 bits per channel adds the
-  // owned-channel loop and the token loop.
+  // Plain 2-bit keys (128 anomalous channels, no streams): no DFT loops; 2 bits per channel sums
+  // through the same subset-sum tables as the trits (no loop of its own).
   s.anomalous = 128;
   s.streams = 0;
   const std::vector<info::LoopTrip> b2 = info::loop_trips("attention_vidkv[b2_channel]", s);
-  ASSERT_EQ(b2.size(), 21u);
+  ASSERT_EQ(b2.size(), 19u);
   EXPECT_EQ(b2[0].trips, 0);   // no twiddles
   EXPECT_EQ(b2[3].trips, 4);   // fold: every pass is anomalous channels, 16 per lane in steps of 4
   EXPECT_EQ(b2[4].trips, 0);
   EXPECT_EQ(b2[5].trips, 0);   // no streams
-  EXPECT_EQ(b2[19].trips, 2);  // OWN = 128 / 64
-  EXPECT_EQ(b2[20].trips, 8);  // 32 tokens, 4 per step
+  EXPECT_EQ(b2[17].trips, 4);  // 8 groups in chunks of 2
+  EXPECT_EQ(b2[18].trips, 2);
+  // KIVI: the chunk's 64 tokens, 4 per step (2 at head_dim 256, 4 owned channels)
+  const std::vector<info::LoopTrip> kivi = info::loop_trips("attention_vidkv[b2_token]", s);
+  ASSERT_EQ(kivi.size(), 19u);
+  EXPECT_EQ(kivi[17].trips, 4);
+  EXPECT_EQ(kivi[18].trips, 16);
+  s.dim = 256;
+  EXPECT_EQ(info::loop_trips("attention_vidkv[b2_token]", s).back().trips, 32);
 }
 
 TEST(GpuModel, KernelKeyNamesTheValueMode) {
@@ -327,6 +348,17 @@ TEST(GpuModel, DispatchTimeIsTheLargestBoundPlusOverhead) {
   w.workgroups = 20;
   w.wave_lanes = 64;
   EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 2 * 40 * 1000 / 20.0 / 1e3);
+  // RDNA3: the wave64's fp32 arithmetic (600 of the 1000) takes one pass, the rest two; wave32 and
+  // GPUs without the second fp32 ALU are unchanged.
+  w.per_wave.fp32_valu = 600;
+  EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 2 * 40 * 1000 / 20.0 / 1e3);
+  gpu.wave64_fp32_one_pass = true;
+  EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 40 * (2 * 400 + 600) / 20.0 / 1e3);
+  w.wave_lanes = 32;
+  EXPECT_DOUBLE_EQ(info::dispatch_time(gpu, w).issue_us, 40 * 1000 / 20.0 / 1e3);
+  w.wave_lanes = 64;
+  gpu.wave64_fp32_one_pass = false;
+  w.per_wave.fp32_valu = 0;
   // Two workgroups of one wave: 2 units with one busy scheduler each, against all 20 GPU-wide.
   w.workgroups = 2;
   w.waves_per_workgroup = 1;

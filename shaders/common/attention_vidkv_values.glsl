@@ -5,10 +5,12 @@
 // constants, bindings and shared arrays (stage, big, pw, ptab, part_sum, trit_bits, scores),
 // half_at, half_bits, to, scale_index, owned_channel and pw_set.
 
-// p of the chunk's groups into pw (token-major) and their sums into
-// part_sum. Group gl's 32 weights of head r are p_source(r, slot0 + 32 gl + t): scores of the
-// split's tokens, or STP part slots (big). Invocation (gl, r, part) writes 8 rows.
-// tables (trits): the subset-sum tables in ptab instead of the p rows.
+// p of the chunk's groups into pw (token-major; KIVI) or into subset-sum tables (per-channel
+// codes: trits and 2 bits), and their sums into part_sum. Group gl's 32 weights of head r are
+// p_source(r, slot0 + 32 gl + t): scores of the split's tokens, or STP part slots (big).
+// Invocation (gl, r, part) takes 8 rows.
+// tables: ptab[group][nibble][subset][head], for each 4-token nibble the sum of p over each of the
+// 16 subsets of its tokens (subset bit b: the nibble's token b).
 void stage_weights(bool part_slots, uint slot0, uint cg, bool tables) {
   uint lid = gl_LocalInvocationID.x;
   uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
@@ -31,7 +33,7 @@ void stage_weights(bool part_slots, uint slot0, uint cg, bool tables) {
       sum += p[k];
     }
     if (tables) {
-      // this invocation's ROWS / 4 nibbles; subset bit b is the nibble's token b
+      // this invocation's ROWS / 4 nibbles
       [[unroll]] for (uint nb = 0u; nb < ROWS / 4u; ++nb) {
         // (constant trip counts only, so that every loop unrolls)
         float subset[16];
@@ -43,9 +45,9 @@ void stage_weights(bool part_slots, uint slot0, uint cg, bool tables) {
         uint base = (gl * NIB + part * (ROWS / 4u) + nb) * 16u * RV + r / 4u;
         [[unroll]] for (uint m = 0u; m < 16u; ++m) ptab(base + m * RV)[r & 3u] = subset[m];
       }
-      return;
     }
-    part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = sum;
+    // (trits have no mins: they need no sums)
+    if (!tables || VALUE_MODE != 0u) part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = sum;
   }
 }
 
@@ -157,17 +159,43 @@ void init_trit_bits() {
   }
 }
 
+// NB: nibbles whose table reads are issued together (2 x RV vec4s each, held in registers until
+// used); OB (trit_chunk): owned channels whose stage words and digit bits are. Fewer of both at
+// head_dim 208-256 (4 owned channels), where more would spill on RDNA3.
+const uint NB = OWN < 4u ? 4u : 2u;
+const uint OB = OWN >= 4u ? 1u : (OWN < 2u ? OWN : 2u);
+// sum[v] (heads 4v .. 4v + 3) = sum over the group's tokens t of p_t (bit t of a) + weight_b p_t
+// (bit t of b), from the subset-sum tables of group gl: per 4-token nibble one table entry for a's
+// 4 bits and one for b's. signed_b: weight_b = -1 (trits: a the tokens at +1, b those at -1), else
+// 2 (2-bit codes: a their low bits, b their high bits). NB nibbles' reads are issued together.
+void masked_sums(uint gl, uint a, uint b, bool signed_b, out vec4 sum[RV]) {
+  uint tb = gl * NIB * 16u * RV;
+  [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
+  [[unroll]] for (uint n0 = 0u; n0 < NIB; n0 += NB) {
+    vec4 ta[NB * RV], tm[NB * RV];
+    [[unroll]] for (uint n = 0u; n < NB; ++n) {
+      uint ai = tb + ((n0 + n) * 16u + bitfieldExtract(a, int(4u * (n0 + n)), 4)) * RV;
+      uint bi = tb + ((n0 + n) * 16u + bitfieldExtract(b, int(4u * (n0 + n)), 4)) * RV;
+      [[unroll]] for (uint v = 0u; v < RV; ++v) {
+        ta[n * RV + v] = ptab(ai + v);
+        tm[n * RV + v] = ptab(bi + v);
+      }
+    }
+    [[unroll]] for (uint n = 0u; n < NB; ++n)
+      [[unroll]] for (uint v = 0u; v < RV; ++v) {
+        if (signed_b) sum[v] += ta[n * RV + v] - tm[n * RV + v];
+        else sum[v] += ta[n * RV + v] + 2.0 * tm[n * RV + v];
+      }
+  }
+}
+
 // Adds the staged trit groups to the accumulators: channel c's 32 trits of group gl are digits
 // phase .. phase + 31 (phase = 32 c mod 5, up to 4) of the 8 bytes from byte 32 c / 5 of its
 // block; their digit bits, 40 per sign, are shifted down by phase into a 32-bit mask per sign (bit t:
 // token t), and each nibble of the masks picks its subset sums. VG > 32: block gl's trits of
 // channel c are u = c VG + off0 + 32 gl .. + 31 of one group block (off0: the chunk's first
 // token within its group), the stage starting at that block's byte off0 / 5.
-// NB: nibbles whose table reads are issued together (2 x RV vec4s each, held in registers until
-// used); OB: owned channels whose stage words and digit bits are. Fewer of both at head_dim
-// 208-256 (4 owned channels), where more would spill on RDNA3.
-const uint NB = OWN < 4u ? 4u : 2u;
-const uint OB = OWN >= 4u ? 1u : (OWN < 2u ? OWN : 2u);
+// OB: owned channels whose stage words and digit bits are read together (see masked_sums' NB).
 void trit_chunk(uint b0, uint off0, uint cg) {
   uint L = gl_LocalInvocationID.x;
   uint shift = b0 & 3u;
@@ -209,63 +237,86 @@ void trit_chunk(uint b0, uint off0, uint cg) {
         uint mhi = (((b6 >> 8) & 31u) >> 2) | (((b7 >> 8) & 31u) << 3);
         uint plus = phase[j] == 0u ? plo : (plo >> phase[j]) | (phi << (32u - phase[j]));
         uint minus = phase[j] == 0u ? mlo : (mlo >> phase[j]) | (mhi << (32u - phase[j]));
-        uint tb = gl * NIB * 16u * RV;
         vec4 sum[RV];
-        [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
-        [[unroll]] for (uint n0 = 0u; n0 < NIB; n0 += NB) {
-          vec4 tp[NB * RV], tm[NB * RV];
-          [[unroll]] for (uint n = 0u; n < NB; ++n) {
-            uint pi = tb + ((n0 + n) * 16u + bitfieldExtract(plus, int(4u * (n0 + n)), 4)) * RV;
-            uint mi = tb + ((n0 + n) * 16u + bitfieldExtract(minus, int(4u * (n0 + n)), 4)) * RV;
-            [[unroll]] for (uint v = 0u; v < RV; ++v) {
-              tp[n * RV + v] = ptab(pi + v);
-              tm[n * RV + v] = ptab(mi + v);
-            }
-          }
-          [[unroll]] for (uint n = 0u; n < NB; ++n)
-            [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += tp[n * RV + v] - tm[n * RV + v];
-        }
+        masked_sums(gl, plus, minus, true, sum);
         [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += s[j] * sum[v];
       }
     }
   }
 }
 
+// The 16 even bits of x in its low half, the 16 odd bits in its high half (a perfect unshuffle:
+// four delta swaps).
+uint unshuffle(uint x) {
+  uint t = (x ^ (x >> 1)) & 0x22222222u;
+  x ^= t ^ (t << 1);
+  t = (x ^ (x >> 2)) & 0x0c0c0c0cu;
+  x ^= t ^ (t << 2);
+  t = (x ^ (x >> 4)) & 0x00f000f0u;
+  x ^= t ^ (t << 4);
+  t = (x ^ (x >> 8)) & 0x0000ff00u;
+  return x ^ t ^ (t << 8);
+}
+
+// Adds the staged 2-bit groups to the accumulators: channel c's 32 codes of group gl (16 per
+// word) become two 32-bit masks, their low bits and their high bits (bit t: token t), and
+// sum_t p_t code_tc = sum over nibbles of T[low bits] + 2 T[high bits] from the same subset-sum
+// tables as the trits; the min adds mn_cg * sum_t p_t. The stage words and scales of every owned
+// channel are read before the first use.
 void b2_channel_chunk(uint cg) {
   uint L = gl_LocalInvocationID.x;
   for (uint gl = 0u; gl < cg; ++gl) {
+    uint w[2u * OWN], smw[OWN];
     [[unroll]] for (uint i = 0u; i < OWN; ++i) {
-      uint c = owned_channel(L, i), e = c * CG + gl;
-      uint w0 = stage[2u * e], w1 = stage[2u * e + 1u];
+      uint e = owned_channel(L, i) * CG + gl;
+      w[2u * i] = stage[2u * e];
+      w[2u * i + 1u] = stage[2u * e + 1u];
+      smw[i] = stage[2u * DIM * CG + e];
+    }
+    vec4 total[RV];
+    [[unroll]] for (uint v = 0u; v < RV; ++v) total[v] = group_sum(gl, v);
+    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+      uint u0 = unshuffle(w[2u * i]), u1 = unshuffle(w[2u * i + 1u]);
+      uint low = (u0 & 0xffffu) | (u1 << 16), high = (u0 >> 16) | (u1 & 0xffff0000u);
       vec4 sum[RV];
-      [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] = vec4(0.0);
-      // 4 tokens per iteration, not 32: a fully unrolled loop has every p load hoisted (spills)
-      [[dont_unroll]] for (uint t0 = 0u; t0 < G; t0 += 4u) {
-        uint w = t0 < 16u ? w0 : w1;
-        [[unroll]] for (uint k = 0u; k < 4u; ++k) {
-          float code = float((w >> (2u * ((t0 + k) & 15u))) & 3u);
-          [[unroll]] for (uint v = 0u; v < RV; ++v) sum[v] += pw((gl * PROWS + t0 + k) * RV + v) * code;
-        }
-      }
-      vec2 sm = unpackHalf2x16(stage[2u * DIM * CG + e]);
-      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += sm.x * sum[v] + sm.y * group_sum(gl, v);
+      masked_sums(gl, low, high, false, sum);
+      vec2 sm = unpackHalf2x16(smw[i]);
+      [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += sm.x * sum[v] + sm.y * total[v];
     }
   }
 }
 
+// KIVI: sum_t p_t (code_tc s_tg + mn_tg) over the chunk's cg * 32 tokens, g = c / VG. KU tokens per
+// step with every read of the step (each owned channel's code word and (scale, min) pair, the
+// tokens' p rows) issued before the first use, and the owned channels unrolled inside the token
+// loop, so that the accumulators keep fixed registers.
+const uint KU = OWN >= 4u ? 2u : 4u;
 void kivi_chunk(uint cg) {
   uint L = gl_LocalInvocationID.x;
-  for (uint gl = 0u; gl < cg; ++gl) {
-    [[unroll]] for (uint i = 0u; i < OWN; ++i) {
-      uint c = owned_channel(L, i);
-      for (uint t = 0u; t < G; ++t) {
-        uint tc = gl * G + t;
-        float code = float((stage[tc * (DIM / 16u) + c / 16u] >> (2u * (c & 15u))) & 3u);
-        vec2 sm = unpackHalf2x16(stage[KIVI_SC + tc * KSG + c / VG]);
-        float value = code * sm.x + sm.y;
-        [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += pw((gl * PROWS + t) * RV + v) * value;
+  uint word[OWN], shift[OWN], pair[OWN];  // where each owned channel's code and scale sit in a token's row
+  [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+    uint c = owned_channel(L, i);
+    word[i] = c / 16u;
+    shift[i] = 2u * (c & 15u);
+    pair[i] = KIVI_SC + c / VG;
+  }
+  [[dont_unroll]] for (uint t0 = 0u; t0 < cg * G; t0 += KU) {
+    uint code[KU * OWN], sm[KU * OWN];
+    vec4 p[KU * RV];
+    [[unroll]] for (uint k = 0u; k < KU; ++k) {
+      uint tc = t0 + k;  // the chunk's token: p row tc (= gl * PROWS + t)
+      [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+        code[k * OWN + i] = stage[tc * (DIM / 16u) + word[i]];
+        sm[k * OWN + i] = stage[tc * KSG + pair[i]];
       }
+      [[unroll]] for (uint v = 0u; v < RV; ++v) p[k * RV + v] = pw(tc * RV + v);
     }
+    [[unroll]] for (uint k = 0u; k < KU; ++k)
+      [[unroll]] for (uint i = 0u; i < OWN; ++i) {
+        vec2 s = unpackHalf2x16(sm[k * OWN + i]);
+        float value = float((code[k * OWN + i] >> shift[i]) & 3u) * s.x + s.y;
+        [[unroll]] for (uint v = 0u; v < RV; ++v) accum[i * RV + v] += p[k * RV + v] * value;
+      }
   }
 }
 
@@ -280,7 +331,7 @@ void channel_values(bool trits, bool protected_part, bool part_slots, uint first
     barrier();  // the previous chunk's readers of stage and pw are done
     if (trits) stage_trits(h, g_first + gc, cg, groups);
     else stage_b2_channel(protected_part, h, g_first + gc, cg, groups);
-    stage_weights(part_slots, first_slot + gc * G, cg, trits);
+    stage_weights(part_slots, first_slot + gc * G, cg, true);
     barrier();
     // (groups of 32: the expression of before, which compiles to the same code)
     uint b0 = VG == G ? (h * groups + g_first + gc) * BB : trit_base(h, g_first + gc, groups);

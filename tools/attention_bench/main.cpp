@@ -38,6 +38,9 @@ namespace {
 // a larger count would change (and memory runs out first on most devices).
 constexpr uint32_t kMaxLayers = 1024;
 
+// The cases --case names (main's preset table; fp16 always runs; "none": copy and fp16 only).
+const char* const kCases[] = {"fp16", "k1.5-v1.58", "k1.5-v1.58-stp", "k1.5-v2", "2bit", "kivi", "none"};
+
 struct Options {
   uint32_t tokens = 32768, kv_heads = 4, q_heads = 28, dim = 128, runs = 7, split = 0;  // split 0: the library's default
   uint32_t layers = 0;       // --layers: distinct layer copies every case cycles through; 0: by --cycle-bytes
@@ -188,7 +191,9 @@ Layer make_layer(const std::shared_ptr<rt::Context>& ctx, const Options& o, doub
       seg.values.codes = l.owned.back()->view();
       seg.values.scales = add(packed_bytes({QuantBits::b1_58, QuantAxis::channel, G}, vshape).scales, true);
     } else {
-      const PackedBytes b = packed_bytes({QuantBits::b2, QuantAxis::channel, G}, vshape);
+      // 2 bits per channel, or per token (KIVI)
+      const QuantAxis axis = values == ValueFormat::b2_token ? QuantAxis::token : QuantAxis::channel;
+      const PackedBytes b = packed_bytes({QuantBits::b2, axis, G}, vshape);
       seg.values = {add(b.codes, false), add(b.scales, true), add(b.mins, true)};
     }
     if (n > 0) {
@@ -244,7 +249,15 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--dim") ok = value(o.dim);
     else if (a == "--layers") ok = value(o.layers) && o.layers > 0 && o.layers <= kMaxLayers;
     else if (a == "--cycle-bytes" && i + 1 < argc) ok = (o.cycle_bytes = parse_bytes(argv[++i])) > 0;
-    else if (a == "--case" && i + 1 < argc) o.only.push_back(argv[++i]);
+    else if (a == "--case" && i + 1 < argc) {
+      o.only.push_back(argv[++i]);
+      if (std::find(std::begin(kCases), std::end(kCases), o.only.back()) == std::end(kCases)) {
+        std::string known;
+        for (const char* c : kCases) known += std::string(known.empty() ? "" : ", ") + c;
+        std::fprintf(stderr, "vidkv-attention-bench: no case '%s' (cases: %s)\n", o.only.back().c_str(), known.c_str());
+        return false;
+      }
+    }
     else if (a == "--portable") o.portable = true;
     else if (a == "--policies") o.policies = true;
     else if (a == "--markdown") o.markdown = true;
@@ -342,7 +355,8 @@ int main(int argc, char** argv) {
     } presets[] = {{"k1.5-v1.58", 1.5, ValueFormat::ternary_trits},
                    {"k1.5-v1.58-stp", 1.5, ValueFormat::ternary_stp},
                    {"k1.5-v2", 1.5, ValueFormat::b2_channel},
-                   {"2bit", 2.0, ValueFormat::b2_channel}};
+                   {"2bit", 2.0, ValueFormat::b2_channel},
+                   {"kivi", 2.0, ValueFormat::b2_token}};
     // Per preset its layer copies (each with its own random data in its own buffers) and one
     // scratch buffer (the layers run one after another).
     std::vector<std::vector<Layer>> layers;

@@ -58,6 +58,17 @@ bool returns_data(const std::string& m) {
          m.find("swizzle") != std::string::npos || starts_with(m, "ds_append") || starts_with(m, "ds_consume");
 }
 
+bool fp32_one_pass(const std::string& m) {
+  static const char* const ops[] = {"v_fma_f32",  "v_fmac_f32", "v_fmamk_f32", "v_fmaak_f32",   "v_mul_f32",
+                                    "v_add_f32",  "v_sub_f32",  "v_subrev_f32", "v_min_f32",    "v_max_f32",
+                                    "v_mul_legacy_f32", "v_mul_dx9_zero_f32"};
+  for (const char* op : ops) {
+    // "v_add_f32" and its encodings "v_add_f32_e32" / "_e64"; not "v_add_f32_f16"-like mixes
+    if (m == op || m == std::string(op) + "_e32" || m == std::string(op) + "_e64") return true;
+  }
+  return false;
+}
+
 const char* instr_class_name(InstrClass c) noexcept {
   switch (c) {
     case InstrClass::valu: return "valu";
@@ -132,6 +143,7 @@ Disassembly parse_disassembly(const std::string& text) {
     Block& b = d.blocks.back();
     b.counts[size_t(c)] += 1;
     d.static_counts[size_t(c)] += 1;
+    if (c == InstrClass::valu && fp32_one_pass(mnemonic)) b.fp32_valu += 1;
     ++d.instructions;
     // A wait is a serial round trip when loads of its kind were issued since the last such wait
     // (in program order): the first of "lgkmcnt(6) .. lgkmcnt(0)" after seven LDS loads waits for

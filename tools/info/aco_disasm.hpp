@@ -28,6 +28,10 @@ InstrClass classify(const std::string& mnemonic);
 // Whether an LDS or scalar-memory instruction returns data (loads, atomics "_rtn", permutes): only
 // those make the next wait of their counter a round trip.
 bool returns_data(const std::string& mnemonic);
+// Whether a VALU instruction is fp32 arithmetic that RDNA3 runs for a whole wave64 in one pass on
+// the second fp32 ALU of each SIMD (fma, mul, add, sub, min, max; docs/gpu.md): integer,
+// conversion, bit-field and transcendental instructions take two passes there, as on RDNA2.
+bool fp32_one_pass(const std::string& mnemonic);
 
 using ClassCounts = std::array<double, kInstrClasses>;
 
@@ -39,6 +43,7 @@ struct Block {
   // between them do not make a wait one).
   uint32_t vm_waits = 0;
   uint32_t lgkm_waits = 0;
+  double fp32_valu = 0;       // of counts[valu]: fp32_one_pass instructions
   std::vector<std::string> branch_targets;
 };
 

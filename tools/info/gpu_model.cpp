@@ -19,7 +19,9 @@ const std::vector<GpuSpec>& gpu_specs() {
     std::vector<GpuSpec> v(4);
     // RDNA3: 96 CUs of 2 SIMD32, 2.5 GHz boost, 960 GB/s GDDR6. Dual issue (VOPD) is already in
     // ACO's code as v_dual_* instructions (wave32 only), each counted once.
-    v[0] = {"RX 7900 XTX", "gfx11", 96, 2.5, 960, 2, 32, 0, false, 1, 1, 350, 30, 16, 4};
+    // A wave64 fp32 fma/mul/add/sub/min/max takes one pass on both fp32 ALUs of a SIMD (AMD: "Wave64
+    // natively can access the new ALUs for 2x execution rates"); other VALU instructions two.
+    v[0] = {"RX 7900 XTX", "gfx11", 96, 2.5, 960, 2, 32, 0, false, 1, 1, 350, 30, 16, 4, true};
     // RDNA2: 80 CUs of 2 SIMD32, 2.25 GHz, 512 GB/s (its 128 MB Infinity Cache is not modelled).
     v[1] = {"RX 6900 XT", "gfx10.3", 80, 2.25, 512, 2, 32, 0, false, 1, 1, 350, 30, 16, 4};
     // GCN5: 64 CUs of 4 SIMD16 (a wave64 VALU instruction takes 4 clocks), 1.55 GHz, 484 GB/s.
@@ -128,17 +130,12 @@ void vidkv_score_rows(std::vector<LoopTrip>& t, const KernelShape& s) {
   softmax_rows(t, s);
 }
 
-// channel_values over `count` groups: chunks of CG = 2 groups, the chunk's groups (trit_chunk /
-// b2_channel_chunk), and for 2 bits per channel ACO's loop over the OWN channels of an invocation
-// (kept: it holds the [[dont_unroll]] token loop) and that loop, 4 of the group's 32 tokens per step.
-void channel_value_rows(std::vector<LoopTrip>& t, const KernelShape& s, const char* what, double count, bool b2) {
+// channel_values over `count` groups: chunks of CG = 2 groups and the chunk's groups (trit_chunk /
+// b2_channel_chunk: both sum through the subset-sum tables, their owned channels and nibbles unrolled).
+void channel_value_rows(std::vector<LoopTrip>& t, const char* what, double count) {
   const double chunks = ceil_div(count, 2);
   t.push_back({what, chunks});
   t.push_back({"  groups of the chunk, gl < cg", chunks > 0 ? count / chunks : 0});
-  if (b2) {
-    t.push_back({"    owned channels, i < DIM / WG", s.dim / double(s.workgroup)});
-    t.push_back({"      tokens of the group, t0 < 32; t0 += 4", 8});
-  }
 }
 
 }  // namespace
@@ -170,24 +167,24 @@ std::vector<LoopTrip> loop_trips(const std::string& kernel, const KernelShape& s
     // (the sum over the LANES slot lanes is unrolled)
   } else if (kernel == "attention_vidkv[trits]") {
     vidkv_score_rows(t, s);
-    channel_value_rows(t, s, "channel_values (trits): chunks of 2 groups", groups, false);
+    channel_value_rows(t, "channel_values (trits): chunks of 2 groups", groups);
   } else if (kernel == "attention_vidkv[b2_channel]") {
     vidkv_score_rows(t, s);
-    channel_value_rows(t, s, "channel_values (2 bits per channel): chunks of 2 groups", groups, true);
+    channel_value_rows(t, "channel_values (2 bits per channel): chunks of 2 groups", groups);
   } else if (kernel == "attention_vidkv[b2_token]") {
     vidkv_score_rows(t, s);
-    t.push_back({"kivi_values: chunks, c0 < n; c0 += CT", ceil_div(s.tokens, 64)});
-    t.push_back({"  kivi_chunk: groups of the chunk", groups / std::max(1.0, ceil_div(groups, 2))});
-    t.push_back({"    owned channels, i < DIM / WG", s.dim / double(s.workgroup)});
-    t.push_back({"      tokens of the group, t < 32", 32});
+    // kivi_chunk: KU tokens per step over the chunk's tokens (owned channels unrolled inside)
+    const double chunks = ceil_div(s.tokens, 64), ku = std::ceil(s.dim / double(s.workgroup)) >= 4 ? 2 : 4;
+    t.push_back({"kivi_values: chunks, c0 < n; c0 += CT", chunks});
+    t.push_back({"  kivi_chunk: t0 < cg * 32; t0 += KU", chunks > 0 ? ceil_div(groups * 32 / chunks, ku) : 0});
   } else if (kernel == "attention_vidkv[stp]") {
     // The part groups a split touches: its tokens of each part, plus one group at each edge.
     const double high = std::ceil(s.tokens * s.protected_fraction / 32.0) + 1, low = std::ceil(groups * (1 - s.protected_fraction)) + 1;
     vidkv_score_rows(t, s);
     t.push_back({"stp_values: clear the part slots, i += WG over RATIO * (SPLIT + 96)", ceil_div(s.ratio * (s.split + 96.0), s.workgroup)});
     t.push_back({"stp_values: tokens to part slots, t += WG", ceil_div(s.tokens, s.workgroup)});
-    channel_value_rows(t, s, "channel_values (trits, other tokens): chunks of 2 part groups", low, false);
-    channel_value_rows(t, s, "channel_values (2 bits, protected): chunks of 2 part groups", high, true);
+    channel_value_rows(t, "channel_values (trits, other tokens): chunks of 2 part groups", low);
+    channel_value_rows(t, "channel_values (2 bits, protected): chunks of 2 part groups", high);
   } else {
     throw Error(ErrorCode::invalid_argument, "model: no loop table for " + kernel);
   }
@@ -230,6 +227,7 @@ WaveCost wave_cost(const Disassembly& code, const std::vector<LoopTrip>& trips, 
     for (size_t c = 0; c < kInstrClasses; ++c) cost.counts[c] += times * block.counts[c];
     cost.vm_waits += times * block.vm_waits;
     cost.lgkm_waits += times * block.lgkm_waits;
+    cost.fp32_valu += times * block.fp32_valu;
   }
   return cost;
 }
@@ -245,15 +243,22 @@ DispatchTime dispatch_time(const GpuSpec& gpu, const DispatchWork& w) {
   const auto& c = w.per_wave.counts;
   auto total = [&](InstrClass k) { return waves * c[size_t(k)]; };
   const double valu_clocks = std::max(1.0, w.wave_lanes / gpu.simd_lanes);  // per VALU instruction
+  // RDNA3 runs a wave64's fp32 arithmetic in one pass (both fp32 ALUs of the SIMD), the rest in two.
+  const bool one_pass = gpu.wave64_fp32_one_pass && w.wave_lanes == 64;
+  auto valu_issue = [&] {
+    if (!one_pass) return total(InstrClass::valu) * valu_clocks;
+    const double fp32 = waves * w.per_wave.fp32_valu;
+    return (total(InstrClass::valu) - fp32) * valu_clocks + fp32 * (valu_clocks / 2);
+  };
   // Clocks to issue every wave's instructions on `units` units with `schedulers` busy in each.
   auto issue_clocks = [&](double units, double schedulers) {
     const double issue_slots = units * schedulers;  // wave instructions per clock
     if (gpu.shared_issue) {
-      const double all = total(InstrClass::valu) * valu_clocks + total(InstrClass::salu) + total(InstrClass::smem) +
+      const double all = valu_issue() + total(InstrClass::salu) + total(InstrClass::smem) +
                          total(InstrClass::vmem) + total(InstrClass::lds) + total(InstrClass::branch);
       return all / issue_slots;
     }
-    return std::max({total(InstrClass::valu) * valu_clocks / issue_slots,
+    return std::max({valu_issue() / issue_slots,
                      (total(InstrClass::salu) + total(InstrClass::smem) + total(InstrClass::branch)) / issue_slots,
                      total(InstrClass::lds) / (units * gpu.lds_per_clock),
                      total(InstrClass::vmem) / (units * gpu.vmem_per_clock)});
@@ -361,6 +366,7 @@ WaveCost scaled(const WaveCost& c, double f) {
   for (size_t i = 0; i < kInstrClasses; ++i) out.counts[i] = c.counts[i] * f;
   out.vm_waits = c.vm_waits * f;
   out.lgkm_waits = c.lgkm_waits * f;
+  out.fp32_valu = c.fp32_valu * f;
   return out;
 }
 
@@ -394,6 +400,7 @@ DispatchWork split_dispatch(const GpuSpec& gpu, const Kernel& k, const std::stri
     for (size_t i = 0; i < kInstrClasses; ++i) sum.counts[i] += count * c.counts[i];
     sum.vm_waits += count * c.vm_waits;
     sum.lgkm_waits += count * c.lgkm_waits;
+    sum.fp32_valu += count * c.fp32_valu;
     if (part == 0 || w.slowest_wave.vm_waits == 0) w.slowest_wave = c;
   }
   w.per_wave = scaled(sum, 1.0 / splits);
@@ -448,7 +455,7 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
   }
   // Per kernel: its loops, and for the split kernels the instructions per cached token of a full split.
   for (const Kernel& k : kernels) {
-    KernelSummary sum{k.report->label, k.key, k.wave, k.code.static_counts, k.code.loops.size(), {}, 0, 0, ""};
+    KernelSummary sum{k.report->label, k.key, k.wave, k.code.static_counts, k.code.loops.size(), {}, 0, 0, 0, ""};
     try {
       const KernelShape shape = shape_of(k);
       const WaveCost c = wave_cost(k.code, loop_trips(k.key, shape), k.key);
@@ -457,6 +464,7 @@ ModelResult run_model(const rt::DeviceInfo& device, const std::vector<PipelineRe
       if (k.key != "attention_query" && k.key != "attention_reduce") {
         const double waves = std::ceil(double(shape.workgroup) / k.wave);
         for (size_t i = 0; i < kInstrClasses; ++i) sum.per_token[i] = c.counts[i] * waves / shape.split;
+        sum.fp32_valu_per_token = c.fp32_valu * waves / shape.split;
       }
     } catch (const Error& e) {
       sum.error = e.what();

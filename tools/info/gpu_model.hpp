@@ -38,6 +38,8 @@ struct GpuSpec {
   double max_waves_per_scheduler = 0;  // occupancy ceiling when the driver reports none
   double dispatch_us = 0;       // per stage of dispatches behind one barrier (docs/gpu.md: the drain,
                                 // cache flush and launch a compute-to-compute barrier costs)
+  bool wave64_fp32_one_pass = false;  // RDNA3: a wave64 fp32 fma/mul/add/sub/min/max instruction
+                                      // (fp32_one_pass) takes one pass of its SIMD, the others two
 };
 const std::vector<GpuSpec>& gpu_specs();
 
@@ -69,6 +71,7 @@ std::string kernel_key(const rt::PipelineRecord& record);
 struct WaveCost {
   ClassCounts counts{};
   double vm_waits = 0, lgkm_waits = 0;
+  double fp32_valu = 0;  // of counts[valu]: fp32_one_pass instructions
   double total() const;
 };
 WaveCost wave_cost(const Disassembly& code, const std::vector<LoopTrip>& trips, const std::string& label);
@@ -116,6 +119,7 @@ struct KernelSummary {
   // Executed by the whole workgroup of a full split, per cached token (and its KV head); empty
   // (all 0) for kernels that are not per token.
   ClassCounts per_token{};
+  double fp32_valu_per_token = 0;  // of per_token[valu]: fp32_one_pass instructions
   // Serial round trips (memory, LDS/scalar) of one wave of a full split (query, reduce: of the
   // table's default shape), what the latency bound multiplies.
   double vm_round_trips = 0, lgkm_round_trips = 0;

@@ -62,6 +62,7 @@ json::Value kernels_json(const ModelResult& model) {
     }
     o.set("static_instructions", st);
     o.set("instructions_per_token_and_kv_head", per);
+    o.set("fp32_valu_per_token_and_kv_head", k.fp32_valu_per_token);
     o.set("vm_round_trips_per_wave", k.vm_round_trips);
     o.set("lgkm_round_trips_per_wave", k.lgkm_round_trips);
     if (!k.error.empty()) o.set("error", k.error);
@@ -78,8 +79,8 @@ void print_model(const ModelResult& model) {
   std::printf("\nAttention kernels (%s code): loops, per cached token and KV head of a full split, and the serial\n"
               "round trips (memory, LDS/scalar) of one of its waves:\n",
               model.device_code.c_str());
-  std::printf("%-38s %4s %5s %8s %8s %8s %8s %8s %8s %8s %8s\n", "pipeline", "wave", "loops", "valu", "salu", "smem",
-              "vmem", "lds", "waitcnt", "vm rt", "lgkm rt");
+  std::printf("%-38s %4s %5s %8s %6s %8s %8s %8s %8s %8s %8s %8s\n", "pipeline", "wave", "loops", "valu", "fp32", "salu",
+              "smem", "vmem", "lds", "waitcnt", "vm rt", "lgkm rt");
   for (const KernelSummary& k : model.kernels) {
     std::printf("%-38s %4u %5zu", k.label.c_str(), k.wave, k.loops);
     if (!k.error.empty()) {
@@ -90,8 +91,8 @@ void print_model(const ModelResult& model) {
       std::printf("  (once per step, not per token)\n");
       continue;
     }
-    for (InstrClass c : {InstrClass::valu, InstrClass::salu, InstrClass::smem, InstrClass::vmem, InstrClass::lds,
-                         InstrClass::waitcnt}) {
+    std::printf(" %8.2f %6.2f", k.per_token[size_t(InstrClass::valu)], k.fp32_valu_per_token);
+    for (InstrClass c : {InstrClass::salu, InstrClass::smem, InstrClass::vmem, InstrClass::lds, InstrClass::waitcnt}) {
       std::printf(" %8.2f", k.per_token[size_t(c)]);
     }
     std::printf(" %8.0f %8.0f\n", k.vm_round_trips, k.lgkm_round_trips);

@@ -51,10 +51,10 @@ uint64_t GpuAttention::shared_vidkv(uint32_t ratio, uint32_t dim, uint32_t k, ui
   auto whole_vec4s = [](uint64_t words) { return (words + 3) / 4 * 4; };  // every array 16-byte aligned
   const uint64_t stage = whole_vec4s(std::max({st_query, st_keys, st_v}) + 1);  // + the TRASH word
   // big: the key coefficients (64 key indices folded per pass), and in the value phase STP's part
-  // slots followed by the value arrays (p rows for 2 bits and KIVI, subset-sum tables for trits)
+  // slots followed by the value arrays (p rows for KIVI, subset-sum tables for per-channel codes)
   const bool trits = mode == 0 || mode == 3;
   const uint64_t coef = cg * (64 * rv + 1), slots = mode == 3 ? (uint64_t(ratio) * (split + 3 * kBlock) + 3) / 4 : 0;
-  const uint64_t rows = mode == 0 ? 0 : cg * kBlock * rv, tables = trits ? cg * (kBlock / 4) * 16 * rv : 0;
+  const uint64_t rows = mode == 2 ? cg * kBlock * rv : 0, tables = mode != 2 ? cg * (kBlock / 4) * 16 * rv : 0;
   const uint64_t big = std::max(coef, slots + std::max(rows, tables));
   const uint64_t digit_bits = trits ? 256 : 4;  // the byte -> digit bits table (unused: one vec4)
   const uint64_t vec4s = big + cg * rv * cparts;
