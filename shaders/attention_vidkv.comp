@@ -142,7 +142,7 @@ const uint TRASH = STAGE;
 // of a nibble's 4 tokens, [group][nibble][subset][head] (ptab, per-channel codes).
 #define pw(i) big[VAL0 + (i)]
 #define ptab(i) big[VAL0 + (i)]
-// Per byte value its digits at 2 (bits 0-4) and at 0 (bits 8-12), digit d as bit d.
+// Per byte value its digits at 2 (bits 0-4) and at 0 (bits 16-20), digit d as bit d.
 shared uint trit_bits[HAS_TRITS ? 256u : 4u];  // (unused: one vec4, like every shared array)
 
 #include "attention_vidkv_query.glsl"

@@ -66,6 +66,7 @@ TEST(AcoDisassembly, ClassifiesMnemonics) {
   EXPECT_TRUE(info::fp32_one_pass("v_fma_f32"));
   EXPECT_TRUE(info::fp32_one_pass("v_add_f32_e64"));
   EXPECT_TRUE(info::fp32_one_pass("v_subrev_f32_e32"));
+  EXPECT_TRUE(info::fp32_one_pass("v_mac_f32_e32"));  // GCN's name
   EXPECT_FALSE(info::fp32_one_pass("v_fma_mix_f32"));
   EXPECT_FALSE(info::fp32_one_pass("v_add_f32_dpp"));
   EXPECT_FALSE(info::fp32_one_pass("v_add_nc_u32_e32"));

@@ -155,7 +155,7 @@ void init_trit_bits() {
       plus |= uint(digit == 2u) << d;
       minus |= uint(digit == 0u) << d;
     }
-    trit_bits[b] = plus | (minus << 8);
+    trit_bits[b] = plus | (minus << 16);
   }
 }
 
@@ -226,15 +226,16 @@ void trit_chunk(uint b0, uint off0, uint cg) {
       [[unroll]] for (uint j = 0u; j < OB; ++j) {
         uint i = i0 + j;
         if (i >= OWN) break;  // (OWN 3: the second batch has one channel; constant after unrolling)
-        // digit positions 0..31 (bytes 0-6) and 32..39 (bytes 6-7) of each sign
-        uint plo = 0u, mlo = 0u;
-        [[unroll]] for (uint k = 0u; k < 7u; ++k) {
-          plo |= (bits[8u * j + k] & 31u) << (5u * k);
-          mlo |= ((bits[8u * j + k] >> 8) & 31u) << (5u * k);
-        }
-        uint b6 = bits[8u * j + 6u], b7 = bits[8u * j + 7u];
-        uint phi = ((b6 & 31u) >> 2) | ((b7 & 31u) << 3);
-        uint mhi = (((b6 >> 8) & 31u) >> 2) | (((b7 >> 8) & 31u) << 3);
+        // Both signs' digit bits side by side (plus in bits 0-14, minus in 16-30): digits 0-14
+        // (bytes 0-2), 15-29 (bytes 3-5), 30-39 (bytes 6-7); then each sign's digits 0..31 and
+        // 32..39. One shift-and-or per byte serves both signs.
+        uint e = 8u * j;
+        uint r0 = bits[e] | (bits[e + 1u] << 5) | (bits[e + 2u] << 10);
+        uint r1 = bits[e + 3u] | (bits[e + 4u] << 5) | (bits[e + 5u] << 10);
+        uint r2 = bits[e + 6u] | (bits[e + 7u] << 5);
+        uint plo = (r0 & 0x7fffu) | ((r1 & 0x7fffu) << 15) | (r2 << 30);
+        uint mlo = (r0 >> 16) | ((r1 >> 16) << 15) | ((r2 >> 16) << 30);
+        uint phi = bitfieldExtract(r2, 2, 8), mhi = bitfieldExtract(r2, 18, 8);
         uint plus = phase[j] == 0u ? plo : (plo >> phase[j]) | (phi << (32u - phase[j]));
         uint minus = phase[j] == 0u ? mlo : (mlo >> phase[j]) | (mhi << (32u - phase[j]));
         vec4 sum[RV];

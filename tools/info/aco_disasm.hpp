@@ -29,8 +29,9 @@ InstrClass classify(const std::string& mnemonic);
 // those make the next wait of their counter a round trip.
 bool returns_data(const std::string& mnemonic);
 // Whether a VALU instruction is fp32 arithmetic that RDNA3 runs for a whole wave64 in one pass on
-// the second fp32 ALU of each SIMD (fma, mul, add, sub, min, max; docs/gpu.md): integer,
-// conversion, bit-field and transcendental instructions take two passes there, as on RDNA2.
+// the second fp32 ALU of each SIMD (fma, mul, add, sub, min, max; also GCN's mac / mad, so that the
+// count means the same on gfx9; docs/gpu.md): integer, conversion, bit-field and transcendental
+// instructions take two passes there, as on RDNA2.
 bool fp32_one_pass(const std::string& mnemonic);
 
 using ClassCounts = std::array<double, kInstrClasses>;
