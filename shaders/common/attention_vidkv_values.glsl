@@ -9,9 +9,10 @@
 // codes: trits and 2 bits), and their sums into part_sum. Group gl's 32 weights of head r are
 // p_source(r, slot0 + 32 gl + t): scores of the split's tokens, or STP part slots (big).
 // Invocation (gl, r, part) takes 8 rows.
-// tables: ptab[group][nibble][subset][head], for each 4-token nibble the sum of p over each of the
+// The tables: ptab[group][nibble][subset][head], for each 4-token nibble the sum of p over each of the
 // 16 subsets of its tokens (subset bit b: the nibble's token b).
-void stage_weights(bool part_slots, uint slot0, uint cg, bool tables) {
+void stage_weights(bool part_slots, uint slot0, uint cg) {
+  const bool tables = HAS_TABLES;  // KIVI is the only mode with p rows
   uint lid = gl_LocalInvocationID.x;
   uint part = lid % CPARTS, r = (lid / CPARTS) % 8u, gl = lid / (8u * CPARTS);
   const uint ROWS = G / CPARTS;
@@ -47,7 +48,7 @@ void stage_weights(bool part_slots, uint slot0, uint cg, bool tables) {
       }
     }
     // (trits have no mins: they need no sums)
-    if (!tables || VALUE_MODE != 0u) part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = sum;
+    if (VALUE_MODE != 0u) part_sum[(gl * CPARTS + part) * RV + r / 4u][r & 3u] = sum;
   }
 }
 
@@ -332,7 +333,7 @@ void channel_values(bool trits, bool protected_part, bool part_slots, uint first
     barrier();  // the previous chunk's readers of stage and pw are done
     if (trits) stage_trits(h, g_first + gc, cg, groups);
     else stage_b2_channel(protected_part, h, g_first + gc, cg, groups);
-    stage_weights(part_slots, first_slot + gc * G, cg, true);
+    stage_weights(part_slots, first_slot + gc * G, cg);
     barrier();
     // (groups of 32: the expression of before, which compiles to the same code)
     uint b0 = VG == G ? (h * groups + g_first + gc) * BB : trit_base(h, g_first + gc, groups);
@@ -346,7 +347,7 @@ void kivi_values(uint h, uint start, uint n) {
     uint ct = min(CT, n - c0);
     barrier();
     stage_kivi(h, start + c0, ct);
-    stage_weights(false, c0, ct / G, false);
+    stage_weights(false, c0, ct / G);
     barrier();
     kivi_chunk(ct / G);
   }

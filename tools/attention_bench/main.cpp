@@ -38,8 +38,24 @@ namespace {
 // a larger count would change (and memory runs out first on most devices).
 constexpr uint32_t kMaxLayers = 1024;
 
-// The cases --case names (main's preset table; fp16 always runs; "none": copy and fp16 only).
-const char* const kCases[] = {"fp16", "k1.5-v1.58", "k1.5-v1.58-stp", "k1.5-v2", "2bit", "kivi", "none"};
+// The quantized cases (fp16 and the copy always run).
+struct PresetCase {
+  const char* name;
+  double nbits;
+  ValueFormat values;
+};
+const PresetCase kPresets[] = {{"k1.5-v1.58", 1.5, ValueFormat::ternary_trits},
+                               {"k1.5-v1.58-stp", 1.5, ValueFormat::ternary_stp},
+                               {"k1.5-v2", 1.5, ValueFormat::b2_channel},
+                               {"2bit", 2.0, ValueFormat::b2_channel},
+                               {"kivi", 2.0, ValueFormat::b2_token}};
+// What --case accepts: a preset, "fp16", or "none" (copy and fp16 only).
+bool known_case(const std::string& name) {
+  if (name == "fp16" || name == "none") return true;
+  for (const PresetCase& p : kPresets)
+    if (name == p.name) return true;
+  return false;
+}
 
 struct Options {
   uint32_t tokens = 32768, kv_heads = 4, q_heads = 28, dim = 128, runs = 7, split = 0;  // split 0: the library's default
@@ -251,9 +267,10 @@ bool parse(int argc, char** argv, Options& o) {
     else if (a == "--cycle-bytes" && i + 1 < argc) ok = (o.cycle_bytes = parse_bytes(argv[++i])) > 0;
     else if (a == "--case" && i + 1 < argc) {
       o.only.push_back(argv[++i]);
-      if (std::find(std::begin(kCases), std::end(kCases), o.only.back()) == std::end(kCases)) {
-        std::string known;
-        for (const char* c : kCases) known += std::string(known.empty() ? "" : ", ") + c;
+      if (!known_case(o.only.back())) {
+        std::string known = "fp16";
+        for (const PresetCase& p : kPresets) known += std::string(", ") + p.name;
+        known += ", none";
         std::fprintf(stderr, "vidkv-attention-bench: no case '%s' (cases: %s)\n", o.only.back().c_str(), known.c_str());
         return false;
       }
@@ -348,21 +365,12 @@ int main(int argc, char** argv) {
                        const Fp16KvBuffers kv{o.tokens, fp16_kv[2 * l]->view(), fp16_kv[2 * l + 1]->view()};
                        attention.record_fp16(cmd, g, kv, q->view(), fp16_partials.view(), out.view());
                      }});
-    const struct {
-      const char* name;
-      double nbits;
-      ValueFormat values;
-    } presets[] = {{"k1.5-v1.58", 1.5, ValueFormat::ternary_trits},
-                   {"k1.5-v1.58-stp", 1.5, ValueFormat::ternary_stp},
-                   {"k1.5-v2", 1.5, ValueFormat::b2_channel},
-                   {"2bit", 2.0, ValueFormat::b2_channel},
-                   {"kivi", 2.0, ValueFormat::b2_token}};
     // Per preset its layer copies (each with its own random data in its own buffers) and one
     // scratch buffer (the layers run one after another).
     std::vector<std::vector<Layer>> layers;
     std::vector<std::unique_ptr<rt::Buffer>> partials;
-    layers.reserve(std::size(presets));
-    for (const auto& p : presets) {
+    layers.reserve(std::size(kPresets));
+    for (const auto& p : kPresets) {
       if (!o.wanted(p.name)) continue;
       layers.emplace_back();
       std::vector<Layer>* copies = &layers.back();

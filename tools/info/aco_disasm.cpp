@@ -4,6 +4,7 @@
 #include <cctype>
 #include <map>
 #include <sstream>
+#include <string_view>
 
 namespace vidkv::info {
 
@@ -59,15 +60,16 @@ bool returns_data(const std::string& m) {
 }
 
 bool fp32_one_pass(const std::string& m) {
+  // "v_add_f32" and its encodings "v_add_f32_e32" / "_e64"; not "v_add_f32_dpp"-like variants
+  std::string_view op = m;
+  if (op.size() > 4 && (op.ends_with("_e32") || op.ends_with("_e64"))) op.remove_suffix(4);
   // (v_mac / v_mad: GCN's names of the fp32 multiply-add, so that the count means the same there)
   static const char* const ops[] = {"v_fma_f32",  "v_fmac_f32", "v_fmamk_f32", "v_fmaak_f32",  "v_mac_f32",
                                     "v_mad_f32",  "v_madmk_f32", "v_madak_f32", "v_mul_f32",   "v_add_f32",
                                     "v_sub_f32",  "v_subrev_f32", "v_min_f32",  "v_max_f32",   "v_mul_legacy_f32",
                                     "v_mul_dx9_zero_f32"};
-  for (const char* op : ops) {
-    // "v_add_f32" and its encodings "v_add_f32_e32" / "_e64"; not "v_add_f32_f16"-like mixes
-    if (m == op || m == std::string(op) + "_e32" || m == std::string(op) + "_e64") return true;
-  }
+  for (const char* o : ops)
+    if (op == o) return true;
   return false;
 }
 
